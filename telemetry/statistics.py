@@ -1,0 +1,491 @@
+"""Pure-Python statistics for shadow-vs-human agreement, segment flagging, disagreement direction and anytime-valid guardrail tests."""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left
+from dataclasses import dataclass
+from functools import lru_cache
+
+__all__ = [
+    "Z_95",
+    "LATENCY_BUCKETS_MS",
+    "SegmentResult",
+    "DirectionResult",
+    "SequentialResult",
+    "wilson_interval",
+    "cohen_kappa",
+    "confusion_matrix",
+    "two_proportion_z_test",
+    "benjamini_hochberg",
+    "flag_segments",
+    "mcnemar_direction",
+    "regularized_incomplete_beta",
+    "rate_exceeds",
+    "p95_exceeds",
+    "latency_bucket",
+    "percentile_from_histogram",
+]
+
+# Two-sided 95 % normal quantile, norm.ppf(0.975), written out so the module needs only `math`.
+Z_95 = 1.959963984540054
+
+# Strength (a + b) of the Beta prior mixed over in the sequential test. The prior is centred
+# on the threshold, so its spread is sqrt(p0 (1 - p0) / (strength + 1)): with 10 it puts its
+# weight on rates roughly 1.5-3x the threshold, which is the size of breach a guardrail is
+# for. A weaker prior chases large breaches faster; a stronger one finds small ones later.
+DEFAULT_PRIOR_STRENGTH = 10.0
+
+
+@dataclass(frozen=True)
+class SegmentResult:
+    segment: str
+    pairs: int
+    agreements: int
+    rate: float | None
+    low: float
+    high: float
+    p_value: float | None
+    flagged: bool
+
+
+@dataclass(frozen=True)
+class DirectionResult:
+    a_to_b: int
+    b_to_a: int
+    p_value: float
+    dominant: str | None
+    significant: bool
+
+
+@dataclass(frozen=True)
+class SequentialResult:
+    n: int
+    events: int
+    rate: float | None
+    threshold: float
+    statistic: float
+    boundary: float
+    breached: bool
+    method: str
+
+
+def _check_count(name: str, value: int) -> None:
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+
+
+def _check_successes(successes: int, n: int, names: tuple[str, str] = ("successes", "n")) -> None:
+    _check_count(names[1], n)
+    _check_count(names[0], successes)
+    if successes > n:
+        raise ValueError(f"{names[0]} ({successes}) cannot exceed {names[1]} ({n})")
+
+
+def _normal_cdf(z: float) -> float:
+    # Phi(z) = erfc(-z / sqrt 2) / 2; erfc keeps full relative precision in the lower tail.
+    return 0.5 * math.erfc(-z / math.sqrt(2.0))
+
+
+# --- agreement ---------------------------------------------------------------------------
+
+
+def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion; (0.0, 1.0) when there is no data."""
+    _check_successes(successes, n)
+    if n == 0:
+        return (0.0, 1.0)
+    # Wilson (1927), JASA 22:209; same as statsmodels proportion_confint(method="wilson").
+    p = successes / n
+    z2 = z * z
+    denom = 1.0 + z2 / n
+    centre = (p + z2 / (2.0 * n)) / denom
+    half = (z / denom) * math.sqrt(p * (1.0 - p) / n + z2 / (4.0 * n * n))
+    # The bounds are exactly 0 / 1 at the extremes; clamp away rounding that would leak past them.
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == n else min(1.0, centre + half)
+    return (low, high)
+
+
+def _positive_cells(confusion: dict[tuple[str, str], int]) -> dict[tuple[str, str], int]:
+    for key, count in confusion.items():
+        if count < 0:
+            raise ValueError(f"negative count {count} for {key!r}")
+    return {key: count for key, count in confusion.items() if count}
+
+
+def cohen_kappa(confusion: dict[tuple[str, str], int]) -> float | None:
+    """Cohen's kappa of agent vs human labels; None when there are no pairs.
+
+    When chance agreement is 1 (both raters used one and the same label throughout) the
+    usual formula is 0/0. We return 1.0 if they also agreed on every pair (perfect, if
+    uninformative, agreement) and 0.0 otherwise, so callers always get a number to show.
+    """
+    cells = _positive_cells(confusion)
+    total = sum(cells.values())
+    if total == 0:
+        return None
+    # Cohen (1960), Educ. Psychol. Meas. 20:37: kappa = (p_o - p_e) / (1 - p_e), with p_e
+    # from the product of the agent (row) and human (column) marginals.
+    agent_totals: dict[str, int] = {}
+    human_totals: dict[str, int] = {}
+    observed = 0
+    for (agent, human), count in cells.items():
+        agent_totals[agent] = agent_totals.get(agent, 0) + count
+        human_totals[human] = human_totals.get(human, 0) + count
+        if agent == human:
+            observed += count
+    p_o = observed / total
+    p_e = sum(agent_totals[label] * human_totals.get(label, 0) for label in agent_totals) / (total * total)
+    if p_e >= 1.0:
+        return 1.0 if p_o >= 1.0 else 0.0
+    return (p_o - p_e) / (1.0 - p_e)
+
+
+def confusion_matrix(confusion: dict[tuple[str, str], int]) -> dict:
+    """{"labels": sorted labels, "matrix": rows = agent label, columns = human label}."""
+    _positive_cells(confusion)
+    labels = sorted({label for pair in confusion for label in pair})
+    index = {label: i for i, label in enumerate(labels)}
+    matrix = [[0] * len(labels) for _ in labels]
+    for (agent, human), count in confusion.items():
+        matrix[index[agent]][index[human]] += count
+    return {"labels": labels, "matrix": matrix}
+
+
+# --- segments ----------------------------------------------------------------------------
+
+
+def two_proportion_z_test(x1: int, n1: int, x2: int, n2: int) -> float:
+    """One-sided p-value that proportion 1 (x1/n1) is LOWER than proportion 2 (x2/n2)."""
+    _check_successes(x1, n1, ("x1", "n1"))
+    _check_successes(x2, n2, ("x2", "n2"))
+    if n1 == 0 or n2 == 0:
+        return 1.0
+    pooled = (x1 + x2) / (n1 + n2)
+    if pooled <= 0.0 or pooled >= 1.0:
+        return 1.0
+    # Pooled-variance z, as statsmodels proportions_ztest(alternative="smaller").
+    se = math.sqrt(pooled * (1.0 - pooled) * (1.0 / n1 + 1.0 / n2))
+    z = (x1 / n1 - x2 / n2) / se
+    return _normal_cdf(z)
+
+
+def benjamini_hochberg(p_values: list[float], q: float = 0.05) -> list[bool]:
+    """Which hypotheses the Benjamini-Hochberg step-up procedure rejects, in input order."""
+    if not 0.0 < q <= 1.0:
+        raise ValueError(f"q must be in (0, 1], got {q}")
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    # Benjamini & Hochberg (1995), JRSS B 57:289: reject the k smallest, k = max{i : p_(i) <= i q / m}.
+    cutoff = 0
+    for rank, i in enumerate(order, start=1):
+        if p_values[i] <= rank * q / m:
+            cutoff = rank
+    rejected = [False] * m
+    for i in order[:cutoff]:
+        rejected[i] = True
+    return rejected
+
+
+def flag_segments(
+    segments: dict[str, tuple[int, int]],
+    q: float = 0.05,
+    min_pairs: int = 30,
+) -> dict[str, SegmentResult]:
+    """Flag segments whose agreement is significantly below the rest (one-sided, BH across tested segments).
+
+    `segments` maps name -> (agreements, pairs). Segments under `min_pairs` get an interval
+    but are not tested (p_value None) and do not count towards the BH family.
+    """
+    for name, (agreements, pairs) in segments.items():
+        _check_successes(agreements, pairs, (f"agreements of {name!r}", f"pairs of {name!r}"))
+    total_agreements = sum(agreements for agreements, _ in segments.values())
+    total_pairs = sum(pairs for _, pairs in segments.values())
+
+    tested = [name for name, (_, pairs) in segments.items() if pairs >= min_pairs]
+    p_values = {
+        name: two_proportion_z_test(
+            segments[name][0],
+            segments[name][1],
+            total_agreements - segments[name][0],
+            total_pairs - segments[name][1],
+        )
+        for name in tested
+    }
+    rejected = dict(zip(tested, benjamini_hochberg([p_values[name] for name in tested], q=q)))
+
+    results = {}
+    for name, (agreements, pairs) in segments.items():
+        low, high = wilson_interval(agreements, pairs)
+        results[name] = SegmentResult(
+            segment=name,
+            pairs=pairs,
+            agreements=agreements,
+            rate=agreements / pairs if pairs else None,
+            low=low,
+            high=high,
+            p_value=p_values.get(name),
+            flagged=rejected.get(name, False),
+        )
+    return results
+
+
+# --- direction of disagreement -----------------------------------------------------------
+
+
+def mcnemar_direction(a_to_b: int, b_to_a: int) -> DirectionResult:
+    """Exact McNemar test on the two off-diagonal cells of a label pair (A, B).
+
+    a_to_b counts pairs where the agent said A and the human B; b_to_a the reverse.
+    """
+    _check_count("a_to_b", a_to_b)
+    _check_count("b_to_a", b_to_a)
+    n = a_to_b + b_to_a
+    k = min(a_to_b, b_to_a)
+    if n == 0 or a_to_b == b_to_a:
+        p_value = 1.0
+    else:
+        # Exact McNemar = two-sided binomial test of k of n at p = 1/2 (as scipy.stats.binomtest;
+        # the distribution is symmetric so both tails are equal): p = 2 P(X <= k).
+        # Start from log pmf(k) via lgamma so large n cannot overflow, then walk down the tail
+        # with pmf(i-1)/pmf(i) = i / (n - i + 1); terms shrink geometrically past ~sqrt(n)
+        # steps from the centre, so we stop once they no longer change the sum.
+        log_pmf_k = math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) - n * math.log(2.0)
+        tail = 1.0
+        term = 1.0
+        for i in range(k, 0, -1):
+            term *= i / (n - i + 1)
+            tail += term
+            if term < tail * 1e-17:
+                break
+        p_value = min(1.0, 2.0 * math.exp(log_pmf_k) * tail)
+    if a_to_b > b_to_a:
+        dominant = "a_to_b"
+    elif b_to_a > a_to_b:
+        dominant = "b_to_a"
+    else:
+        dominant = None
+    return DirectionResult(
+        a_to_b=a_to_b,
+        b_to_a=b_to_a,
+        p_value=p_value,
+        dominant=dominant,
+        significant=p_value < 0.05,
+    )
+
+
+# --- regularized incomplete beta ---------------------------------------------------------
+
+_CF_EPS = 1e-15
+_CF_TINY = 1e-300
+
+
+def _beta_continued_fraction(x: float, a: float, b: float) -> float:
+    # Press et al., Numerical Recipes (3rd ed.) section 6.4 "betacf": the continued fraction for
+    # I_x(a, b) evaluated with the modified Lentz method. It converges fast for
+    # x < (a + 1) / (a + b + 2) in O(sqrt(max(a, b))) iterations, hence the scaled cap.
+    max_iter = 200 + int(10.0 * math.sqrt(max(a, b)))
+    tiny = _CF_TINY
+    qab = a + b
+    qap = a + 1.0
+    qam = a - 1.0
+    c = 1.0
+    d = 1.0 - qab * x / qap
+    if -tiny < d < tiny:
+        d = tiny
+    d = 1.0 / d
+    h = d
+    for m in range(1, max_iter + 1):
+        m2 = 2 * m
+        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
+        d = 1.0 + aa * d
+        if -tiny < d < tiny:
+            d = tiny
+        c = 1.0 + aa / c
+        if -tiny < c < tiny:
+            c = tiny
+        d = 1.0 / d
+        h *= d * c
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
+        d = 1.0 + aa * d
+        if -tiny < d < tiny:
+            d = tiny
+        c = 1.0 + aa / c
+        if -tiny < c < tiny:
+            c = tiny
+        d = 1.0 / d
+        delta = d * c
+        h *= delta
+        if -_CF_EPS < delta - 1.0 < _CF_EPS:
+            return h
+    raise ArithmeticError(f"incomplete beta continued fraction did not converge (x={x}, a={a}, b={b})")
+
+
+def _log_beta(a: float, b: float) -> float:
+    return math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
+
+
+def _log_betainc_tails(x: float, a: float, b: float) -> tuple[float, float]:
+    """(log I_x(a, b), log(1 - I_x(a, b))) for 0 < x < 1, each tail kept at full relative precision."""
+    # Numerical Recipes betai: front factor x^a (1-x)^b / B(a, b), then the fraction on whichever
+    # side converges (using I_x(a, b) = 1 - I_{1-x}(b, a)). The tail the fraction gives directly
+    # is the small one and is returned in log space, so it can underflow without becoming 0.
+    log_front = a * math.log(x) + b * math.log1p(-x) - _log_beta(a, b)
+    if x < (a + 1.0) / (a + b + 2.0):
+        log_lower = log_front + math.log(_beta_continued_fraction(x, a, b)) - math.log(a)
+        lower = math.exp(log_lower)
+        return log_lower, (math.log1p(-lower) if lower < 1.0 else -math.inf)
+    log_upper = log_front + math.log(_beta_continued_fraction(1.0 - x, b, a)) - math.log(b)
+    upper = math.exp(log_upper)
+    return (math.log1p(-upper) if upper < 1.0 else -math.inf), log_upper
+
+
+def regularized_incomplete_beta(x: float, a: float, b: float) -> float:
+    """I_x(a, b), the Beta(a, b) CDF at x (same as scipy.special.betainc(a, b, x))."""
+    if a <= 0.0 or b <= 0.0:
+        raise ValueError(f"a and b must be > 0, got a={a}, b={b}")
+    if not 0.0 <= x <= 1.0:
+        raise ValueError(f"x must be in [0, 1], got {x}")
+    if x == 0.0:
+        return 0.0
+    if x == 1.0:
+        return 1.0
+    return math.exp(_log_betainc_tails(x, a, b)[0])
+
+
+# --- anytime-valid guardrail test --------------------------------------------------------
+
+
+@lru_cache(maxsize=256)
+def _log_prior_upper_mass(threshold: float, a: float, b: float) -> float:
+    return _log_betainc_tails(threshold, a, b)[1]
+
+
+def rate_exceeds(
+    *,
+    events: int,
+    n: int,
+    threshold: float,
+    alpha: float = 0.05,
+    prior_strength: float = DEFAULT_PRIOR_STRENGTH,
+) -> SequentialResult:
+    """Anytime-valid one-sided test that a Bernoulli rate is above `threshold`.
+
+    Mixture sequential probability ratio test (mSPRT; Robbins 1970, Johari et al. 2017
+    "Peeking at A/B tests"). The null is the point p = threshold; the alternative mixes the
+    binomial likelihood over a Beta(a, b) prior with mean `threshold` and a + b =
+    `prior_strength`, truncated to (threshold, 1) so that only rates ABOVE the threshold
+    count as evidence. By Beta-binomial conjugacy the mixture likelihood ratio after
+    `events` of `n` is
+
+        LR = B(a + x, b + n - x) / B(a, b)
+             * [1 - I_t(a + x, b + n - x)] / [1 - I_t(a, b)]
+             / (t^x (1 - t)^(n - x)),       x = events, t = threshold.
+
+    A mixture of likelihood ratios is a nonnegative martingale with mean 1 under the null,
+    so by Ville's inequality P(LR ever >= 1/alpha) <= alpha: the test can be re-evaluated
+    after every observation (every 30 s beat) without inflating false rollbacks. Under any
+    rate below the threshold the LR is smaller still, so the guarantee covers the whole
+    composite null p <= threshold. `statistic` is log LR and `boundary` is log(1/alpha).
+    """
+    _check_successes(events, n, ("events", "n"))
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"threshold must be in (0, 1), got {threshold}")
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    if prior_strength <= 0.0:
+        raise ValueError(f"prior_strength must be > 0, got {prior_strength}")
+
+    boundary = math.log(1.0 / alpha)
+    method = f"mSPRT beta-mixture, alpha={alpha:g}"
+    if n == 0:
+        return SequentialResult(
+            n=0, events=0, rate=None, threshold=threshold, statistic=0.0,
+            boundary=boundary, breached=False, method=method,
+        )
+
+    a = threshold * prior_strength
+    b = (1.0 - threshold) * prior_strength
+    post_a = a + events
+    post_b = b + (n - events)
+    statistic = (
+        _log_beta(post_a, post_b)
+        - _log_beta(a, b)
+        + _log_betainc_tails(threshold, post_a, post_b)[1]
+        - _log_prior_upper_mass(threshold, a, b)
+        - events * math.log(threshold)
+        - (n - events) * math.log1p(-threshold)
+    )
+    return SequentialResult(
+        n=n,
+        events=events,
+        rate=events / n,
+        threshold=threshold,
+        statistic=statistic,
+        boundary=boundary,
+        breached=statistic >= boundary,
+        method=method,
+    )
+
+
+def p95_exceeds(*, over_threshold: int, n: int, alpha: float = 0.05) -> SequentialResult:
+    """Anytime-valid test that p95 latency is above an SLA.
+
+    The 95th percentile exceeds the SLA exactly when more than 5 % of requests do, so this is
+    `rate_exceeds` on the count of requests slower than the SLA with threshold 0.05.
+    """
+    return rate_exceeds(events=over_threshold, n=n, threshold=0.05, alpha=alpha)
+
+
+# --- latency histograms ------------------------------------------------------------------
+
+# Upper bounds (ms) of the fixed latency buckets, roughly log-spaced (1-2-5 steps, finer where
+# SLAs usually sit). Bucket i holds latencies in (LATENCY_BUCKETS_MS[i-1], LATENCY_BUCKETS_MS[i]].
+LATENCY_BUCKETS_MS: tuple[float, ...] = (
+    1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 300.0, 500.0, 750.0, 1000.0, 1500.0,
+    2000.0, 2500.0, 3000.0, 4000.0, 5000.0, 7500.0, 10000.0, 15000.0, 20000.0, 30000.0,
+    60000.0, math.inf,
+)
+
+
+def latency_bucket(ms: float) -> int:
+    """Index of the first bucket whose upper bound is >= `ms`."""
+    if math.isnan(ms) or ms < 0:
+        raise ValueError(f"latency must be a non-negative number of ms, got {ms}")
+    return bisect_left(LATENCY_BUCKETS_MS, ms)
+
+
+def percentile_from_histogram(
+    buckets: dict[int, int] | list[tuple[float, int]],
+    q: float,
+) -> float | None:
+    """The q-quantile (0 <= q <= 1) of a bucketed histogram, as the upper bound of its bucket.
+
+    `buckets` is either {bucket index into LATENCY_BUCKETS_MS: count} or [(upper bound, count)].
+    The answer is CONSERVATIVE: the true quantile lies in the returned bucket, so it is never
+    above the returned bound (and may be well below it, up to the bucket's lower bound). The
+    top bucket's bound is inf. None when the histogram is empty.
+    """
+    if not 0.0 <= q <= 1.0:
+        raise ValueError(f"q must be in [0, 1], got {q}")
+    if isinstance(buckets, dict):
+        pairs = [(LATENCY_BUCKETS_MS[index], count) for index, count in buckets.items()]
+    else:
+        pairs = list(buckets)
+    for bound, count in pairs:
+        if count < 0:
+            raise ValueError(f"negative count {count} for bucket {bound}")
+    pairs.sort(key=lambda pair: pair[0])
+    total = sum(count for _, count in pairs)
+    if total == 0:
+        return None
+    # Nearest-rank definition: the q-quantile is the ceil(q * N)-th smallest observation. The
+    # rounding stops float noise (0.07 * 100 = 7.000000000000001) from bumping the rank by one.
+    rank = max(1, math.ceil(round(q * total, 9)))
+    cumulative = 0
+    for bound, count in pairs:
+        cumulative += count
+        if cumulative >= rank:
+            return float(bound)
+    return float(pairs[-1][0])  # unreachable: rank <= total

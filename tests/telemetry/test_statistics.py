@@ -1,0 +1,485 @@
+"""Reference tests for telemetry.statistics: literal textbook values and scipy (tests only)."""
+
+import math
+import random
+import time
+from functools import lru_cache
+
+import pytest
+from scipy import integrate, optimize, special, stats
+
+from telemetry.statistics import (
+    LATENCY_BUCKETS_MS,
+    DirectionResult,
+    SegmentResult,
+    SequentialResult,
+    benjamini_hochberg,
+    cohen_kappa,
+    confusion_matrix,
+    flag_segments,
+    latency_bucket,
+    mcnemar_direction,
+    p95_exceeds,
+    percentile_from_histogram,
+    rate_exceeds,
+    regularized_incomplete_beta,
+    two_proportion_z_test,
+    wilson_interval,
+)
+
+# --- Wilson ------------------------------------------------------------------------------
+
+
+def test_wilson_matches_known_values_for_8_of_10():
+    low, high = wilson_interval(8, 10)
+    assert round(low, 4) == 0.4902
+    assert round(high, 4) == 0.9433
+
+
+def test_wilson_matches_reference_for_45_of_50():
+    # statsmodels proportion_confint(45, 50, method="wilson") = (0.78640, 0.95652)
+    low, high = wilson_interval(45, 50)
+    assert round(low, 4) == 0.7864
+    assert round(high, 4) == 0.9565
+
+
+def test_wilson_for_zero_and_all_successes_is_anchored_at_the_edge():
+    assert wilson_interval(0, 10) == (0.0, pytest.approx(0.2775, abs=1e-4))
+    assert wilson_interval(10, 10) == (pytest.approx(0.7225, abs=1e-4), 1.0)
+
+
+def test_wilson_with_no_data_is_the_whole_unit_interval():
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+@pytest.mark.parametrize("k,n", [(1, 3), (8, 10), (45, 50), (450, 500), (9990, 10000), (3, 1000)])
+def test_wilson_bounds_invert_the_score_test(k, n):
+    # Independent derivation: the Wilson bounds are the p where the score statistic
+    # |phat - p| / sqrt(p (1 - p) / n) equals the normal 97.5 % quantile.
+    z = stats.norm.ppf(0.975)
+    phat = k / n
+
+    def score(p):
+        return (phat - p) ** 2 - z * z * p * (1 - p) / n
+
+    low, high = wilson_interval(k, n)
+    assert low == pytest.approx(optimize.brentq(score, 1e-15, phat, xtol=1e-15), rel=1e-9)
+    assert high == pytest.approx(optimize.brentq(score, phat, 1 - 1e-15, xtol=1e-15), rel=1e-9)
+
+
+def test_wilson_honours_a_custom_z():
+    low90, high90 = wilson_interval(8, 10, z=stats.norm.ppf(0.95))
+    low95, high95 = wilson_interval(8, 10)
+    assert low95 < low90 < 0.8 < high90 < high95
+
+
+def test_wilson_rejects_impossible_counts():
+    with pytest.raises(ValueError):
+        wilson_interval(11, 10)
+    with pytest.raises(ValueError):
+        wilson_interval(-1, 10)
+
+
+# --- kappa and confusion matrix ----------------------------------------------------------
+
+CLASSIC_2X2 = {("yes", "yes"): 20, ("yes", "no"): 5, ("no", "yes"): 10, ("no", "no"): 15}
+
+
+def test_kappa_of_the_classic_2x2_is_0_4():
+    # p_o = 35/50 = 0.7, p_e = (25*30 + 25*20) / 50^2 = 0.5, kappa = 0.2 / 0.5.
+    assert cohen_kappa(CLASSIC_2X2) == pytest.approx(0.4, abs=1e-12)
+
+
+def _brute_force_kappa(confusion):
+    # Independent of the marginal formula: expand to label lists, p_e is the share of all
+    # (agent item i, human item j) combinations whose labels agree.
+    agent, human = [], []
+    for (a, h), count in confusion.items():
+        agent += [a] * count
+        human += [h] * count
+    n = len(agent)
+    p_o = sum(a == h for a, h in zip(agent, human)) / n
+    p_e = sum(a == h for a in agent for h in human) / (n * n)
+    return (p_o - p_e) / (1 - p_e)
+
+
+def test_kappa_matches_brute_force_on_a_three_label_table():
+    confusion = {
+        ("refund", "refund"): 31,
+        ("refund", "deny"): 4,
+        ("refund", "escalate"): 2,
+        ("deny", "refund"): 7,
+        ("deny", "deny"): 22,
+        ("escalate", "deny"): 3,
+        ("escalate", "escalate"): 9,
+        ("deny", "other"): 2,  # a label only the human used in this column
+    }
+    assert cohen_kappa(confusion) == pytest.approx(_brute_force_kappa(confusion), abs=1e-12)
+
+
+def test_kappa_is_none_without_pairs():
+    assert cohen_kappa({}) is None
+    assert cohen_kappa({("a", "a"): 0}) is None
+
+
+def test_kappa_is_one_when_both_always_use_the_same_single_label():
+    assert cohen_kappa({("approve", "approve"): 12}) == 1.0
+
+
+def test_kappa_of_systematic_disagreement_is_negative():
+    assert cohen_kappa({("a", "b"): 10, ("b", "a"): 10}) == pytest.approx(-1.0)
+
+
+def test_confusion_matrix_rows_are_agent_and_columns_human():
+    result = confusion_matrix(CLASSIC_2X2 | {("maybe", "no"): 1})
+    assert result["labels"] == ["maybe", "no", "yes"]
+    assert result["matrix"] == [
+        [0, 1, 0],
+        [0, 15, 10],
+        [0, 5, 20],
+    ]
+
+
+def test_confusion_matrix_of_nothing_is_empty():
+    assert confusion_matrix({}) == {"labels": [], "matrix": []}
+
+
+# --- two-proportion test and BH ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "x1,n1,x2,n2",
+    [(20, 40, 475, 500), (45, 50, 40, 50), (30, 100, 35, 100), (900, 1000, 9100, 10000), (1, 31, 0, 200)],
+)
+def test_two_proportion_matches_scipy_normal_tail_of_pooled_z(x1, n1, x2, n2):
+    pooled = (x1 + x2) / (n1 + n2)
+    z = (x2 / n2 - x1 / n1) / math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    assert two_proportion_z_test(x1, n1, x2, n2) == pytest.approx(stats.norm.sf(z), rel=1e-9, abs=1e-300)
+
+
+def test_two_proportion_is_one_sided_lower():
+    assert two_proportion_z_test(20, 40, 475, 500) < 1e-6
+    assert two_proportion_z_test(475, 500, 20, 40) > 0.999999
+
+
+@pytest.mark.parametrize("args", [(0, 0, 5, 10), (5, 10, 0, 0), (0, 10, 0, 20), (10, 10, 20, 20)])
+def test_two_proportion_degenerate_inputs_give_p_one(args):
+    assert two_proportion_z_test(*args) == 1.0
+
+
+def test_bh_rejects_the_step_up_set_from_a_literal_example():
+    # m = 5, q = 0.05: thresholds 0.01, 0.02, 0.03, 0.04, 0.05; 0.04 is the largest passing.
+    assert benjamini_hochberg([0.01, 0.04, 0.03, 0.005, 0.20]) == [True, True, True, True, False]
+
+
+def test_bh_step_up_rescues_a_p_value_that_fails_its_own_rank():
+    # 0.03 > 2/4 * 0.05 but 0.04 <= 4/4 * 0.05, so everything below 0.04 is rejected too.
+    assert benjamini_hochberg([0.04, 0.03, 0.001, 0.032]) == [True, True, True, True]
+    assert benjamini_hochberg([0.06, 0.03, 0.001, 0.045]) == [False, False, True, False]
+
+
+def test_bh_matches_scipy_adjusted_p_values():
+    rng = random.Random(7)
+    p_values = [rng.random() ** 3 for _ in range(60)]
+    for q in (0.01, 0.05, 0.2):
+        expected = [bool(p <= q) for p in stats.false_discovery_control(p_values, method="bh")]
+        assert benjamini_hochberg(p_values, q=q) == expected
+
+
+def test_bh_of_nothing_is_nothing():
+    assert benjamini_hochberg([]) == []
+
+
+# --- segment flagging --------------------------------------------------------------------
+
+
+def test_segment_at_half_agreement_among_others_at_95_percent_is_flagged():
+    results = flag_segments(
+        {
+            "billing": (20, 40),
+            "shipping": (285, 300),
+            "returns": (190, 200),
+            "tiny": (0, 10),
+        }
+    )
+    billing = results["billing"]
+    assert isinstance(billing, SegmentResult)
+    assert billing.flagged is True
+    assert billing.rate == 0.5
+    assert billing.p_value == pytest.approx(two_proportion_z_test(20, 40, 475, 500))
+    assert (billing.low, billing.high) == wilson_interval(20, 40)
+
+    tiny = results["tiny"]
+    assert tiny.flagged is False
+    assert tiny.p_value is None
+    assert tiny.rate == 0.0
+
+    assert results["shipping"].flagged is False
+    assert results["returns"].flagged is False
+
+
+def test_segment_with_no_pairs_has_no_rate_and_full_interval():
+    result = flag_segments({"empty": (0, 0), "main": (90, 100)})["empty"]
+    assert result == SegmentResult(
+        segment="empty", pairs=0, agreements=0, rate=None, low=0.0, high=1.0, p_value=None, flagged=False
+    )
+
+
+def test_segment_flags_are_corrected_across_segments():
+    # Each of these is mildly low on its own (raw p around 0.02-0.04); with 20 tested
+    # segments BH does not let them through.
+    segments = {f"s{i}": (95, 100) for i in range(17)}
+    segments |= {"x": (89, 100), "y": (89, 100), "z": (90, 100)}
+    results = flag_segments(segments)
+    assert 0.01 < results["x"].p_value < 0.05
+    assert 0.01 < results["z"].p_value < 0.05
+    assert not any(result.flagged for result in results.values())
+
+
+def test_segment_min_pairs_is_configurable():
+    segments = {"small": (0, 10), "big": (950, 1000)}
+    assert flag_segments(segments)["small"].p_value is None
+    assert flag_segments(segments, min_pairs=10)["small"].flagged is True
+
+
+# --- McNemar direction -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "a_to_b,b_to_a",
+    [(3, 17), (17, 3), (0, 1), (0, 6), (12, 13), (40, 60), (6000, 4000), (49990, 50010), (3, 2997)],
+)
+def test_mcnemar_matches_scipy_exact_binomial_test(a_to_b, b_to_a):
+    expected = stats.binomtest(a_to_b, a_to_b + b_to_a, 0.5).pvalue
+    result = mcnemar_direction(a_to_b, b_to_a)
+    assert result.p_value == pytest.approx(expected, rel=1e-9)
+
+
+def test_mcnemar_reports_the_dominant_direction_and_significance():
+    assert mcnemar_direction(17, 3) == DirectionResult(
+        a_to_b=17, b_to_a=3, p_value=pytest.approx(0.0025768, rel=1e-4), dominant="a_to_b", significant=True
+    )
+    weak = mcnemar_direction(2, 5)
+    assert weak.dominant == "b_to_a"
+    assert weak.significant is False
+
+
+def test_mcnemar_without_a_direction():
+    assert mcnemar_direction(0, 0) == DirectionResult(0, 0, 1.0, None, False)
+    assert mcnemar_direction(7, 7) == DirectionResult(7, 7, 1.0, None, False)
+
+
+def test_mcnemar_does_not_overflow_on_huge_counts():
+    result = mcnemar_direction(2_000_000, 1_000_000)
+    assert result.p_value == 0.0 or result.p_value < 1e-300
+    assert result.dominant == "a_to_b"
+    assert mcnemar_direction(1_000_000, 1_000_100).p_value == pytest.approx(
+        stats.binomtest(1_000_000, 2_000_100, 0.5).pvalue, rel=1e-8
+    )
+
+
+# --- regularized incomplete beta ---------------------------------------------------------
+
+
+def test_incomplete_beta_matches_scipy_on_a_grid():
+    for a in (0.05, 0.5, 1.0, 2.5, 10.0, 100.0, 1e4):
+        for b in (0.05, 0.5, 1.0, 3.0, 10.0, 100.0, 1e4):
+            for x in (1e-6, 0.01, 0.05, 0.2, 0.5, 0.8, 0.95, 0.999):
+                expected = special.betainc(a, b, x)
+                got = regularized_incomplete_beta(x, a, b)
+                assert got == pytest.approx(expected, rel=1e-10, abs=1e-300), (x, a, b)
+
+
+def test_incomplete_beta_stays_accurate_for_large_parameters():
+    # lgamma of ~1e6 carries ~1e-16 relative error on ~1e7, so ~1e-9 is the attainable precision.
+    for a, b, x in [(1e6, 1e6, 0.5), (5e4, 9.5e5, 0.05), (5e4, 9.5e5, 0.0505), (1e6, 10.0, 0.99999)]:
+        assert regularized_incomplete_beta(x, a, b) == pytest.approx(special.betainc(a, b, x), rel=1e-8)
+
+
+def test_incomplete_beta_edges_and_validation():
+    assert regularized_incomplete_beta(0.0, 2.0, 3.0) == 0.0
+    assert regularized_incomplete_beta(1.0, 2.0, 3.0) == 1.0
+    with pytest.raises(ValueError):
+        regularized_incomplete_beta(0.5, 0.0, 1.0)
+    with pytest.raises(ValueError):
+        regularized_incomplete_beta(1.5, 1.0, 1.0)
+
+
+# --- anytime-valid sequential test -------------------------------------------------------
+
+
+def test_sequential_statistic_matches_numerical_integration_of_the_mixture():
+    # Closed form vs quadrature of the definition: E over Beta(a, b) truncated to (t, 1)
+    # of the likelihood ratio p^x (1-p)^(n-x) / (t^x (1-t)^(n-x)), with a + b = 10.
+    t = 0.05
+    a, b = t * 10, (1 - t) * 10
+    for x, n in [(0, 1), (1, 1), (3, 20), (12, 100), (30, 200), (5, 200)]:
+        def integrand(p):
+            log_lr = x * math.log(p / t) + (n - x) * math.log((1 - p) / (1 - t))
+            return math.exp(log_lr) * stats.beta.pdf(p, a, b)
+
+        mixture, _ = integrate.quad(integrand, t, 1, limit=200, epsabs=0, epsrel=1e-11)
+        mixture /= stats.beta.sf(t, a, b)
+        assert rate_exceeds(events=x, n=n, threshold=t).statistic == pytest.approx(math.log(mixture), abs=1e-7)
+
+
+def test_sequential_rate_well_under_threshold_never_breaches():
+    for n in (10, 100, 1_000, 10_000, 100_000, 1_000_000):
+        result = rate_exceeds(events=n // 100, n=n, threshold=0.05)
+        assert result.breached is False
+        assert result.statistic < 0
+
+
+def test_sequential_statistic_is_not_positive_when_observed_rate_is_at_or_below_threshold():
+    # Every alternative p > t has a likelihood ratio <= 1 when x/n <= t.
+    for n in range(1, 400, 7):
+        for x in range(0, int(n * 0.1) + 1):
+            if x / n <= 0.1:
+                assert rate_exceeds(events=x, n=n, threshold=0.1).statistic <= 1e-12
+
+
+def test_sequential_rate_clearly_above_threshold_breaches_with_enough_n():
+    assert rate_exceeds(events=3, n=20, threshold=0.05).breached is False
+    result = rate_exceeds(events=30, n=200, threshold=0.05)
+    assert result == SequentialResult(
+        n=200,
+        events=30,
+        rate=0.15,
+        threshold=0.05,
+        statistic=result.statistic,
+        boundary=pytest.approx(math.log(20)),
+        breached=True,
+        method="mSPRT beta-mixture, alpha=0.05",
+    )
+    assert result.statistic > result.boundary
+    assert rate_exceeds(events=10_000, n=100_000, threshold=0.05).breached is True
+
+
+def test_sequential_breach_needs_more_evidence_at_smaller_alpha():
+    assert rate_exceeds(events=20, n=200, threshold=0.05, alpha=0.05).breached is True
+    strict = rate_exceeds(events=20, n=200, threshold=0.05, alpha=0.001)
+    assert strict.breached is False
+    assert strict.boundary == pytest.approx(math.log(1000))
+    assert strict.method == "mSPRT beta-mixture, alpha=0.001"
+
+
+def test_sequential_with_no_data_does_not_breach():
+    result = rate_exceeds(events=0, n=0, threshold=0.02)
+    assert result.breached is False
+    assert result.rate is None
+    assert result.statistic == 0.0
+
+
+def test_sequential_rejects_invalid_arguments():
+    with pytest.raises(ValueError):
+        rate_exceeds(events=5, n=4, threshold=0.05)
+    with pytest.raises(ValueError):
+        rate_exceeds(events=1, n=4, threshold=0.0)
+    with pytest.raises(ValueError):
+        rate_exceeds(events=1, n=4, threshold=0.05, alpha=1.0)
+
+
+def test_p95_exceeds_is_the_rate_of_requests_over_the_sla_against_5_percent():
+    assert p95_exceeds(over_threshold=30, n=200) == rate_exceeds(events=30, n=200, threshold=0.05)
+    assert p95_exceeds(over_threshold=30, n=200).breached is True
+    assert p95_exceeds(over_threshold=8, n=200).breached is False
+
+
+def test_sequential_false_breaches_stay_under_alpha_with_a_look_after_every_observation():
+    # True rate == threshold, look after EVERY observation of 2,000, 300 seeded streams.
+    # Ville's inequality bounds the share of streams that ever breach by alpha; a naive
+    # one-sided z-test at 5 % checked at every look (from n = 30) is far past it.
+    threshold, alpha, streams, horizon = 0.05, 0.05, 300, 2_000
+    z_crit = stats.norm.ppf(1 - alpha)
+
+    # rate_exceeds is a pure function of (events, n); the 600,000 looks visit only ~70,000
+    # distinct pairs, so memoising keeps every look exact while the test stays fast.
+    @lru_cache(maxsize=None)
+    def sequential_look(events, n):
+        return rate_exceeds(events=events, n=n, threshold=threshold, alpha=alpha).breached
+
+    started = time.perf_counter()
+    sequential_breaches = naive_breaches = 0
+    for seed in range(streams):
+        rng = random.Random(seed)
+        events = 0
+        sequential_hit = naive_hit = False
+        for n in range(1, horizon + 1):
+            events += rng.random() < threshold
+            if not sequential_hit:
+                sequential_hit = sequential_look(events, n)
+            if not naive_hit and n >= 30:
+                z = (events / n - threshold) / math.sqrt(threshold * (1 - threshold) / n)
+                naive_hit = z >= z_crit
+        sequential_breaches += sequential_hit
+        naive_breaches += naive_hit
+    sequential_rate = sequential_breaches / streams
+    naive_rate = naive_breaches / streams
+    assert sequential_rate <= alpha + 0.02
+    assert naive_rate > alpha + 0.1
+    assert naive_rate > 3 * sequential_rate
+    assert time.perf_counter() - started < 30
+
+
+def test_sequential_detects_a_doubled_rate_within_a_stream():
+    # Power check under continuous monitoring: at twice the threshold, most streams breach.
+    detected = 0
+    for seed in range(40):
+        rng = random.Random(1000 + seed)
+        events = 0
+        for n in range(1, 2001):
+            events += rng.random() < 0.10
+            if rate_exceeds(events=events, n=n, threshold=0.05).breached:
+                detected += 1
+                break
+    assert detected >= 36
+
+
+# --- latency histograms ------------------------------------------------------------------
+
+
+def test_latency_bucket_is_the_first_upper_bound_at_or_above():
+    assert latency_bucket(0) == 0
+    assert latency_bucket(1) == 0
+    assert latency_bucket(1.01) == 1
+    assert latency_bucket(250) == LATENCY_BUCKETS_MS.index(300)
+    assert latency_bucket(300) == LATENCY_BUCKETS_MS.index(300)
+    assert latency_bucket(60_000) == len(LATENCY_BUCKETS_MS) - 2
+    assert latency_bucket(3_600_000) == len(LATENCY_BUCKETS_MS) - 1
+    assert LATENCY_BUCKETS_MS[-1] == math.inf
+    assert list(LATENCY_BUCKETS_MS) == sorted(LATENCY_BUCKETS_MS)
+    with pytest.raises(ValueError):
+        latency_bucket(-1)
+
+
+def test_percentile_from_histogram_returns_the_upper_bound_of_the_quantile_bucket():
+    buckets = {latency_bucket(80): 90, latency_bucket(900): 10}
+    assert percentile_from_histogram(buckets, 0.50) == 100.0
+    assert percentile_from_histogram(buckets, 0.90) == 100.0
+    assert percentile_from_histogram(buckets, 0.91) == 1000.0
+    assert percentile_from_histogram(buckets, 0.95) == 1000.0
+    assert percentile_from_histogram([(250.0, 7), (100.0, 93)], 0.93) == 100.0
+    assert percentile_from_histogram([(250.0, 7), (100.0, 93)], 0.94) == 250.0
+
+
+def test_percentile_from_histogram_is_conservative_against_raw_latencies():
+    rng = random.Random(3)
+    latencies = [rng.lognormvariate(5.5, 0.9) for _ in range(5_000)]
+    buckets = {}
+    for ms in latencies:
+        index = latency_bucket(ms)
+        buckets[index] = buckets.get(index, 0) + 1
+    ordered = sorted(latencies)
+    for q in (0.5, 0.9, 0.95, 0.99):
+        exact = ordered[math.ceil(q * len(ordered)) - 1]
+        estimate = percentile_from_histogram(buckets, q)
+        assert estimate >= exact
+        assert estimate == LATENCY_BUCKETS_MS[latency_bucket(exact)]
+
+
+def test_percentile_from_empty_histogram_is_none_and_top_bucket_is_infinite():
+    assert percentile_from_histogram({}, 0.95) is None
+    assert percentile_from_histogram({0: 0}, 0.95) is None
+    assert percentile_from_histogram({len(LATENCY_BUCKETS_MS) - 1: 1}, 0.95) == math.inf
+    with pytest.raises(ValueError):
+        percentile_from_histogram({0: 1}, 95)
