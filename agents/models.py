@@ -1,0 +1,109 @@
+"""Agents, their versions, and the five-dimension readiness checklist with its evaluations."""
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.utils import timezone
+
+
+class Agent(models.Model):
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    owner_team = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+version_validator = RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$", "letters, digits, . _ + - (e.g. 1.4.0)")
+
+
+class AgentVersion(models.Model):
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="versions")
+    version = models.CharField(max_length=64, validators=[version_validator])
+    notes = models.TextField(blank=True)
+    sla_p95_latency_ms = models.PositiveIntegerField(default=2000)
+    sla_max_error_rate = models.FloatField(default=0.02, validators=[MinValueValidator(0), MaxValueValidator(1)])
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["agent", "-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["agent", "version"], name="agentversion_unique_per_agent"),
+            models.CheckConstraint(
+                condition=models.Q(sla_max_error_rate__gte=0) & models.Q(sla_max_error_rate__lte=1),
+                name="agentversion_error_rate_is_a_share",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.agent.slug}@{self.version}"
+
+
+class Dimension(models.TextChoices):
+    RELIABILITY = "reliability", "Reliability"
+    OBSERVABILITY = "observability", "Observability"
+    FALLBACK = "fallback", "Fallback & escalation"
+    SECURITY = "security", "Security"
+    PERFORMANCE = "performance", "Performance"
+
+
+class ChecklistItem(models.Model):
+    """One thing that must hold. `key` is what evaluations name (e.g. `security.encryption`)."""
+
+    key = models.SlugField(max_length=80, unique=True, allow_unicode=False)
+    dimension = models.CharField(max_length=20, choices=Dimension.choices)
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    position = models.PositiveIntegerField(default=0)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["dimension", "position", "key"]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class Evaluation(models.Model):
+    """One recording by one evaluator of some checklist items for a version."""
+
+    version = models.ForeignKey(AgentVersion, on_delete=models.CASCADE, related_name="evaluations")
+    evaluated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    evaluated_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    notes = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-evaluated_at", "-id"]
+        indexes = [models.Index(fields=["version", "-evaluated_at"])]
+
+    def __str__(self) -> str:
+        return f"evaluation #{self.pk} of {self.version}"
+
+
+class ResultStatus(models.TextChoices):
+    PASS = "pass", "Pass"
+    FAIL = "fail", "Fail"
+    NA = "na", "Not applicable"
+
+
+class EvaluationResult(models.Model):
+    evaluation = models.ForeignKey(Evaluation, on_delete=models.CASCADE, related_name="results")
+    item = models.ForeignKey(ChecklistItem, on_delete=models.PROTECT, related_name="results")
+    status = models.CharField(max_length=4, choices=ResultStatus.choices)
+    evidence = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["evaluation", "item"], name="evaluationresult_one_per_item"),
+            models.CheckConstraint(condition=models.Q(status__in=["pass", "fail", "na"]), name="evaluationresult_status_valid"),
+        ]

@@ -1,0 +1,65 @@
+"""Escalation tickets: what the agent could not finish, with everything it tried, for a human."""
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class Reason(models.TextChoices):
+    LOW_CONFIDENCE = "low_confidence", "Low confidence"
+    TOOL_FAILURE = "tool_failure", "Tool failure"
+    POLICY = "policy", "Policy"
+    TIMEOUT = "timeout", "Timeout"
+    OTHER = "other", "Other"
+
+
+class Priority(models.TextChoices):
+    P1 = "P1", "P1"
+    P2 = "P2", "P2"
+    P3 = "P3", "P3"
+    P4 = "P4", "P4"
+
+
+class TicketStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    CLAIMED = "claimed", "Claimed"
+    RESOLVED = "resolved", "Resolved"
+
+
+class EscalationTicket(models.Model):
+    agent = models.ForeignKey("agents.Agent", on_delete=models.PROTECT, related_name="tickets")
+    version = models.ForeignKey("agents.AgentVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="tickets")
+    rollout = models.ForeignKey("rollouts.Rollout", null=True, blank=True, on_delete=models.SET_NULL, related_name="tickets")
+    request_key = models.CharField(max_length=200)
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    priority = models.CharField(max_length=2, choices=Priority.choices)
+    status = models.CharField(max_length=10, choices=TicketStatus.choices, default=TicketStatus.OPEN)
+    context = models.JSONField(default=dict)
+    has_context = models.BooleanField(default=False)  # input and at least one attempt were sent
+    created_at = models.DateTimeField(default=timezone.now)
+    due_at = models.DateTimeField()
+    claimed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolution_label = models.CharField(max_length=200, blank=True)
+    resolution_notes = models.TextField(blank=True)
+    sla_breach_notified_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["priority", "created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["agent", "request_key"], name="ticket_one_per_request"),
+            models.CheckConstraint(
+                condition=~models.Q(status="claimed") | models.Q(claimed_by__isnull=False, lease_expires_at__isnull=False),
+                name="ticket_claimed_has_claimant_and_lease",
+            ),
+        ]
+        indexes = [
+            # The queue: open tickets by priority then age.
+            models.Index(fields=["priority", "created_at"], condition=models.Q(status="open"), name="ticket_open_queue"),
+            models.Index(fields=["lease_expires_at"], condition=models.Q(status="claimed"), name="ticket_claimed_leases"),
+        ]
+
+    def __str__(self) -> str:
+        return f"ticket #{self.pk} {self.agent_id}/{self.request_key}"

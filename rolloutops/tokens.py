@@ -1,0 +1,67 @@
+"""API tokens: issue (shown once, stored as a hash), authenticate, revoke."""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from .audit import audit_record
+from .exceptions import Invalid
+from .models import ApiToken, Scope
+
+TOKEN_PREFIX = "rlo_"
+
+
+def hash_token(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def parse_scopes(text: str | list[str]) -> list[str]:
+    items = text.split(",") if isinstance(text, str) else list(text)
+    scopes = sorted({s.strip() for s in items if s.strip()})
+    unknown = [s for s in scopes if s not in Scope.values]
+    if unknown:
+        raise Invalid(f"unknown scope(s): {', '.join(unknown)}; known: {', '.join(Scope.values)}")
+    if not scopes:
+        raise Invalid("a token needs at least one scope")
+    return scopes
+
+
+def token_issue(*, user, scopes, name: str = "", expires_in_days: int | None = None, actor=None) -> tuple[ApiToken, str]:
+    """Returns the row and the raw token; the raw token is never stored and cannot be shown again."""
+    scopes = parse_scopes(scopes)
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    expires_at = timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None
+    with transaction.atomic():
+        token = ApiToken.objects.create(
+            user=user, name=name or f"token-{raw[4:10]}", prefix=raw[:10], token_hash=hash_token(raw),
+            scopes=scopes, expires_at=expires_at,
+        )
+        audit_record(actor=actor, action="token.issued", obj=token,
+                     after={"user": user.get_username(), "scopes": scopes, "expires_at": expires_at})
+    return token, raw
+
+
+def token_revoke(*, token: ApiToken, actor=None) -> ApiToken:
+    with transaction.atomic():
+        changed = ApiToken.objects.filter(pk=token.pk, revoked_at=None).update(revoked_at=timezone.now())
+        if changed:
+            audit_record(actor=actor, action="token.revoked", obj=token, before={"revoked": False}, after={"revoked": True})
+    token.refresh_from_db()
+    return token
+
+
+def token_authenticate(raw: str) -> ApiToken | None:
+    if not raw or not raw.startswith(TOKEN_PREFIX):
+        return None
+    token = ApiToken.objects.select_related("user").filter(token_hash=hash_token(raw)).first()
+    now = timezone.now()
+    if token is None or not token.is_usable(now) or not token.user.is_active:
+        return None
+    # Touch last_used_at at most once a minute: the route endpoint is hot.
+    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token

@@ -1,0 +1,80 @@
+"""Shared fixtures: people with roles, API clients with tokens."""
+import pytest
+from django.db import connection
+from django.test import Client
+
+from rolloutops.tokens import token_issue
+from tests.factories import UserFactory
+
+
+@pytest.fixture(autouse=True)
+def _plain_http(settings):
+    # CI runs with production-like settings (DATABASE_URL set): the test client speaks plain HTTP.
+    settings.SECURE_SSL_REDIRECT = False
+
+
+@pytest.fixture
+def operator(db):
+    return UserFactory(username="olivia", roles=["operator"])
+
+
+@pytest.fixture
+def operator2(db):
+    return UserFactory(username="oscar", roles=["operator"])
+
+
+@pytest.fixture
+def reviewer(db):
+    return UserFactory(username="rita", roles=["reviewer"])
+
+
+@pytest.fixture
+def reviewer2(db):
+    return UserFactory(username="ravi", roles=["reviewer"])
+
+
+@pytest.fixture
+def manager(db):
+    return UserFactory(username="maya", roles=["manager"])
+
+
+@pytest.fixture
+def manager2(db):
+    return UserFactory(username="milo", roles=["manager"])
+
+
+class ApiClient(Client):
+    """A test client that speaks JSON to /api/v1/ with a bearer token."""
+
+    def __init__(self, token: str | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.token = token
+
+    def _headers(self, extra):
+        headers = dict(extra or {})
+        if self.token:
+            headers.setdefault("Authorization", f"Bearer {self.token}")
+        return headers
+
+    def get(self, path, data=None, headers=None, **kw):
+        return super().get(path, data, headers=self._headers(headers), **kw)
+
+    def post(self, path, data=None, headers=None, **kw):
+        return super().post(path, data if data is not None else {}, content_type="application/json",
+                            headers=self._headers(headers), **kw)
+
+
+@pytest.fixture
+def api_client_for():
+    """api_client_for(user, "user,events:write") → a client with a fresh token of those scopes."""
+
+    def make(user, scopes="user"):
+        _, raw = token_issue(user=user, scopes=scopes, name=f"test-{user.username}-{scopes}")
+        return ApiClient(token=raw)
+
+    return make
+
+
+@pytest.fixture
+def is_postgres():
+    return connection.vendor == "postgresql"
