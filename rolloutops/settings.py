@@ -122,7 +122,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 30,
     }
     # A file, not :memory:, so a real Celery worker process can share the test database.
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test_db.sqlite3")}
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / os.environ.get("SQLITE_TEST_NAME", "test_db.sqlite3"))}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -192,7 +192,16 @@ CELERY_TASK_SOFT_TIME_LIMIT = 60
 CELERY_TASK_TIME_LIMIT = 90
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-CELERY_BEAT_SCHEDULE: dict = {}  # each app adds its periodic work in rolloutops/celery.py
+CELERY_BEAT_SCHEDULE = {
+    # Live stages: evaluate every guardrail and roll back on a significant breach (SPEC 2).
+    "evaluate-guardrails": {"task": "rollouts.evaluate_guardrails_all", "schedule": env_int("GUARDRAIL_INTERVAL_SECONDS", 30)},
+    # Safety net: fold any events whose fold task was lost (ingestion also triggers folds).
+    "fold-events": {"task": "telemetry.fold_events", "schedule": 15},
+    # Claims whose lease lapsed go back to the queue.
+    "sweep-claim-leases": {"task": "escalations.sweep_leases", "schedule": 30},
+    # Tickets past their SLA are announced once each.
+    "notify-sla-breaches": {"task": "escalations.notify_sla_breaches", "schedule": 60},
+}
 
 # Product defaults (SPEC): overridable per deployment.
 ROLLOUTOPS = {
@@ -209,12 +218,17 @@ ROLLOUTOPS = {
     "WEBHOOK_SECRET": os.environ.get("WEBHOOK_SECRET", ""),
 }
 
-CACHES = {
-    "default": {
-        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-        "LOCATION": "rolloutops",
-    }
-}
+# The routing cache must be shared by every web process and the workers, so that a rollback
+# invalidates it everywhere at once: Redis in production, a folder on one machine otherwise.
+CACHE_URL = os.environ.get("CACHE_URL", "")
+if CACHE_URL.startswith(("redis://", "rediss://")):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL,
+                          "KEY_PREFIX": "rolloutops"}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                          "LOCATION": str(VAR_DIR / "cache")}}
+
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 16 * 1024 * 1024)  # 5,000 events a batch
 
 LOGGING = {
     "version": 1,

@@ -8,9 +8,16 @@ from tests.factories import UserFactory
 
 
 @pytest.fixture(autouse=True)
-def _plain_http(settings):
+def _plain_http_and_private_cache(settings):
     # CI runs with production-like settings (DATABASE_URL set): the test client speaks plain HTTP.
     settings.SECURE_SSL_REDIRECT = False
+    # Each test gets an empty in-process cache: test databases reuse ids, a shared cache would not.
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "tests"}}
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture
