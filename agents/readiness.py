@@ -1,0 +1,284 @@
+"""The readiness gate (SPEC 1): one function answers "is this version ready?" with every reason why not."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from .models import AgentVersion, ChecklistItem, Dimension, EvaluationResult, ResultStatus
+
+# Thresholds of the automatic checks, in one place. Too few samples is "unknown", never "pass".
+PERFORMANCE_MIN_SAMPLES = 100  # agent events that carry a latency
+PERFORMANCE_P95_WINDOW = 10_000  # p95 over at most the most recent this-many agent events
+RELIABILITY_MIN_GROUPS = 20  # input_hash values seen at least twice
+RELIABILITY_MIN_CONSISTENT_SHARE = 0.95
+OBSERVABILITY_MIN_EVENTS = 100
+OBSERVABILITY_MIN_TRACE_SHARE = 0.99
+FALLBACK_MIN_TICKETS = 10
+FALLBACK_MIN_CONTEXT_SHARE = 0.99
+# An evaluation this close to its expiry is marked on the pages so it can be renewed in time.
+EXPIRING_SOON = timedelta(days=14)
+
+PASS, FAIL, UNKNOWN = "pass", "fail", "unknown"
+ERROR_OUTCOMES = ("error", "timeout")
+
+
+@dataclass(frozen=True)
+class ItemVerdict:
+    """A checklist item as it stands for one version: its latest result, or why it has none."""
+
+    key: str
+    title: str
+    dimension: str
+    status: str  # pass | fail | na | not_evaluated | expired
+    ok: bool
+    reason: str = ""  # the failing line, empty when ok
+    evidence: str = ""
+    evaluation_id: int | None = None
+    evaluated_by: str = ""
+    evaluated_at: datetime | None = None
+    expires_at: datetime | None = None
+    expiring_soon: bool = False
+
+    @property
+    def evidence_is_link(self) -> bool:
+        return self.evidence.startswith(("http://", "https://"))
+
+    def as_dict(self) -> dict:
+        return {
+            "key": self.key, "title": self.title, "status": self.status, "ok": self.ok, "reason": self.reason,
+            "evidence": self.evidence, "evaluation": self.evaluation_id, "evaluated_by": self.evaluated_by or None,
+            "evaluated_at": _iso(self.evaluated_at), "expires_at": _iso(self.expires_at),
+            "expiring_soon": self.expiring_soon,
+        }
+
+
+@dataclass(frozen=True)
+class AutomaticCheck:
+    """A figure measured from the version's own telemetry, beside its threshold and verdict."""
+
+    key: str
+    title: str
+    dimension: str
+    measured: float | None
+    threshold: float
+    comparison: str  # "<=" or ">="
+    unit: str  # "ms" or "share"
+    samples: int
+    min_samples: int
+    verdict: str  # pass | fail | unknown
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict == PASS
+
+    def _fmt(self, value: float) -> str:
+        return f"{value:.0f} ms" if self.unit == "ms" else f"{value:.1%}"
+
+    @property
+    def measured_display(self) -> str:
+        return "—" if self.measured is None else self._fmt(self.measured)
+
+    @property
+    def threshold_display(self) -> str:
+        return f"{'≤' if self.comparison == '<=' else '≥'} {self._fmt(self.threshold)}"
+
+    @property
+    def reason(self) -> str:
+        if self.verdict == UNKNOWN:
+            return f"{self.key}: unknown — {self.samples} samples, needs {self.min_samples}"
+        if self.verdict == FAIL:
+            return (f"{self.key}: {self.measured_display}, needs {self.threshold_display} "
+                    f"({self.samples} samples)")
+        return ""
+
+    def as_dict(self) -> dict:
+        return {
+            "key": self.key, "title": self.title, "measured": self.measured, "threshold": self.threshold,
+            "comparison": self.comparison, "unit": self.unit, "samples": self.samples,
+            "min_samples": self.min_samples, "verdict": self.verdict, "detail": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class DimensionVerdict:
+    dimension: str
+    status: str  # pass | fail | unknown
+    failing: list[str]
+    items: list[ItemVerdict] = field(default_factory=list)
+    automatic: list[AutomaticCheck] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return Dimension(self.dimension).label
+
+    def as_dict(self) -> dict:
+        return {
+            "status": self.status, "failing": list(self.failing),
+            "items": [i.as_dict() for i in self.items], "automatic": [a.as_dict() for a in self.automatic],
+        }
+
+
+@dataclass(frozen=True)
+class Readiness:
+    version_id: int
+    ready: bool
+    dimensions: dict[str, DimensionVerdict]
+    failing: list[str]
+    computed_at: datetime
+
+    @property
+    def status(self) -> str:
+        """ready | not-ready, for badges."""
+        return "ready" if self.ready else "not-ready"
+
+    def as_dict(self) -> dict:
+        return {
+            "ready": self.ready,
+            "dimensions": {name: d.as_dict() for name, d in self.dimensions.items()},
+            "failing": list(self.failing),
+            "computed_at": _iso(self.computed_at),
+        }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _verdict(*, measured: float | None, threshold: float, comparison: str, samples: int, min_samples: int) -> str:
+    if samples < min_samples or measured is None:
+        return UNKNOWN
+    ok = measured <= threshold if comparison == "<=" else measured >= threshold
+    return PASS if ok else FAIL
+
+
+def _check(*, key, title, dimension, measured, threshold, comparison, unit, samples, min_samples) -> AutomaticCheck:
+    return AutomaticCheck(
+        key=key, title=title, dimension=dimension, measured=measured, threshold=threshold, comparison=comparison,
+        unit=unit, samples=samples, min_samples=min_samples,
+        verdict=_verdict(measured=measured, threshold=threshold, comparison=comparison, samples=samples,
+                         min_samples=min_samples),
+    )
+
+
+def percentile_nearest_rank(values: list[float], q: float) -> float | None:
+    """The nearest-rank percentile (the smallest value with at least q of the data at or below it)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q * len(ordered)))
+    return ordered[rank - 1]
+
+
+def automatic_checks(*, version: AgentVersion) -> list[AutomaticCheck]:
+    """The four automatic checks of SPEC 1, from the version's agent events and escalation tickets
+    (four queries at most, whatever the volume)."""
+    from escalations.models import EscalationTicket
+    from telemetry.models import Event
+
+    events = Event.objects.filter(version=version, kind="agent")
+    agg = events.aggregate(
+        total=Count("id"),
+        timed=Count("id", filter=Q(latency_ms__isnull=False)),
+        errors=Count("id", filter=Q(outcome__in=ERROR_OUTCOMES)),
+        traced=Count("id", filter=Q(has_trace=True)),
+    )
+    total, timed = agg["total"], agg["timed"]
+    p95 = None
+    if timed >= PERFORMANCE_MIN_SAMPLES:
+        latencies = list(
+            events.filter(latency_ms__isnull=False).order_by("-id").values_list("latency_ms", flat=True)[:PERFORMANCE_P95_WINDOW]
+        )
+        p95 = percentile_nearest_rank(latencies, 0.95)
+    groups = (
+        events.exclude(input_hash="").values("input_hash")
+        .annotate(n=Count("id"), labels=Count("label", distinct=True)).filter(n__gte=2)
+    )
+    rel = groups.aggregate(groups=Count("input_hash"), consistent=Count("input_hash", filter=Q(labels=1)))
+    tickets = EscalationTicket.objects.filter(version=version).aggregate(
+        total=Count("id"), with_context=Count("id", filter=Q(has_context=True))
+    )
+
+    def share(part: int, whole: int) -> float | None:
+        return part / whole if whole else None
+
+    return [
+        _check(key="reliability.identical_inputs", title="Identical inputs get identical labels",
+               dimension=Dimension.RELIABILITY, measured=share(rel["consistent"], rel["groups"]),
+               threshold=RELIABILITY_MIN_CONSISTENT_SHARE, comparison=">=", unit="share",
+               samples=rel["groups"], min_samples=RELIABILITY_MIN_GROUPS),
+        _check(key="observability.trace_coverage", title="Agent events with a structured trace",
+               dimension=Dimension.OBSERVABILITY, measured=share(agg["traced"], total),
+               threshold=OBSERVABILITY_MIN_TRACE_SHARE, comparison=">=", unit="share",
+               samples=total, min_samples=OBSERVABILITY_MIN_EVENTS),
+        _check(key="fallback.escalation_context", title="Escalations that carry context",
+               dimension=Dimension.FALLBACK, measured=share(tickets["with_context"], tickets["total"]),
+               threshold=FALLBACK_MIN_CONTEXT_SHARE, comparison=">=", unit="share",
+               samples=tickets["total"], min_samples=FALLBACK_MIN_TICKETS),
+        _check(key="performance.p95_latency", title="p95 latency within the SLA",
+               dimension=Dimension.PERFORMANCE, measured=p95, threshold=float(version.sla_p95_latency_ms),
+               comparison="<=", unit="ms", samples=timed, min_samples=PERFORMANCE_MIN_SAMPLES),
+        _check(key="performance.error_rate", title="Error rate (errors and timeouts) within the SLA",
+               dimension=Dimension.PERFORMANCE, measured=share(agg["errors"], total),
+               threshold=version.sla_max_error_rate, comparison="<=", unit="share",
+               samples=total, min_samples=PERFORMANCE_MIN_SAMPLES),
+    ]
+
+
+def _item_verdict(item: ChecklistItem, result: EvaluationResult | None, now: datetime) -> ItemVerdict:
+    base = {"key": item.key, "title": item.title, "dimension": item.dimension}
+    if result is None:
+        return ItemVerdict(**base, status="not_evaluated", ok=False, reason=f"{item.key}: not evaluated")
+    evaluation = result.evaluation
+    who = evaluation.evaluated_by.get_username() if evaluation.evaluated_by else "a deleted user"
+    facts = {
+        "evidence": result.evidence, "evaluation_id": evaluation.pk, "evaluated_by": who,
+        "evaluated_at": evaluation.evaluated_at, "expires_at": evaluation.expires_at,
+    }
+    if evaluation.expires_at <= now:
+        day = timezone.localtime(evaluation.expires_at).date().isoformat()
+        return ItemVerdict(**base, **facts, status="expired", ok=False,
+                           reason=f"{item.key}: expired on {day} (evaluation #{evaluation.pk} by {who})")
+    expiring = evaluation.expires_at - now <= EXPIRING_SOON
+    if result.status == ResultStatus.FAIL:
+        return ItemVerdict(**base, **facts, status=result.status, ok=False, expiring_soon=expiring,
+                           reason=f"{item.key}: failed on evaluation #{evaluation.pk} by {who}")
+    return ItemVerdict(**base, **facts, status=result.status, ok=True, expiring_soon=expiring)
+
+
+def version_readiness(*, version: AgentVersion, now: datetime | None = None) -> Readiness:
+    """Ready only when, in every dimension, each active item's latest result is pass or n/a and
+    unexpired, and every automatic check passes. A handful of queries, whatever the item count."""
+    now = now or timezone.now()
+    items = list(ChecklistItem.objects.filter(active=True).order_by("dimension", "position", "key"))
+    latest: dict[int, EvaluationResult] = {}
+    # Newest first: the first result seen per item is its latest; older ones never rescue it.
+    results = (
+        EvaluationResult.objects.filter(evaluation__version=version, item__active=True)
+        .select_related("evaluation", "evaluation__evaluated_by")
+        .order_by("-evaluation__evaluated_at", "-evaluation_id")
+    )
+    for result in results:
+        latest.setdefault(result.item_id, result)
+    checks = automatic_checks(version=version)
+
+    dimensions: dict[str, DimensionVerdict] = {}
+    failing_all: list[str] = []
+    for dimension in Dimension.values:
+        verdicts = [_item_verdict(i, latest.get(i.pk), now) for i in items if i.dimension == dimension]
+        autos = [c for c in checks if c.dimension == dimension]
+        failing = [v.reason for v in verdicts if not v.ok] + [c.reason for c in autos if not c.ok]
+        if any(not v.ok for v in verdicts) or any(c.verdict == FAIL for c in autos):
+            status = FAIL
+        elif any(c.verdict == UNKNOWN for c in autos):
+            status = UNKNOWN
+        else:
+            status = PASS
+        dimensions[dimension] = DimensionVerdict(dimension=dimension, status=status, failing=failing,
+                                                 items=verdicts, automatic=autos)
+        failing_all.extend(failing)
+    ready = all(d.status == PASS for d in dimensions.values())
+    return Readiness(version_id=version.pk, ready=ready, dimensions=dimensions, failing=failing_all, computed_at=now)
