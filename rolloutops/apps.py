@@ -1,6 +1,12 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class RolloutopsConfig(AppConfig):
     name = "rolloutops"
     verbose_name = "rolloutops core (tokens, audit)"
+
+    def ready(self):
+        from . import signals  # connects the audit receivers
+
+        post_migrate.connect(signals.ensure_role_groups, sender=self, dispatch_uid="rolloutops.ensure_role_groups")

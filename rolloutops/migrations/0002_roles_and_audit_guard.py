@@ -30,12 +30,13 @@ def create_roles(apps, schema_editor):
 
 def guard(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(GUARD_SQL)
+        # params=None: the SQL goes through as written (its RAISE format uses %, not a placeholder).
+        schema_editor.execute(GUARD_SQL, params=None)
 
 
 def unguard(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(UNGUARD_SQL)
+        schema_editor.execute(UNGUARD_SQL, params=None)
 
 
 class Migration(migrations.Migration):

@@ -1,0 +1,81 @@
+"""Settings from the environment: production passes check --deploy, bad or missing values refuse to start."""
+import os
+import secrets
+import string
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+# Everything the settings read; each test starts from none of them, then sets its own.
+SETTINGS_ENV = ("DATABASE_URL", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS", "CELERY_BROKER_URL",
+                "CACHE_URL", "SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE",
+                "SECURE_HSTS_SECONDS", "STATIC_MANIFEST", "SQLITE_TEST_NAME")
+
+
+def manage(*args, env: dict[str, str], tmp_path) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in SETTINGS_ENV and not k.startswith("PYTEST")}
+    clean.update({"ROLLOUTOPS_VAR_DIR": str(tmp_path / "var"), "DJANGO_SETTINGS_MODULE": "rolloutops.settings"})
+    clean.update(env)
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=clean, capture_output=True,
+                          text=True, timeout=120)
+
+
+def random_secret(n=50) -> str:
+    alphabet = string.ascii_letters + string.digits + "!@#%^&*(-_=+)"
+    return "".join(secrets.choice(alphabet) for _ in range(n))
+
+
+def test_check_deploy_is_clean_under_production_settings(tmp_path):
+    result = manage("check", "--deploy", "--fail-level", "WARNING", tmp_path=tmp_path, env={
+        "DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite3", "SECRET_KEY": random_secret(), "DEBUG": "false",
+        "ALLOWED_HOSTS": "rolloutops.example",
+    })
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+    assert "WARNING" not in result.stdout + result.stderr
+
+
+def test_production_without_secret_key_refuses_to_start(tmp_path):
+    result = manage("check", tmp_path=tmp_path, env={
+        "DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite3", "DEBUG": "false", "ALLOWED_HOSTS": "rolloutops.example",
+    })
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert "SECRET_KEY is required" in result.stderr
+
+
+def test_a_boolean_that_is_not_one_refuses_to_start(tmp_path):
+    result = manage("check", tmp_path=tmp_path, env={"DEBUG": "maybe"})
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert "DEBUG must be a boolean" in result.stderr
+
+
+def test_a_bad_integer_refuses_to_start(tmp_path):
+    result = manage("check", tmp_path=tmp_path, env={"SECURE_HSTS_SECONDS": "a year"})
+    assert result.returncode != 0
+    assert "SECURE_HSTS_SECONDS must be an integer" in result.stderr
+
+
+def test_embedded_default_runs_without_any_configuration(tmp_path):
+    # No DATABASE_URL: SQLite in the project folder, the folder broker, no SECRET_KEY needed.
+    result = manage("shell", "-c", "from django.conf import settings as s; "
+                    "print(s.DATABASES['default']['ENGINE'], s.CELERY_BROKER_URL, s.DEBUG, "
+                    "s.DATABASES['default']['OPTIONS']['transaction_mode'])", tmp_path=tmp_path, env={})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1].split() == ["django.db.backends.sqlite3", "filesystem://", "False", "IMMEDIATE"]
+
+
+def test_sqlite_connection_uses_wal_and_a_busy_timeout(db):
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite pragmas")
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA journal_mode")
+        assert cursor.fetchone()[0] == "wal"
+        cursor.execute("PRAGMA busy_timeout")
+        assert cursor.fetchone()[0] >= 30000
