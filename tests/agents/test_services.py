@@ -40,7 +40,7 @@ def test_evaluation_is_one_audit_entry_with_its_results(version, operator):
     entry = AuditEntry.objects.get(action="evaluation.recorded")
     assert entry.object_id == str(evaluation.pk)
     assert entry.after["results"] == [{"item": "security.encryption", "status": "pass", "evidence": "TLS 1.3 everywhere"}]
-    assert entry.actor_label == "olivia"
+    assert entry.actor_label.startswith("olivia")
 
 
 def test_unknown_item_stores_nothing_and_names_index_and_item(version, operator):
