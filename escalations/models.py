@@ -59,7 +59,54 @@ class EscalationTicket(models.Model):
             # The queue: open tickets by priority then age.
             models.Index(fields=["priority", "created_at"], condition=models.Q(status="open"), name="ticket_open_queue"),
             models.Index(fields=["lease_expires_at"], condition=models.Q(status="claimed"), name="ticket_claimed_leases"),
+            # The SLA sweep: unresolved tickets not yet announced as breached.
+            models.Index(
+                fields=["due_at"],
+                condition=models.Q(status__in=["open", "claimed"], sla_breach_notified_at__isnull=True),
+                name="ticket_sla_unnotified",
+            ),
+            models.Index(fields=["claimed_by", "status"], name="ticket_by_claimant"),
         ]
 
     def __str__(self) -> str:
-        return f"ticket #{self.pk} {self.agent_id}/{self.request_key}"
+        return f"ticket #{self.pk} {self.request_key}"
+
+    def lease_active(self, now=None) -> bool:
+        """Held by someone whose lease has not lapsed (a lapsed claim counts as open)."""
+        now = now or timezone.now()
+        return self.status == TicketStatus.CLAIMED and self.lease_expires_at is not None and self.lease_expires_at > now
+
+    def is_claimable(self, now=None) -> bool:
+        return self.status == TicketStatus.OPEN or (self.status == TicketStatus.CLAIMED and not self.lease_active(now))
+
+    def sla_breached(self, now=None) -> bool:
+        """Resolved after its due time, or still unresolved past it."""
+        if self.status == TicketStatus.RESOLVED:
+            return self.resolved_at is not None and self.resolved_at > self.due_at
+        return (now or timezone.now()) > self.due_at
+
+
+class TicketEventKind(models.TextChoices):
+    OPENED = "opened", "Opened"
+    CLAIMED = "claimed", "Claimed"
+    RELEASED = "released", "Released"
+    LEASE_EXPIRED = "lease_expired", "Lease expired"
+    RESOLVED = "resolved", "Resolved"
+    SLA_BREACHED = "sla_breached", "SLA breached"
+
+
+class TicketEvent(models.Model):
+    """One change in a ticket's life: who claimed, released, let the lease lapse, resolved."""
+
+    ticket = models.ForeignKey(EscalationTicket, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=16, choices=TicketEventKind.choices)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    at = models.DateTimeField(default=timezone.now)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["ticket", "at"], name="ticketevent_by_ticket")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of ticket #{self.ticket_id}"

@@ -1,0 +1,395 @@
+"""Writes on escalation tickets: open (idempotent), claim as a lease (atomic), renew, release,
+resolve (which records the human decision), and the two sweeps (lapsed leases, SLA breaches)."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from agents.models import Agent, AgentVersion
+from rolloutops.audit import audit_record
+from rolloutops.exceptions import Conflict, Forbidden, Invalid
+from rolloutops.notifications import notify
+from rolloutops.roles import Role, has_role
+from rollouts.models import Rollout, RolloutState
+
+from .exceptions import ContextTooLarge
+from .models import EscalationTicket, Priority, Reason, TicketEvent, TicketEventKind, TicketStatus
+
+MAX_CONTEXT_BYTES = 256 * 1024
+MAX_ATTEMPTS = 200
+MAX_REQUEST_KEY = 200
+MAX_LABEL = 200
+MAX_NOTES = 10_000
+MAX_SEGMENT = 100
+SWEEP_BATCH = 500
+
+
+def lease_duration() -> timedelta:
+    return timedelta(seconds=settings.ROLLOUTOPS["CLAIM_LEASE_SECONDS"])
+
+
+def sla_duration(priority: str) -> timedelta:
+    return timedelta(seconds=settings.ROLLOUTOPS["SLA_SECONDS"][priority])
+
+
+def claimable_q(now: datetime) -> Q:
+    """Open, or claimed by someone whose lease has lapsed (not yet swept): both may be taken."""
+    return Q(status=TicketStatus.OPEN) | Q(status=TicketStatus.CLAIMED, lease_expires_at__lte=now)
+
+
+def _when(value: datetime | None) -> str:
+    return value.astimezone(dt_timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC") if value else "—"
+
+
+def _username(user) -> str | None:
+    return user.get_username() if user is not None else None
+
+
+def _reload(pk: int) -> EscalationTicket:
+    return EscalationTicket.objects.select_related("agent", "version", "rollout", "claimed_by", "resolved_by").get(pk=pk)
+
+
+def _taken(ticket: EscalationTicket) -> Conflict:
+    holder = _username(ticket.claimed_by)
+    return Conflict(
+        f"ticket #{ticket.pk} is claimed by {holder} until {_when(ticket.lease_expires_at)}",
+        claimed_by=holder, lease_expires_at=ticket.lease_expires_at.isoformat() if ticket.lease_expires_at else None,
+    )
+
+
+def _resolved(ticket: EscalationTicket) -> Conflict:
+    return Conflict(
+        f"ticket #{ticket.pk} is already resolved (by {_username(ticket.resolved_by)}, {_when(ticket.resolved_at)})",
+        status=TicketStatus.RESOLVED,
+    )
+
+
+def context_segment(context: dict) -> str:
+    segment = context.get("segment") if isinstance(context, dict) else None
+    return str(segment)[:MAX_SEGMENT] if segment not in (None, "") else ""
+
+
+def context_is_complete(context: dict) -> bool:
+    """What the reviewer needs at least: the input, and one thing the agent tried."""
+    attempts = context.get("attempts")
+    return context.get("input") not in (None, "", {}, []) and isinstance(attempts, list) and len(attempts) > 0
+
+
+def _validate_open(*, request_key: str, reason: str, priority: str, context) -> None:
+    if not request_key:
+        raise Invalid("request_key is required", field="request_key")
+    if len(request_key) > MAX_REQUEST_KEY:
+        raise Invalid(f"request_key is longer than {MAX_REQUEST_KEY} characters", field="request_key")
+    if reason not in Reason.values:
+        raise Invalid(f"reason must be one of {', '.join(Reason.values)}", field="reason")
+    if priority not in Priority.values:
+        raise Invalid(f"priority must be one of {', '.join(Priority.values)}", field="priority")
+    if not isinstance(context, dict):
+        raise Invalid("context must be an object", field="context")
+    size = len(json.dumps(context, cls=DjangoJSONEncoder, separators=(",", ":")).encode())
+    if size > MAX_CONTEXT_BYTES:
+        raise ContextTooLarge(f"context is {size} bytes; at most {MAX_CONTEXT_BYTES} (256 KiB) are kept",
+                              field="context", limit_bytes=MAX_CONTEXT_BYTES)
+    attempts = context.get("attempts", [])
+    if attempts is not None and not isinstance(attempts, list):
+        raise Invalid("context.attempts must be a list", field="context.attempts")
+    if attempts and len(attempts) > MAX_ATTEMPTS:
+        raise Invalid(f"context.attempts has {len(attempts)} items; at most {MAX_ATTEMPTS}", field="context.attempts")
+
+
+def _resolve_agent(agent: str | Agent) -> Agent:
+    if isinstance(agent, Agent):
+        return agent
+    found = Agent.objects.filter(slug=agent).first()
+    if found is None:
+        raise Invalid(f"no agent '{agent}'", field="agent")
+    return found
+
+
+def ticket_open(*, actor, agent: str | Agent, request_key: str, reason: str, priority: str,
+                context: dict | None = None, version: str | None = None) -> tuple[EscalationTicket, bool]:
+    """Open a ticket for (agent, request_key), or return the one already open for it.
+    Returns (ticket, created). A runtime retrying after a timeout never opens a second ticket."""
+    request_key = (request_key or "").strip()
+    context = {} if context is None else context
+    _validate_open(request_key=request_key, reason=reason, priority=priority, context=context)
+    agent_obj = _resolve_agent(agent)
+    existing = EscalationTicket.objects.filter(agent=agent_obj, request_key=request_key).first()
+    if existing is not None:
+        return existing, False
+
+    rollout = (Rollout.objects.filter(agent=agent_obj, state__in=[RolloutState.ACTIVE, RolloutState.PAUSED])
+               .select_related("version").first())
+    if version:
+        version_obj = AgentVersion.objects.filter(agent=agent_obj, version=version).first()
+        if version_obj is None:
+            raise Invalid(f"agent '{agent_obj.slug}' has no version '{version}'", field="version")
+    else:
+        version_obj = rollout.version if rollout else None
+
+    now = timezone.now()
+    try:
+        # A savepoint: when a concurrent retry wins the unique (agent, request_key) race, only
+        # this insert rolls back and we answer with the winner's ticket.
+        with transaction.atomic():
+            ticket = EscalationTicket.objects.create(
+                agent=agent_obj, version=version_obj, rollout=rollout, request_key=request_key, reason=reason,
+                priority=priority, status=TicketStatus.OPEN, context=context,
+                has_context=context_is_complete(context), created_at=now, due_at=now + sla_duration(priority),
+            )
+            TicketEvent.objects.create(ticket=ticket, kind=TicketEventKind.OPENED, actor=actor, at=now,
+                                       detail={"reason": reason, "priority": priority})
+            audit_record(actor=actor, action="ticket.opened", obj=ticket, after={
+                "agent": agent_obj.slug, "request_key": request_key, "reason": reason, "priority": priority,
+                "version": version_obj.version if version_obj else None, "rollout": rollout.pk if rollout else None,
+            })
+    except IntegrityError:
+        existing = EscalationTicket.objects.filter(agent=agent_obj, request_key=request_key).first()
+        if existing is None:
+            raise
+        return existing, False
+    return ticket, True
+
+
+def _take(*, pk: int, reviewer, now: datetime, prev_status: str, prev_holder_id: int | None) -> bool:
+    """The real guard: only a row still in the state we saw becomes ours."""
+    changed = (EscalationTicket.objects
+               .filter(claimable_q(now), pk=pk, status=prev_status, claimed_by_id=prev_holder_id)
+               .update(status=TicketStatus.CLAIMED, claimed_by=reviewer, claimed_at=now,
+                       lease_expires_at=now + lease_duration()))
+    return changed == 1
+
+
+def _record_claim(*, ticket: EscalationTicket, reviewer, now: datetime, prev_status: str, prev_holder) -> None:
+    if prev_status == TicketStatus.CLAIMED:
+        # The previous holder's lease lapsed before the sweep returned it to the queue.
+        TicketEvent.objects.create(ticket=ticket, kind=TicketEventKind.LEASE_EXPIRED, actor=None, at=now,
+                                   detail={"holder": _username(prev_holder)})
+        audit_record(actor=None, action="ticket.lease_expired", obj=ticket,
+                     before={"status": "claimed", "claimed_by": _username(prev_holder)}, after={"status": "open"})
+    TicketEvent.objects.create(ticket=ticket, kind=TicketEventKind.CLAIMED, actor=reviewer, at=now,
+                               detail={"lease_expires_at": ticket.lease_expires_at.isoformat()})
+    audit_record(actor=reviewer, action="ticket.claimed", obj=ticket, before={"status": "open"},
+                 after={"status": "claimed", "claimed_by": reviewer.get_username(),
+                        "lease_expires_at": ticket.lease_expires_at})
+
+
+def _next_candidate(queryset, now: datetime):
+    """The first claimable ticket by priority then age: (pk, status, holder id) or None."""
+    fields = ("pk", "priority", "created_at", "status", "claimed_by_id")
+    order = ("priority", "created_at", "pk")
+    queues = [queryset.filter(status=TicketStatus.OPEN),
+              queryset.filter(status=TicketStatus.CLAIMED, lease_expires_at__lte=now)]
+    picked = []
+    for qs in queues:
+        qs = qs.order_by(*order)
+        if connection.vendor == "postgresql":
+            # Concurrent pickers skip each other's row instead of queueing behind it.
+            qs = qs.select_for_update(skip_locked=True, of=("self",))
+        row = qs.values_list(*fields).first()
+        if row is not None:
+            picked.append(row)
+    if not picked:
+        return None
+    pk, _, _, status, holder_id = min(picked, key=lambda r: (r[1], r[2], r[0]))
+    return pk, status, holder_id
+
+
+def ticket_claim_next(*, reviewer, agent: str | Agent | None = None, reason: str | None = None,
+                      priority: str | None = None) -> EscalationTicket | None:
+    """Claim the most urgent claimable ticket (priority, then age); None when the queue is empty."""
+    queryset = EscalationTicket.objects.all()
+    if agent:
+        agent_id = agent.pk if isinstance(agent, Agent) else Agent.objects.filter(slug=agent).values_list("pk", flat=True).first()
+        if agent_id is None:
+            return None
+        queryset = queryset.filter(agent_id=agent_id)
+    if reason:
+        queryset = queryset.filter(reason=reason)
+    if priority:
+        queryset = queryset.filter(priority=priority)
+    while True:
+        now = timezone.now()
+        with transaction.atomic():
+            candidate = _next_candidate(queryset, now)
+            if candidate is None:
+                return None
+            pk, prev_status, prev_holder_id = candidate
+            if not _take(pk=pk, reviewer=reviewer, now=now, prev_status=prev_status, prev_holder_id=prev_holder_id):
+                continue  # someone else got there first; pick again
+            ticket = _reload(pk)
+            prev_holder = get_user_model().objects.filter(pk=prev_holder_id).first() if prev_holder_id else None
+            _record_claim(ticket=ticket, reviewer=reviewer, now=now, prev_status=prev_status, prev_holder=prev_holder)
+            return ticket
+
+
+def ticket_claim(*, reviewer, ticket: EscalationTicket) -> EscalationTicket:
+    """Claim this ticket. Conflict (409) naming the holder when someone else has it."""
+    now = timezone.now()
+    with transaction.atomic():
+        current = _reload(ticket.pk)
+        if current.status == TicketStatus.RESOLVED:
+            raise _resolved(current)
+        if current.lease_active(now):
+            if current.claimed_by_id == reviewer.pk:
+                return ticket_renew(reviewer=reviewer, ticket=current)
+            raise _taken(current)
+        prev_status, prev_holder = current.status, current.claimed_by
+        if not _take(pk=current.pk, reviewer=reviewer, now=now, prev_status=prev_status,
+                     prev_holder_id=current.claimed_by_id):
+            current = _reload(ticket.pk)
+            raise _resolved(current) if current.status == TicketStatus.RESOLVED else _taken(current)
+        current = _reload(ticket.pk)
+        _record_claim(ticket=current, reviewer=reviewer, now=now, prev_status=prev_status, prev_holder=prev_holder)
+        return current
+
+
+def ticket_renew(*, reviewer, ticket: EscalationTicket) -> EscalationTicket:
+    """Extend the claimant's lease. Not audited: the ticket page renews every minute; the claim is."""
+    now = timezone.now()
+    changed = (EscalationTicket.objects.filter(pk=ticket.pk, status=TicketStatus.CLAIMED, claimed_by=reviewer)
+               .update(lease_expires_at=now + lease_duration()))
+    current = _reload(ticket.pk)
+    if not changed:
+        if current.status == TicketStatus.RESOLVED:
+            raise _resolved(current)
+        if current.status == TicketStatus.CLAIMED:
+            raise _taken(current)
+        raise Conflict(f"ticket #{current.pk} is not claimed (the lease may have lapsed); claim it again",
+                       status=current.status)
+    return current
+
+
+def ticket_release(*, actor, ticket: EscalationTicket, note: str = "") -> EscalationTicket:
+    """Put a claimed ticket back in the queue: its claimant, or a manager for anyone's claim."""
+    now = timezone.now()
+    with transaction.atomic():
+        current = _reload(ticket.pk)
+        if current.status == TicketStatus.RESOLVED:
+            raise _resolved(current)
+        if current.status != TicketStatus.CLAIMED:
+            raise Conflict(f"ticket #{current.pk} is not claimed", status=current.status)
+        holder = current.claimed_by
+        by_manager = current.claimed_by_id != actor.pk
+        if by_manager and not has_role(actor, Role.MANAGER):
+            raise Forbidden(f"only {_username(holder)}, who holds the claim, or a manager may release it",
+                            claimed_by=_username(holder))
+        changed = (EscalationTicket.objects
+                   .filter(pk=current.pk, status=TicketStatus.CLAIMED, claimed_by_id=current.claimed_by_id,
+                           claimed_at=current.claimed_at)
+                   .update(status=TicketStatus.OPEN, claimed_by=None, claimed_at=None, lease_expires_at=None))
+        if not changed:
+            raise Conflict(f"ticket #{current.pk} changed meanwhile; reload it")
+        TicketEvent.objects.create(ticket=current, kind=TicketEventKind.RELEASED, actor=actor, at=now,
+                                   detail={"holder": _username(holder), "by_manager": by_manager, "note": note[:500]})
+        audit_record(actor=actor, action="ticket.released", obj=current,
+                     before={"status": "claimed", "claimed_by": _username(holder)},
+                     after={"status": "open", **({"note": note[:500]} if note else {})})
+        return _reload(current.pk)
+
+
+def ticket_resolve(*, reviewer, ticket: EscalationTicket, label: str, notes: str = "") -> EscalationTicket:
+    """Only the claimant resolves. The decision becomes the human event of the request, so the
+    shadow statistics pair it with the agent's decision; both commit together or not at all."""
+    from telemetry.services import human_decision_record  # written by the telemetry app
+
+    label = (label or "").strip()
+    notes = (notes or "").strip()
+    if not label:
+        raise Invalid("label (the human decision) is required", field="label")
+    if len(label) > MAX_LABEL:
+        raise Invalid(f"label is longer than {MAX_LABEL} characters", field="label")
+    if len(notes) > MAX_NOTES:
+        raise Invalid(f"notes are longer than {MAX_NOTES} characters", field="notes")
+    now = timezone.now()
+    with transaction.atomic():
+        changed = (EscalationTicket.objects.filter(pk=ticket.pk, status=TicketStatus.CLAIMED, claimed_by=reviewer)
+                   .update(status=TicketStatus.RESOLVED, resolved_by=reviewer, resolved_at=now,
+                           resolution_label=label, resolution_notes=notes, lease_expires_at=None))
+        current = _reload(ticket.pk)
+        if not changed:
+            if current.status == TicketStatus.RESOLVED:
+                raise _resolved(current)
+            if current.status == TicketStatus.OPEN:
+                raise Conflict(f"ticket #{current.pk} is not claimed; claim it before resolving", status="open")
+            raise Forbidden(f"only {_username(current.claimed_by)}, who holds the claim, may resolve this ticket",
+                            claimed_by=_username(current.claimed_by))
+        recorded = human_decision_record(
+            agent=current.agent, request_key=current.request_key, label=label, occurred_at=now,
+            segment=context_segment(current.context), version=current.version,
+        )
+        TicketEvent.objects.create(ticket=current, kind=TicketEventKind.RESOLVED, actor=reviewer, at=now,
+                                   detail={"label": label, "human_event_recorded": bool(recorded)})
+        audit_record(actor=reviewer, action="ticket.resolved", obj=current,
+                     before={"status": "claimed", "claimed_by": reviewer.get_username()},
+                     after={"status": "resolved", "label": label, "notes": notes[:500],
+                            "human_event_recorded": bool(recorded)})
+        return current
+
+
+def tickets_sweep_expired_leases(*, now: datetime | None = None, batch: int = SWEEP_BATCH) -> int:
+    """Return every claim whose lease lapsed to the queue, one compare-and-set each; count them."""
+    now = now or timezone.now()
+    returned = 0
+    rows = list(EscalationTicket.objects.filter(status=TicketStatus.CLAIMED, lease_expires_at__lte=now)
+                .order_by("lease_expires_at").values_list("pk", "claimed_by_id", "claimed_at")[:batch])
+    for pk, holder_id, claimed_at in rows:
+        with transaction.atomic():
+            changed = (EscalationTicket.objects
+                       .filter(pk=pk, status=TicketStatus.CLAIMED, claimed_by_id=holder_id, claimed_at=claimed_at,
+                               lease_expires_at__lte=now)
+                       .update(status=TicketStatus.OPEN, claimed_by=None, claimed_at=None, lease_expires_at=None))
+            if not changed:
+                continue  # renewed, released or resolved meanwhile
+            ticket = _reload(pk)
+            holder = get_user_model().objects.filter(pk=holder_id).first()
+            TicketEvent.objects.create(ticket=ticket, kind=TicketEventKind.LEASE_EXPIRED, actor=None, at=now,
+                                       detail={"holder": _username(holder)})
+            audit_record(actor=None, action="ticket.lease_expired", obj=ticket,
+                         before={"status": "claimed", "claimed_by": _username(holder)}, after={"status": "open"})
+            returned += 1
+    return returned
+
+
+def tickets_notify_sla_breaches(*, now: datetime | None = None, batch: int = SWEEP_BATCH) -> int:
+    """Announce each unresolved ticket past its due time exactly once; count the announcements."""
+    now = now or timezone.now()
+    announced = 0
+    pks = list(EscalationTicket.objects
+               .filter(status__in=[TicketStatus.OPEN, TicketStatus.CLAIMED], due_at__lt=now,
+                       sla_breach_notified_at__isnull=True)
+               .order_by("due_at").values_list("pk", flat=True)[:batch])
+    for pk in pks:
+        with transaction.atomic():
+            changed = (EscalationTicket.objects
+                       .filter(pk=pk, sla_breach_notified_at__isnull=True,
+                               status__in=[TicketStatus.OPEN, TicketStatus.CLAIMED])
+                       .update(sla_breach_notified_at=now))
+            if not changed:
+                continue
+            ticket = _reload(pk)
+            overdue_min = int((now - ticket.due_at).total_seconds() // 60)
+            TicketEvent.objects.create(ticket=ticket, kind=TicketEventKind.SLA_BREACHED, actor=None, at=now,
+                                       detail={"due_at": ticket.due_at.isoformat()})
+            notify(
+                kind="ticket.sla_breached",
+                summary=f"Escalation #{ticket.pk} ({ticket.agent.slug}, {ticket.priority}) is past its SLA "
+                        f"by {overdue_min} min and still {ticket.status}",
+                payload={
+                    "ticket": ticket.pk, "agent": ticket.agent.slug, "request_key": ticket.request_key,
+                    "priority": ticket.priority, "reason": ticket.reason, "status": ticket.status,
+                    "claimed_by": _username(ticket.claimed_by), "due_at": ticket.due_at.isoformat(),
+                    "url": f"/escalations/{ticket.pk}/",
+                },
+                severity="warning",
+            )
+            announced += 1
+    return announced

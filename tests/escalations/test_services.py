@@ -1,0 +1,152 @@
+"""Claims are leases held by one person; resolving records the human decision; sweeps are once-only."""
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from escalations.models import EscalationTicket, TicketEvent, TicketStatus
+from escalations.services import (
+    ticket_claim,
+    ticket_claim_next,
+    ticket_release,
+    ticket_renew,
+    ticket_resolve,
+    tickets_notify_sla_breaches,
+    tickets_sweep_expired_leases,
+)
+from rolloutops.exceptions import Conflict, Forbidden
+from rolloutops.models import AuditEntry
+from rollouts.models import Rollout
+from telemetry.models import Event
+
+pytestmark = pytest.mark.django_db
+
+
+def test_claim_next_takes_highest_priority_then_oldest(make_ticket, reviewer):
+    old_p3 = make_ticket(priority="P3")
+    first_p1 = make_ticket(priority="P1")
+    second_p1 = make_ticket(priority="P1")
+    order = [ticket_claim_next(reviewer=reviewer).pk for _ in range(3)]
+    assert order == [first_p1.pk, second_p1.pk, old_p3.pk]
+    assert ticket_claim_next(reviewer=reviewer) is None
+
+
+def test_claim_next_honours_filters(make_ticket, reviewer):
+    make_ticket(priority="P1", reason="policy")
+    timeout = make_ticket(priority="P4", reason="timeout")
+    assert ticket_claim_next(reviewer=reviewer, reason="timeout").pk == timeout.pk
+    assert ticket_claim_next(reviewer=reviewer, reason="timeout") is None
+    assert ticket_claim_next(reviewer=reviewer, agent="no-such-agent") is None
+
+
+def test_claim_sets_a_lease_and_is_audited(make_ticket, reviewer, settings):
+    settings.ROLLOUTOPS = {**settings.ROLLOUTOPS, "CLAIM_LEASE_SECONDS": 600}
+    ticket = ticket_claim(reviewer=reviewer, ticket=make_ticket())
+    assert ticket.status == TicketStatus.CLAIMED and ticket.claimed_by == reviewer
+    assert timedelta(seconds=590) < ticket.lease_expires_at - timezone.now() <= timedelta(seconds=600)
+    entry = AuditEntry.objects.get(action="ticket.claimed")
+    assert entry.object_id == str(ticket.pk) and entry.after["claimed_by"] == "rita"
+
+
+def test_claiming_a_taken_ticket_names_the_holder(make_ticket, reviewer, reviewer2):
+    ticket = ticket_claim(reviewer=reviewer, ticket=make_ticket())
+    with pytest.raises(Conflict) as refused:
+        ticket_claim(reviewer=reviewer2, ticket=ticket)
+    assert "claimed by rita until" in refused.value.detail
+    assert refused.value.extra["claimed_by"] == "rita"
+    assert EscalationTicket.objects.get(pk=ticket.pk).claimed_by == reviewer
+
+
+def test_a_lapsed_lease_can_be_claimed_by_someone_else(make_ticket, reviewer, reviewer2):
+    ticket = ticket_claim(reviewer=reviewer, ticket=make_ticket())
+    EscalationTicket.objects.filter(pk=ticket.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    taken = ticket_claim(reviewer=reviewer2, ticket=ticket)
+    assert taken.claimed_by == reviewer2
+    assert list(AuditEntry.objects.order_by("id").values_list("action", flat=True))[-3:] == [
+        "ticket.claimed", "ticket.lease_expired", "ticket.claimed"]
+
+
+def test_renew_extends_only_the_claimants_lease(make_ticket, reviewer, reviewer2):
+    ticket = ticket_claim(reviewer=reviewer, ticket=make_ticket())
+    EscalationTicket.objects.filter(pk=ticket.pk).update(lease_expires_at=timezone.now() + timedelta(seconds=5))
+    renewed = ticket_renew(reviewer=reviewer, ticket=ticket)
+    assert renewed.lease_expires_at > timezone.now() + timedelta(seconds=60)
+    with pytest.raises(Conflict, match="claimed by rita"):
+        ticket_renew(reviewer=reviewer2, ticket=ticket)
+
+
+def test_release_by_claimant_or_manager_only(make_ticket, reviewer, reviewer2, manager):
+    ticket = ticket_claim(reviewer=reviewer, ticket=make_ticket())
+    with pytest.raises(Forbidden):
+        ticket_release(actor=reviewer2, ticket=ticket)
+    released = ticket_release(actor=manager, ticket=ticket)
+    assert released.status == TicketStatus.OPEN and released.claimed_by is None
+    entry = AuditEntry.objects.get(action="ticket.released")
+    assert entry.actor_label == "maya" and entry.before["claimed_by"] == "rita"
+    ticket_claim(reviewer=reviewer2, ticket=ticket)
+    assert ticket_release(actor=reviewer2, ticket=ticket).status == TicketStatus.OPEN
+    with pytest.raises(Conflict, match="not claimed"):
+        ticket_release(actor=reviewer2, ticket=ticket)
+
+
+def test_only_the_claimant_resolves(make_ticket, reviewer, reviewer2):
+    ticket = make_ticket()
+    with pytest.raises(Conflict, match="not claimed"):
+        ticket_resolve(reviewer=reviewer, ticket=ticket, label="approve")
+    ticket_claim(reviewer=reviewer, ticket=ticket)
+    with pytest.raises(Forbidden, match="only rita"):
+        ticket_resolve(reviewer=reviewer2, ticket=ticket, label="approve")
+    resolved = ticket_resolve(reviewer=reviewer, ticket=ticket, label="approve", notes="photo is clear")
+    assert resolved.status == TicketStatus.RESOLVED and resolved.resolution_label == "approve"
+    with pytest.raises(Conflict, match="already resolved"):
+        ticket_resolve(reviewer=reviewer, ticket=ticket, label="deny")
+
+
+def test_resolution_becomes_the_human_event_of_the_request(make_ticket, reviewer, version):
+    ticket = make_ticket(request_key="claim-1042", version="1.4.0",
+                         context={"input": "x", "attempts": [{"tool": "t"}], "segment": "motor"})
+    ticket_claim(reviewer=reviewer, ticket=ticket)
+    ticket_resolve(reviewer=reviewer, ticket=ticket, label="approve")
+    event = Event.objects.get(agent=ticket.agent, request_key="claim-1042", kind="human")
+    assert (event.label, event.segment, event.version_id) == ("approve", "motor", version.pk)
+    assert AuditEntry.objects.filter(action="ticket.resolved", object_id=str(ticket.pk)).exists()
+
+
+def test_ticket_takes_the_open_rollouts_version(make_ticket, agent, version, operator):
+    rollout = Rollout.objects.create(agent=agent, version=version, state="active", started_by=operator)
+    ticket = make_ticket()
+    assert ticket.rollout_id == rollout.pk and ticket.version_id == version.pk
+
+
+def test_sweep_returns_lapsed_claims_to_the_queue_once(make_ticket, reviewer):
+    lapsed = ticket_claim(reviewer=reviewer, ticket=make_ticket())
+    live = ticket_claim(reviewer=reviewer, ticket=make_ticket())
+    EscalationTicket.objects.filter(pk=lapsed.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    assert tickets_sweep_expired_leases() == 1
+    assert tickets_sweep_expired_leases() == 0
+    lapsed.refresh_from_db()
+    live.refresh_from_db()
+    assert lapsed.status == TicketStatus.OPEN and lapsed.claimed_by is None
+    assert live.status == TicketStatus.CLAIMED
+    entry = AuditEntry.objects.get(action="ticket.lease_expired")
+    assert entry.object_id == str(lapsed.pk) and entry.before["claimed_by"] == "rita"
+    assert TicketEvent.objects.filter(ticket=lapsed, kind="lease_expired").count() == 1
+    assert ticket_claim_next(reviewer=reviewer).pk == lapsed.pk
+
+
+def test_sla_breach_is_notified_once(make_ticket, reviewer, settings, django_capture_on_commit_callbacks):
+    settings.ROLLOUTOPS = {**settings.ROLLOUTOPS, "WEBHOOK_URLS": ["http://127.0.0.1:9/hook"]}
+    overdue = make_ticket(priority="P1")
+    make_ticket(priority="P4")
+    resolved = ticket_claim(reviewer=reviewer, ticket=make_ticket(priority="P1"))
+    ticket_resolve(reviewer=reviewer, ticket=resolved, label="deny")
+    EscalationTicket.objects.filter(priority="P1").update(due_at=timezone.now() - timedelta(minutes=5))
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert tickets_notify_sla_breaches() == 1
+    webhooks = [c for c in callbacks if "deliver_webhook" in repr(c.__code__.co_names)]
+    assert len(webhooks) == 1
+    overdue.refresh_from_db()
+    assert overdue.sla_breach_notified_at is not None
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert tickets_notify_sla_breaches() == 0
+    assert callbacks == []
