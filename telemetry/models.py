@@ -34,6 +34,8 @@ class Event(models.Model):
     has_trace = models.BooleanField(default=False)
     occurred_at = models.DateTimeField()
     received_at = models.DateTimeField(default=timezone.now)
+    # Set, in the same transaction, when the fold task adds the event to the rollups.
+    folded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -42,4 +44,88 @@ class Event(models.Model):
         indexes = [
             models.Index(fields=["version", "kind"]),
             models.Index(fields=["rollout", "stage"]),
+            # The fold's work queue and the "pending events" figure read only unfolded rows.
+            models.Index(fields=["id"], condition=models.Q(folded_at__isnull=True), name="event_unfolded"),
+            models.Index(fields=["rollout"], condition=models.Q(folded_at__isnull=True), name="event_unfolded_rollout"),
         ]
+
+
+# --- rollups: what the fold task maintains and every dashboard and gate reads -------------
+# Events are marked folded (Event.folded_at) in the same transaction that adds them here, so
+# each event is counted exactly once. Keys: rollout, stage (the rollout's stage when the event
+# occurred) and hour (occurred_at truncated to the hour, UTC).
+
+
+class StageHour(models.Model):
+    """Per rollout, stage and hour: counts of agent and human events and their outcomes."""
+
+    rollout = models.ForeignKey("rollouts.Rollout", on_delete=models.CASCADE, related_name="+")
+    stage = models.CharField(max_length=40)
+    hour = models.DateTimeField()
+    agent_events = models.BigIntegerField(default=0)
+    agent_errors = models.BigIntegerField(default=0)  # outcome error or timeout
+    agent_escalations = models.BigIntegerField(default=0)
+    human_events = models.BigIntegerField(default=0)
+    human_errors = models.BigIntegerField(default=0)
+    first_event_at = models.DateTimeField()
+    last_event_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["rollout", "stage", "hour"], name="stagehour_key")]
+
+
+class LatencyHour(models.Model):
+    """Per rollout, stage and hour: agent latencies counted in statistics.LATENCY_BUCKETS_MS buckets."""
+
+    rollout = models.ForeignKey("rollouts.Rollout", on_delete=models.CASCADE, related_name="+")
+    stage = models.CharField(max_length=40)
+    hour = models.DateTimeField()
+    bucket = models.PositiveSmallIntegerField()
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["rollout", "stage", "hour", "bucket"], name="latencyhour_key")]
+
+
+class PairHour(models.Model):
+    """Completed agent/human pairs per rollout, stage, hour, segment and label pair (the agent event's rollout, stage and hour)."""
+
+    rollout = models.ForeignKey("rollouts.Rollout", on_delete=models.CASCADE, related_name="+")
+    stage = models.CharField(max_length=40)
+    hour = models.DateTimeField()
+    segment = models.CharField(max_length=100)
+    agent_label = models.CharField(max_length=200)
+    human_label = models.CharField(max_length=200)
+    pairs = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rollout", "stage", "hour", "segment", "agent_label", "human_label"], name="pairhour_key"
+            )
+        ]
+
+
+class DiscrepantPair(models.Model):
+    """One completed pair whose labels differ: the dashboard's list of recent discrepancies."""
+
+    rollout = models.ForeignKey("rollouts.Rollout", on_delete=models.CASCADE, related_name="+")
+    stage = models.CharField(max_length=40)
+    agent = models.ForeignKey("agents.Agent", on_delete=models.CASCADE, related_name="+")
+    request_key = models.CharField(max_length=200)
+    segment = models.CharField(max_length=100)
+    agent_label = models.CharField(max_length=200)
+    human_label = models.CharField(max_length=200)
+    occurred_at = models.DateTimeField()  # the agent event's
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["agent", "request_key"], name="discrepantpair_key")]
+        indexes = [models.Index(fields=["rollout", "-occurred_at"])]
+
+
+class RolloutFold(models.Model):
+    """When the fold last added events of a rollout to its rollups (the figures' computed_at)."""
+
+    rollout = models.OneToOneField("rollouts.Rollout", on_delete=models.CASCADE, primary_key=True, related_name="+")
+    computed_at = models.DateTimeField()

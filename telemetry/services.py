@@ -1,0 +1,287 @@
+"""Writes of the telemetry app: event ingestion (validated, batched, idempotent) and the human side of a pair."""
+from __future__ import annotations
+
+import json
+import math
+from bisect import bisect_right
+from dataclasses import dataclass
+from datetime import datetime, timezone as dt_timezone
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from agents.models import Agent, AgentVersion
+from rollouts.models import Rollout, RolloutState, StageTransition
+from rolloutops.exceptions import DomainError
+
+from .models import Event, EventKind, Outcome
+
+MAX_BATCH = 5_000
+# Rows per INSERT statement: 17 parameters a row stays under SQLite's 32,766 and PostgreSQL's
+# 65,535 bound parameters, and 1,000-row statements are where multi-row VALUES stops getting faster.
+INSERT_ROWS = 1_000
+
+_KINDS = frozenset(EventKind.values)
+_OUTCOMES = frozenset(Outcome.values)
+_FIELDS = frozenset({
+    "agent", "version", "request_key", "kind", "label", "segment", "confidence", "latency_ms",
+    "outcome", "input_hash", "occurred_at", "trace",
+})
+_COLUMNS = (
+    "agent_id", "version_id", "rollout_id", "stage", "request_key", "kind", "label", "segment", "confidence",
+    "latency_ms", "outcome", "input_hash", "trace", "has_trace", "occurred_at", "received_at",
+)
+
+
+class BatchTooLarge(DomainError):
+    status_code = 413
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    accepted: int
+    duplicates: int
+    errors: list[dict]
+
+
+class _Rejected(Exception):
+    pass
+
+
+# --- which rollout and stage an event belongs to ------------------------------------------
+
+
+class StageTimeline:
+    """An agent's rollout history as points in time: (at, rollout, stage, ended_at), from StageTransition rows.
+
+    A rollout holds from its first transition ("start") until Rollout.ended_at; at any moment
+    inside it, the stage is the to_stage of the latest transition at or before that moment.
+    """
+
+    def __init__(self, rows: list[tuple]):
+        self._rows = sorted(rows, key=lambda row: row[0])
+        self._ats = [row[0] for row in self._rows]
+
+    def at(self, moment: datetime) -> tuple[int | None, str, int | None]:
+        """(rollout id, stage, version id) at `moment`, or (None, "", None) outside every rollout."""
+        i = bisect_right(self._ats, moment) - 1
+        if i < 0:
+            return (None, "", None)
+        _, rollout_id, stage, ended_at, version_id = self._rows[i]
+        if ended_at is not None and moment >= ended_at:
+            return (None, "", None)
+        return (rollout_id, stage, version_id)
+
+
+def stage_timelines(*, agent_ids) -> dict[int, StageTimeline]:
+    """One query for every agent of a batch."""
+    rows: dict[int, list[tuple]] = {agent_id: [] for agent_id in agent_ids}
+    transitions = (
+        StageTransition.objects.filter(rollout__agent_id__in=list(agent_ids))
+        .order_by("at", "id")
+        .values_list("at", "rollout_id", "to_stage", "rollout__ended_at", "rollout__version_id", "rollout__agent_id")
+    )
+    for at, rollout_id, stage, ended_at, version_id, agent_id in transitions:
+        rows[agent_id].append((at, rollout_id, stage, ended_at, version_id))
+    return {agent_id: StageTimeline(points) for agent_id, points in rows.items()}
+
+
+# --- validation ---------------------------------------------------------------------------
+
+
+def _text(item: dict, name: str, *, required: bool, max_length: int) -> str:
+    value = item.get(name)
+    if value is None or value == "":
+        if required:
+            raise _Rejected(f"{name} is required")
+        return ""
+    if not isinstance(value, str):
+        raise _Rejected(f"{name} must be a string")
+    if len(value) > max_length:
+        raise _Rejected(f"{name} is longer than {max_length} characters")
+    return value
+
+
+def _number(item: dict, name: str, *, low: float, high: float | None = None) -> float | None:
+    value = item.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise _Rejected(f"{name} must be a number")
+    if value < low or (high is not None and value > high):
+        raise _Rejected(f"{name} must be between {low:g} and {high:g}" if high is not None else f"{name} must be >= {low:g}")
+    return float(value)
+
+
+def _moment(item: dict) -> datetime:
+    raw = item.get("occurred_at")
+    if not isinstance(raw, str) or not raw:
+        raise _Rejected("occurred_at is required (ISO 8601 with a UTC offset, e.g. 2026-01-31T12:00:00Z)")
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise _Rejected(f"occurred_at is not an ISO 8601 date-time: {raw[:40]!r}") from None
+    if moment.tzinfo is None:
+        # Without an offset the hour it belongs to is a guess; runtimes must say.
+        raise _Rejected("occurred_at needs a UTC offset (e.g. 2026-01-31T12:00:00Z)")
+    return moment
+
+
+class _Context:
+    """Everything a batch needs from the database, loaded once: agents, versions, open rollouts, timelines."""
+
+    def __init__(self, items: list):
+        slugs = {item.get("agent") for item in items if isinstance(item, dict) and isinstance(item.get("agent"), str)}
+        self.agents = dict(Agent.objects.filter(slug__in=slugs).values_list("slug", "id"))
+        ids = list(self.agents.values())
+        self.versions = {
+            (agent_id, version): version_id
+            for agent_id, version, version_id in AgentVersion.objects.filter(agent_id__in=ids).values_list(
+                "agent_id", "version", "id"
+            )
+        }
+        self.open_versions = dict(
+            Rollout.objects.filter(agent_id__in=ids, state__in=[RolloutState.ACTIVE, RolloutState.PAUSED]).values_list(
+                "agent_id", "version_id"
+            )
+        )
+        self.timelines = stage_timelines(agent_ids=ids)
+
+
+def _row(item, ctx: _Context, received_at) -> tuple:
+    if not isinstance(item, dict):
+        raise _Rejected("an event must be a JSON object")
+    unknown = set(item) - _FIELDS
+    if unknown:
+        raise _Rejected(f"unknown field(s): {', '.join(sorted(unknown))}")
+    slug = _text(item, "agent", required=True, max_length=64)
+    agent_id = ctx.agents.get(slug)
+    if agent_id is None:
+        raise _Rejected(f"unknown agent {slug!r}")
+    request_key = _text(item, "request_key", required=True, max_length=200)
+    kind = item.get("kind")
+    if kind not in _KINDS:
+        raise _Rejected("kind must be 'agent' or 'human'")
+    label = _text(item, "label", required=True, max_length=200)
+    segment = _text(item, "segment", required=False, max_length=100)
+    outcome = item.get("outcome", Outcome.OK)
+    if outcome not in _OUTCOMES:
+        raise _Rejected("outcome must be one of ok, error, timeout, escalated")
+    confidence = _number(item, "confidence", low=0.0, high=1.0)
+    latency_ms = _number(item, "latency_ms", low=0.0)
+    input_hash = _text(item, "input_hash", required=False, max_length=128)
+    occurred_at = _moment(item)
+    trace = item.get("trace")
+    if trace is not None and not isinstance(trace, (dict, list)):
+        raise _Rejected("trace must be a JSON object or array")
+    rollout_id, stage, rollout_version_id = ctx.timelines[agent_id].at(occurred_at)
+    version = _text(item, "version", required=False, max_length=64)
+    if version:
+        version_id = ctx.versions.get((agent_id, version))
+        if version_id is None:
+            raise _Rejected(f"unknown version {version!r} of agent {slug!r}")
+    else:
+        # SPEC 6: the open rollout's version; else the version of the rollout the event falls
+        # in (late human labels of a finished rollout). A human decision needs none.
+        version_id = ctx.open_versions.get(agent_id) or rollout_version_id
+        if version_id is None and kind == EventKind.AGENT:
+            raise _Rejected(f"version is required: agent {slug!r} has no open rollout to default to")
+    return _db_row(
+        agent_id=agent_id, version_id=version_id, rollout_id=rollout_id, stage=stage, request_key=request_key,
+        kind=kind, label=label, segment=segment, confidence=confidence, latency_ms=latency_ms, outcome=outcome,
+        input_hash=input_hash, trace=trace, occurred_at=occurred_at, received_at=received_at,
+    )
+
+
+def _db_row(*, trace, occurred_at, received_at, **values) -> tuple:
+    ops = connection.ops
+    values["trace"] = None if trace is None else json.dumps(trace)
+    values["has_trace"] = bool(trace)
+    values["occurred_at"] = ops.adapt_datetimefield_value(occurred_at)
+    values["received_at"] = ops.adapt_datetimefield_value(received_at)
+    return tuple(values[column] for column in _COLUMNS)
+
+
+# --- storage ------------------------------------------------------------------------------
+
+
+def _insert_rows(rows: list[tuple]) -> int:
+    """Multi-row INSERT … ON CONFLICT DO NOTHING; returns how many rows were new."""
+    if not rows:
+        return 0
+    table = Event._meta.db_table
+    trace = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
+    one = "(" + ", ".join(trace if column == "trace" else "%s" for column in _COLUMNS) + ")"
+    inserted = 0
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), INSERT_ROWS):
+            chunk = rows[start:start + INSERT_ROWS]
+            sql = (
+                f"INSERT INTO {table} ({', '.join(_COLUMNS)}) VALUES {', '.join([one] * len(chunk))} "
+                "ON CONFLICT (agent_id, request_key, kind) DO NOTHING RETURNING id"
+            )
+            cursor.execute(sql, [value for row in chunk for value in row])
+            inserted += len(cursor.fetchall())
+    return inserted
+
+
+def _schedule_fold() -> None:
+    from .tasks import fold_events
+
+    transaction.on_commit(fold_events.delay)
+
+
+def events_ingest(*, events: list) -> IngestResult:
+    """Store a batch of reported events; invalid ones are reported by index and the rest kept.
+
+    Idempotent on (agent, request_key, kind): an event already stored (a retried batch, or the
+    same key twice in one batch) counts as a duplicate and changes nothing.
+    """
+    if len(events) > MAX_BATCH:
+        raise BatchTooLarge(f"a batch holds at most {MAX_BATCH:,} events, got {len(events):,}; split it")
+    ctx = _Context(events)
+    received_at = timezone.now()
+    rows, errors = [], []
+    for index, item in enumerate(events):
+        try:
+            rows.append(_row(item, ctx, received_at))
+        except _Rejected as exc:
+            errors.append({"index": index, "detail": str(exc)})
+    with transaction.atomic():
+        accepted = _insert_rows(rows)
+        if accepted:
+            _schedule_fold()
+    return IngestResult(accepted=accepted, duplicates=len(rows) - accepted, errors=errors)
+
+
+def human_decision_record(
+    *, agent, request_key: str, label: str, occurred_at: datetime, segment: str = "", version=None
+) -> bool:
+    """Store the human decision of a pair (kind human, outcome ok); False if it was already stored.
+
+    Called by the escalations app when a reviewer resolves a ticket; attaches the rollout and
+    stage as ingestion does and schedules the fold after commit.
+    """
+    if timezone.is_naive(occurred_at):
+        occurred_at = timezone.make_aware(occurred_at, dt_timezone.utc)
+    agent_id = agent.pk if isinstance(agent, Agent) else int(agent)
+    timeline = stage_timelines(agent_ids=[agent_id])[agent_id]
+    rollout_id, stage, rollout_version_id = timeline.at(occurred_at)
+    if version is None:
+        version_id = (
+            Rollout.objects.filter(agent_id=agent_id, state__in=[RolloutState.ACTIVE, RolloutState.PAUSED])
+            .values_list("version_id", flat=True)
+            .first()
+        ) or rollout_version_id
+    else:
+        version_id = version.pk if isinstance(version, AgentVersion) else int(version)
+    row = _db_row(
+        agent_id=agent_id, version_id=version_id, rollout_id=rollout_id, stage=stage, request_key=request_key[:200],
+        kind=EventKind.HUMAN, label=label[:200], segment=(segment or "")[:100], confidence=None, latency_ms=None,
+        outcome=Outcome.OK, input_hash="", trace=None, occurred_at=occurred_at, received_at=timezone.now(),
+    )
+    with transaction.atomic():
+        stored = _insert_rows([row]) == 1
+        if stored:
+            _schedule_fold()
+    return stored

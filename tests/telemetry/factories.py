@@ -1,0 +1,28 @@
+"""Rollouts with a hand-written stage history, so telemetry tests need nothing from the rollouts services."""
+from datetime import datetime, timedelta, timezone
+
+from rollouts.models import Rollout, RolloutStage, StageMode, StageTransition
+from tests.factories import AgentVersionFactory
+
+T0 = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
+
+
+def rollout_with_history(*, version=None, stages=(("staging", StageMode.OFF, 0), ("shadow", StageMode.SHADOW, 0)),
+                         start=T0, step=timedelta(hours=1), ended_at=None, agreement_bar=0.9) -> Rollout:
+    """A rollout that entered `stages` one after another, `step` apart from `start`; still open unless ended_at."""
+    version = version or AgentVersionFactory()
+    last_name, last_mode, last_traffic = stages[-1]
+    rollout = Rollout.objects.create(
+        agent=version.agent, version=version, stage_index=len(stages) - 1, stage_name=last_name, mode=last_mode,
+        traffic_percent=last_traffic, stage_entered_at=start + step * (len(stages) - 1), created_at=start,
+        state="rolled_back" if ended_at else "active", ended_at=ended_at,
+    )
+    for position, (name, mode, traffic) in enumerate(stages):
+        RolloutStage.objects.create(rollout=rollout, position=position, name=name, mode=mode, traffic_percent=traffic,
+                                    agreement_bar=agreement_bar if mode == StageMode.SHADOW else None)
+        StageTransition.objects.create(
+            rollout=rollout, from_stage=stages[position - 1][0] if position else "", to_stage=name,
+            from_state="active" if position else "", to_state="active", traffic_percent=traffic,
+            action="promote" if position else "start", at=start + step * position,
+        )
+    return rollout

@@ -1,0 +1,54 @@
+"""stage_metrics: the figures the rollouts app gates and guards on, from the rollups."""
+from datetime import timedelta
+
+import pytest
+
+from telemetry.fold import events_fold
+from telemetry.selectors import stage_metrics
+from telemetry.services import events_ingest, human_decision_record
+from tests.telemetry.factories import T0
+
+pytestmark = pytest.mark.django_db
+
+
+def _at(hours: float) -> str:
+    return (T0 + timedelta(hours=hours)).isoformat()
+
+
+def test_stage_metrics_counts_samples_errors_escalations_latency_and_pairs(shadow_rollout):
+    slug = shadow_rollout.agent.slug
+    events = [
+        {"agent": slug, "request_key": "k1", "kind": "agent", "label": "approve", "occurred_at": _at(2), "latency_ms": 120},
+        {"agent": slug, "request_key": "k2", "kind": "agent", "label": "deny", "occurred_at": _at(2.5),
+         "outcome": "error", "latency_ms": 3000},
+        {"agent": slug, "request_key": "k3", "kind": "agent", "label": "deny", "occurred_at": _at(3),
+         "outcome": "timeout", "latency_ms": 9000},
+        {"agent": slug, "request_key": "k4", "kind": "agent", "label": "deny", "occurred_at": _at(3),
+         "outcome": "escalated"},
+        {"agent": slug, "request_key": "k1", "kind": "human", "label": "approve", "occurred_at": _at(4)},
+        # Before the shadow stage: counted in staging, not shadow.
+        {"agent": slug, "request_key": "s1", "kind": "agent", "label": "deny", "occurred_at": _at(0.5)},
+    ]
+    assert events_ingest(events=events).accepted == 6
+    assert human_decision_record(agent=shadow_rollout.agent, request_key="k2", label="approve", occurred_at=T0 + timedelta(hours=5))
+
+    before = stage_metrics(rollout_id=shadow_rollout.pk, stage="shadow")
+    assert before.agent_events == 0 and before.pending_events == 7 and before.computed_at is None
+
+    assert events_fold() == 7
+    m = stage_metrics(rollout_id=shadow_rollout.pk, stage="shadow")
+    assert (m.agent_events, m.errors, m.escalations) == (4, 2, 1)
+    assert (m.human_events, m.human_errors, m.pairs, m.agreements) == (2, 0, 2, 1)
+    assert sum(m.latency_counts.values()) == 3
+    assert m.p95_latency_ms == 10000.0  # the bucket (7500, 10000] holds the 95th percentile
+    assert m.latency_over(3000) == 1  # only 9,000 ms is certainly above 3 s; 3,000 sits in (2500, 3000]
+    assert m.latency_over(2500) == 2
+    assert m.first_event_at == T0 + timedelta(hours=2)
+    assert m.last_event_at == T0 + timedelta(hours=5)
+    assert m.pending_events == 0 and m.computed_at is not None
+    assert stage_metrics(rollout_id=shadow_rollout.pk, stage="staging").agent_events == 1
+
+
+def test_unknown_stage_has_zero_figures(shadow_rollout):
+    m = stage_metrics(rollout_id=shadow_rollout.pk, stage="canary")
+    assert (m.agent_events, m.pairs, m.p95_latency_ms, m.latency_over(0)) == (0, 0, None, 0)
