@@ -244,4 +244,5 @@ LOGGING = {
 # WhiteNoise warns when STATIC_ROOT is absent; before collectstatic (dev, tests) it serves from finders.
 import warnings  # noqa: E402
 
-warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
+# The warning is attributed to the caller (Django's handler), so match it by message, not module.
+warnings.filterwarnings("ignore", message="No directory at", category=UserWarning)

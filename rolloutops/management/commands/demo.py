@@ -1,0 +1,104 @@
+"""manage.py demo [--port 8000] [--no-seed]: the embedded demo in one command — database, demo data,
+demo people, a Celery worker with beat, and the web server."""
+import signal
+import subprocess
+import sys
+import time
+from io import StringIO
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command, get_commands
+from django.core.management.base import BaseCommand, CommandError
+
+DEMO_PASSWORD = "demo-pass-2026"
+DEMO_PEOPLE = (("olivia", "operator"), ("rita", "reviewer"), ("maya", "manager"))
+WORKER_STOP_SECONDS = 20
+
+
+class Command(BaseCommand):
+    help = "Run the demo on this machine: migrate, seed when empty, start a Celery worker with beat, serve the pages."
+    requires_system_checks = []  # runserver runs them; migrate must come first on a fresh database
+
+    def add_arguments(self, parser):
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--no-seed", action="store_true", help="do not load the demo data into an empty database")
+
+    def handle(self, *args, port, no_seed, **options):
+        settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
+        self.stdout.write("Preparing the database…")
+        call_command("migrate", interactive=False, verbosity=0)
+        if not no_seed:
+            self._seed()
+        self._ensure_people()
+
+        worker_log = settings.VAR_DIR / "celery-worker.log"
+        worker = self._start_worker(worker_log)
+        # SIGTERM (a process manager, `kill`) takes the same path as Ctrl-C: runserver exits and
+        # the worker is stopped below, warm, so a task in progress finishes.
+        previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+        try:
+            url = f"http://127.0.0.1:{port}/"
+            self.stdout.write("")
+            self.stdout.write(self.style.SUCCESS(f"rolloutops demo: open {url}"))
+            self.stdout.write("Sign in as (password " + DEMO_PASSWORD + "):")
+            for username, role in DEMO_PEOPLE:
+                self.stdout.write(f"  {username:<7} {role}")
+            self.stdout.write(f"Celery worker + beat (pid {worker.pid}) logs to {worker_log}")
+            self.stdout.write("Press Ctrl-C to stop.\n")
+            call_command("runserver", f"127.0.0.1:{port}", use_reloader=False, use_threading=True,
+                         shutdown_message="Stopping…")
+        except KeyboardInterrupt:
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            self._stop_worker(worker)
+
+    def _seed(self) -> None:
+        from agents.models import Agent
+
+        if Agent.objects.exists():
+            self.stdout.write("Demo data: the database already has agents, leaving it as it is.")
+        elif "seed_demo" in get_commands():
+            self.stdout.write("Loading the demo data (seed_demo)…")
+            call_command("seed_demo")
+        else:
+            self.stdout.write(self.style.WARNING("No seed_demo command in this build: starting with an empty database."))
+
+    def _ensure_people(self) -> None:
+        User = get_user_model()
+        for username, role in DEMO_PEOPLE:
+            if not User.objects.filter(username=username).exists():
+                call_command("adduser", username, "--role", role, "--password", DEMO_PASSWORD, stdout=StringIO())
+
+    def _start_worker(self, log_path) -> subprocess.Popen:
+        command = [sys.executable, "-m", "celery", "-A", "rolloutops", "worker", "-B", "--pool=threads",
+                   "--concurrency=4", "--loglevel=INFO",
+                   f"--schedule={settings.CELERY_BEAT_SCHEDULE_FILENAME}"]
+        log = open(log_path, "ab")
+        # Its own session: a Ctrl-C in the terminal reaches only us, and we stop the worker once,
+        # warm. Two signals would make Celery drop running tasks (cold shutdown).
+        worker = subprocess.Popen(command, cwd=settings.BASE_DIR, stdout=log, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+        log.close()
+        time.sleep(2)
+        if worker.poll() is not None:
+            tail = log_path.read_text(errors="replace").splitlines()[-20:]
+            raise CommandError("the Celery worker did not start:\n" + "\n".join(tail))
+        return worker
+
+    def _stop_worker(self, worker: subprocess.Popen) -> None:
+        if worker.poll() is not None:
+            return
+        self.stdout.write("Stopping the Celery worker…")
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=WORKER_STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+        self.stdout.write("Stopped.")
+
+
+def _raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt
