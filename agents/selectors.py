@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db.models import Prefetch, Q
+from django.shortcuts import get_object_or_404
 
 from rolloutops.exceptions import NotFound
 
@@ -26,6 +27,24 @@ def version_get(*, agent: Agent, version: str) -> AgentVersion:
     if row is None:
         raise NotFound(f"agent {agent.slug!r} has no version {version!r}")
     return row
+
+
+def agent_get_or_404(*, slug: str) -> Agent:
+    return get_object_or_404(Agent, slug=slug)
+
+
+def version_get_or_404(*, slug: str, version: str) -> AgentVersion:
+    return get_object_or_404(AgentVersion.objects.select_related("agent"), agent__slug=slug, version=version)
+
+
+def agent_rollouts(*, agent: Agent, limit: int = 20) -> list:
+    """Recent rollouts of the agent, newest first, each with the URL of its page."""
+    from rollouts.models import Rollout
+
+    rows = list(Rollout.objects.filter(agent=agent).select_related("version").order_by("-created_at", "-id")[:limit])
+    for r in rows:
+        r.url = rollout_url(r.pk)
+    return rows
 
 
 def agent_versions(*, agent: Agent) -> list[AgentVersion]:
