@@ -81,7 +81,10 @@ def evaluation_record(*, actor, version: AgentVersion, results: list[dict], note
         raise Invalid(f"ttl_days must be between 1 and {MAX_TTL_DAYS}", field="ttl_days")
     if not results:
         raise Invalid("results must name at least one checklist item", field="results")
-    keys = [str(r.get("item", "")) for r in results]
+    for index, result in enumerate(results):
+        if not isinstance(result, dict):
+            raise Invalid(f"results[{index}]: each result is an object with item, status and evidence", index=index)
+    keys = [str(result.get("item", "")) for result in results]
     items = {i.key: i for i in ChecklistItem.objects.filter(key__in=keys, active=True)}
     seen: set[str] = set()
     rows: list[tuple[ChecklistItem, str, str]] = []
