@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from django.utils import timezone
 from ninja import Field, Router, Schema
+from ninja.responses import Status
 from pydantic import ConfigDict
 
 from rolloutops.api import require
@@ -141,7 +142,7 @@ def ticket_open(request, payload: TicketIn):
         context=payload.context.model_dump(exclude_unset=True, mode="json"),
     )
     ticket = ticket_get(pk=ticket.pk)
-    return (201 if created else 200), ticket_out(ticket)
+    return Status(201 if created else 200, ticket_out(ticket))
 
 
 @router.get("/escalations", response=TicketPageOut)
@@ -176,20 +177,20 @@ def ticket_claim_next(request, filters: ClaimNextIn | None = None):
     ticket = services.ticket_claim_next(reviewer=principal.user, agent=filters.agent, reason=filters.reason,
                                         priority=filters.priority)
     if ticket is None:
-        return 204, None
-    return 200, ticket_out(ticket)
+        return Status(204, None)
+    return Status(200, ticket_out(ticket))
 
 
 @router.post("/escalations/{int:ticket_id}/claim", response={200: TicketOut, 409: ErrorOut})
 def ticket_claim(request, ticket_id: int):
     principal = require(request, roles=PEOPLE)
-    return 200, ticket_out(services.ticket_claim(reviewer=principal.user, ticket=ticket_get(pk=ticket_id)))
+    return Status(200, ticket_out(services.ticket_claim(reviewer=principal.user, ticket=ticket_get(pk=ticket_id))))
 
 
 @router.post("/escalations/{int:ticket_id}/renew", response={200: TicketOut, 409: ErrorOut})
 def ticket_renew(request, ticket_id: int):
     principal = require(request, roles=PEOPLE)
-    return 200, ticket_out(services.ticket_renew(reviewer=principal.user, ticket=ticket_get(pk=ticket_id)))
+    return Status(200, ticket_out(services.ticket_renew(reviewer=principal.user, ticket=ticket_get(pk=ticket_id))))
 
 
 @router.post("/escalations/{int:ticket_id}/release", response={200: TicketOut, 403: ErrorOut, 409: ErrorOut})
@@ -197,7 +198,7 @@ def ticket_release(request, ticket_id: int, payload: ReleaseIn | None = None):
     """The claimant gives the ticket back; a manager may release anyone's claim."""
     principal = require(request, roles={Role.REVIEWER, Role.MANAGER})
     note = payload.note if payload else ""
-    return 200, ticket_out(services.ticket_release(actor=principal.user, ticket=ticket_get(pk=ticket_id), note=note))
+    return Status(200, ticket_out(services.ticket_release(actor=principal.user, ticket=ticket_get(pk=ticket_id), note=note)))
 
 
 @router.post("/escalations/{int:ticket_id}/resolve", response={200: TicketOut, 403: ErrorOut, 409: ErrorOut})
@@ -206,4 +207,4 @@ def ticket_resolve(request, ticket_id: int, payload: ResolveIn):
     principal = require(request, roles=PEOPLE)
     ticket = services.ticket_resolve(reviewer=principal.user, ticket=ticket_get(pk=ticket_id), label=payload.label,
                                      notes=payload.notes)
-    return 200, ticket_out(ticket)
+    return Status(200, ticket_out(ticket))

@@ -1,0 +1,71 @@
+"""Claiming under contention: many reviewers at once, real connections, every ticket exactly once."""
+import threading
+from collections import Counter
+
+import pytest
+from django.db import connection
+
+from escalations.models import EscalationTicket, TicketStatus
+from escalations.services import ticket_claim, ticket_claim_next
+from rolloutops.audit import audit_verify
+from rolloutops.exceptions import Conflict
+from rolloutops.models import AuditEntry
+from tests.factories import UserFactory
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def run_in_threads(count: int, work) -> list:
+    results, errors = [None] * count, []
+    start = threading.Barrier(count)
+
+    def run(i):
+        try:
+            start.wait()
+            results[i] = work(i)
+        except Exception as exc:  # noqa: BLE001 (reported below)
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    return results
+
+
+def test_parallel_claim_next_gives_every_ticket_to_exactly_one_reviewer(postgres_only, make_ticket):
+    tickets = [make_ticket(priority=f"P{1 + i % 4}") for i in range(50)]
+    reviewers = [UserFactory(username=f"rev{i}", roles=["reviewer"]) for i in range(8)]
+
+    def claim_until_empty(i):
+        got = []
+        while (ticket := ticket_claim_next(reviewer=reviewers[i])) is not None:
+            got.append(ticket.pk)
+        return got
+
+    claimed = [pk for got in run_in_threads(8, claim_until_empty) for pk in got]
+    assert sorted(claimed) == sorted(t.pk for t in tickets)
+    assert Counter(claimed).most_common(1)[0][1] == 1
+    assert EscalationTicket.objects.filter(status=TicketStatus.CLAIMED).count() == 50
+    assert AuditEntry.objects.filter(action="ticket.claimed").count() == 50
+    assert audit_verify().intact
+
+
+def test_parallel_claims_of_one_ticket_have_one_winner(postgres_only, make_ticket):
+    ticket = make_ticket()
+    reviewers = [UserFactory(username=f"rev{i}", roles=["reviewer"]) for i in range(8)]
+
+    def claim(i):
+        try:
+            return ticket_claim(reviewer=reviewers[i], ticket=ticket).claimed_by.username
+        except Conflict as refused:
+            return f"refused:{refused.extra['claimed_by']}"
+
+    outcomes = run_in_threads(8, claim)
+    winners = [o for o in outcomes if not o.startswith("refused:")]
+    assert len(winners) == 1
+    assert all(o == f"refused:{winners[0]}" for o in outcomes if o.startswith("refused:"))
