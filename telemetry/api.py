@@ -1,4 +1,79 @@
-"""HTTP API of the telemetry app (mounted under /api/v1/ by rolloutops.api)."""
-from ninja import Router
+"""HTTP API of the telemetry app (mounted under /api/v1/ by rolloutops.api): event ingestion and the discrepancy report."""
+from __future__ import annotations
+
+from typing import Any
+
+from ninja import Field, Router, Schema
+
+from rolloutops.api import require
+from rolloutops.models import Scope
+from rolloutops.roles import ALL_ROLES, Role
+
+from .selectors import rollout_discrepancy
+from .services import MAX_BATCH, events_ingest
 
 router = Router(tags=["telemetry"])
+
+_EVENTS_DESCRIPTION = f"""
+Report a batch of up to {MAX_BATCH:,} decisions. Each event is an object with
+`agent` (slug), `version`? , `request_key`, `kind` (`agent`|`human`), `label`, `segment`?,
+`confidence`? (0–1), `latency_ms`? (≥ 0), `outcome` (`ok`|`error`|`timeout`|`escalated`, default `ok`),
+`input_hash`?, `occurred_at` (ISO 8601 **with** a UTC offset), `trace`? (object or array).
+
+**Partial acceptance**: every valid event is stored and every invalid one is reported in
+`errors` as `{{"index", "detail"}}` (its position in `events`); the call answers 200 either way.
+**Idempotent** on (agent, request_key, kind): an event already stored — a retried batch, or a
+repeat inside one batch — counts in `duplicates` and changes nothing, so retry freely.
+
+`version` defaults to the version of the agent's open (active or paused) rollout, else of the
+rollout the event falls in; an agent event with neither is refused. A human decision needs none.
+Each event is attached to the rollout and stage that were current for its agent at `occurred_at`.
+More than {MAX_BATCH:,} events: 413; a body over the server's upload limit: 413.
+Statistics are folded in asynchronously: see `pending_events` in the discrepancy report.
+"""
+
+
+class EventsIn(Schema):
+    events: list[Any] = Field(..., description=f"up to {MAX_BATCH:,} event objects (fields above)")
+
+
+class EventErrorOut(Schema):
+    index: int
+    detail: str
+
+
+class EventsOut(Schema):
+    accepted: int
+    duplicates: int
+    errors: list[EventErrorOut]
+
+
+class DetailOut(Schema):
+    detail: Any
+
+
+@router.post(
+    "/events",
+    response={200: EventsOut, 403: DetailOut, 413: DetailOut, 422: DetailOut},
+    summary="Report agent and human decisions (batch)",
+    description=_EVENTS_DESCRIPTION,
+)
+def post_events(request, payload: EventsIn):
+    require(request, roles={Role.OPERATOR}, scope=Scope.EVENTS_WRITE)
+    result = events_ingest(events=payload.events)
+    return {"accepted": result.accepted, "duplicates": result.duplicates, "errors": result.errors}
+
+
+@router.get(
+    "/rollouts/{rollout_id}/discrepancy",
+    response={200: dict[str, Any], 404: DetailOut},
+    summary="Shadow-versus-human discrepancy figures of a rollout (SPEC 3)",
+    description="Pairs, agreement with its Wilson 95 % interval, Cohen's kappa, the confusion matrix "
+    "(rows agent label, columns human label), per-segment agreement with flags (two-proportion test, "
+    "Benjamini–Hochberg q = 0.05, ≥ 30 pairs), direction of disagreement per label pair (exact McNemar), "
+    "the hourly series and the 20 most recent discrepant pairs. `?stage=` limits it to one stage. "
+    "Read from rollups; `pending_events` counts events received but not yet folded in.",
+)
+def get_discrepancy(request, rollout_id: int, stage: str | None = None):
+    require(request, roles=ALL_ROLES)
+    return rollout_discrepancy(rollout_id=rollout_id, stage=stage or None)

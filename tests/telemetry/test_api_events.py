@@ -1,0 +1,125 @@
+"""POST /api/v1/events: validation by index, partial acceptance, idempotence, limits, scopes."""
+from datetime import timedelta
+
+import pytest
+
+from telemetry.models import Event
+from tests.factories import AgentVersionFactory
+from tests.telemetry.factories import T0
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/v1/events"
+
+
+def _event(slug, key, kind="agent", label="approve", hours=2.0, **extra):
+    return {"agent": slug, "request_key": key, "kind": kind, "label": label,
+            "occurred_at": (T0 + timedelta(hours=hours)).isoformat(), **extra}
+
+
+def test_valid_events_are_stored_and_invalid_ones_reported_by_index(events_client, shadow_rollout):
+    slug = shadow_rollout.agent.slug
+    body = {"events": [
+        _event(slug, "k1", trace={"steps": [1]}, latency_ms=12.5, confidence=0.8, segment="eu", input_hash="abc"),
+        _event(slug, "k2", kind="robot"),
+        _event(slug, "k3", label=""),
+        _event("no-such-agent", "k4"),
+        _event(slug, "k5", outcome="exploded"),
+        {**_event(slug, "k6"), "occurred_at": "2026-03-02T10:00:00"},
+        _event(slug, "k7", kind="human"),
+        "not an object",
+        _event(slug, "k8", confidence=3),
+        _event(slug, "k9", version="9.9.9"),
+    ]}
+    response = events_client.post(URL, body)
+    assert response.status_code == 200, response.content
+    data = response.json()
+    assert (data["accepted"], data["duplicates"]) == (2, 0)
+    errors = {e["index"]: e["detail"] for e in data["errors"]}
+    assert set(errors) == {1, 2, 3, 4, 5, 7, 8, 9}
+    assert "kind" in errors[1]
+    assert "label is required" in errors[2]
+    assert "unknown agent" in errors[3]
+    assert "outcome" in errors[4]
+    assert "offset" in errors[5]
+    assert "object" in errors[7]
+    assert "confidence" in errors[8]
+    assert "unknown version" in errors[9]
+    stored = Event.objects.get(request_key="k1")
+    assert (stored.rollout_id, stored.stage, stored.version_id) == (shadow_rollout.pk, "shadow", shadow_rollout.version_id)
+    assert stored.has_trace and stored.trace == {"steps": [1]} and stored.segment == "eu" and stored.latency_ms == 12.5
+    assert not Event.objects.get(request_key="k7").has_trace
+
+
+def test_retried_batch_stores_nothing_twice(events_client, shadow_rollout):
+    slug = shadow_rollout.agent.slug
+    body = {"events": [_event(slug, "k1"), _event(slug, "k1", kind="human"), _event(slug, "k1")]}
+    first = events_client.post(URL, body).json()
+    assert (first["accepted"], first["duplicates"]) == (2, 1)
+    second = events_client.post(URL, body).json()
+    assert (second["accepted"], second["duplicates"], second["errors"]) == (0, 3, [])
+    assert Event.objects.count() == 2
+
+
+def test_event_attaches_to_the_stage_current_at_occurred_at(events_client, shadow_rollout):
+    slug = shadow_rollout.agent.slug
+    events_client.post(URL, {"events": [_event(slug, "early", hours=0.5), _event(slug, "before", hours=-1, version=shadow_rollout.version.version)]})
+    early = Event.objects.get(request_key="early")
+    assert (early.rollout_id, early.stage) == (shadow_rollout.pk, "staging")
+    before = Event.objects.get(request_key="before")
+    assert (before.rollout_id, before.stage) == (None, "")
+
+
+def test_agent_event_without_version_or_rollout_is_refused_but_human_is_kept(events_client):
+    version = AgentVersionFactory()
+    data = events_client.post(URL, {"events": [_event(version.agent.slug, "k"), _event(version.agent.slug, "k", kind="human")]}).json()
+    assert data["accepted"] == 1
+    assert "version is required" in data["errors"][0]["detail"] and data["errors"][0]["index"] == 0
+
+
+def test_more_than_5000_events_is_refused_with_413(events_client, shadow_rollout):
+    slug = shadow_rollout.agent.slug
+    response = events_client.post(URL, {"events": [_event(slug, f"k{i}") for i in range(5001)]})
+    assert response.status_code == 413
+    assert "at most 5,000" in response.json()["detail"]
+    assert Event.objects.count() == 0
+
+
+def test_body_over_upload_limit_is_413(events_client, shadow_rollout, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    response = events_client.post(URL, {"events": [_event(shadow_rollout.agent.slug, f"k{i}") for i in range(50)]})
+    assert response.status_code == 413
+    assert response.json()["detail"]
+
+
+def test_token_without_events_scope_is_403(api_client_for, operator, shadow_rollout):
+    client = api_client_for(operator, "route:read")
+    response = client.post(URL, {"events": [_event(shadow_rollout.agent.slug, "k")]})
+    assert response.status_code == 403
+    assert Event.objects.count() == 0
+
+
+def test_reviewer_token_cannot_report_events(api_client_for, reviewer, shadow_rollout):
+    response = api_client_for(reviewer, "events:write").post(URL, {"events": [_event(shadow_rollout.agent.slug, "k")]})
+    assert response.status_code == 403
+
+
+def test_missing_events_list_is_422(events_client):
+    assert events_client.post(URL, {"nope": []}).status_code == 422
+
+
+def test_ingestion_schedules_one_fold_after_commit(events_client, shadow_rollout, django_capture_on_commit_callbacks):
+    slug = shadow_rollout.agent.slug
+    with django_capture_on_commit_callbacks() as callbacks:
+        events_client.post(URL, {"events": [_event(slug, f"k{i}") for i in range(10)]})
+    assert len(callbacks) == 1
+    with django_capture_on_commit_callbacks() as callbacks:
+        events_client.post(URL, {"events": [_event(slug, f"k{i}") for i in range(10)]})  # all duplicates
+    assert callbacks == []
+
+
+def test_ingestion_uses_a_fixed_number_of_queries(events_client, shadow_rollout, django_assert_max_num_queries):
+    slug = shadow_rollout.agent.slug
+    with django_assert_max_num_queries(12):
+        response = events_client.post(URL, {"events": [_event(slug, f"k{i}") for i in range(2500)]})
+    assert response.json()["accepted"] == 2500
