@@ -1,4 +1,305 @@
-"""HTTP API of the rollouts app (mounted under /api/v1/ by rolloutops.api)."""
-from ninja import Router
+"""HTTP API of rollouts: start, show, promote (four eyes), roll back / pause / resume, route."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from ninja import Field, Router, Schema, Status
+from ninja.errors import HttpError
+
+from agents.models import Agent, AgentVersion
+from rolloutops.api import require
+from rolloutops.exceptions import NotFound
+from rolloutops.models import Scope
+from rolloutops.roles import ALL_ROLES, Role
+
+from . import selectors
+from .gates import current_stage, stage_figures
+from .models import PromotionRequest, Rollout
+from .promotions import promotion_approve, promotion_reject, promotion_request
+from .routing import route
+from .services import rollout_pause, rollout_plan_update, rollout_resume, rollout_rollback, rollout_start
 
 router = Router(tags=["rollouts"])
+
+OPERATOR = {Role.OPERATOR}
+MANAGER = {Role.MANAGER}
+
+
+class GuardrailsIn(Schema):
+    max_error_rate: float | None = Field(None, ge=0, le=1)
+    max_escalation_rate: float | None = Field(None, ge=0, le=1)
+    max_p95_latency_ms: float | None = Field(None, ge=0)
+    max_disagreement_rate: float | None = Field(None, ge=0, le=1)
+    baseline_error_rate: float | None = Field(None, ge=0, le=1)
+
+
+class StageIn(Schema):
+    name: str = Field(..., min_length=1, max_length=40)
+    mode: str = Field(..., pattern="^(off|shadow|live)$")
+    traffic_percent: float = Field(0, ge=0, le=100)
+    min_duration_s: int = Field(0, ge=0)
+    min_samples: int = Field(0, ge=0)
+    agreement_bar: float | None = Field(None, ge=0, le=1)
+    guardrails: GuardrailsIn | None = None
+
+
+class RolloutIn(Schema):
+    agent: str
+    version: str
+    plan: list[StageIn] | None = None
+    reason: str = ""
+
+
+class PlanIn(Schema):
+    plan: list[StageIn]
+
+
+class ReasonIn(Schema):
+    reason: str = Field(..., min_length=1, max_length=2000)
+
+
+class PromotionIn(Schema):
+    reason: str = Field("", max_length=2000)
+
+
+class DecisionIn(Schema):
+    comment: str = Field("", max_length=2000)
+
+
+class StageOut(Schema):
+    name: str
+    mode: str
+    traffic_percent: float
+    min_duration_s: int
+    min_samples: int
+    agreement_bar: float | None
+    guardrails: dict
+    entered_at: datetime | None
+
+
+class TransitionOut(Schema):
+    at: datetime
+    action: str
+    from_stage: str
+    to_stage: str
+    from_state: str
+    to_state: str
+    traffic_percent: float
+    actor: str | None
+    automatic: bool
+    reason: str
+    promotion: int | None
+
+
+class RolloutOut(Schema):
+    id: int
+    agent: str
+    version: str
+    state: str
+    stage: str
+    traffic_percent: float
+    stage_entered_at: datetime
+    started_by: str | None
+    created_at: datetime
+    ended_at: datetime | None
+    end_reason: str
+    plan: list[StageOut]
+    history: list[TransitionOut]
+
+
+class PromotionOut(Schema):
+    id: int
+    rollout: int
+    from_stage: str
+    to_stage: str
+    status: str
+    unmet: list[str]
+    requested_by: str | None
+    requested_at: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+    comment: str
+
+
+class RouteOut(Schema):
+    handler: str
+    shadow: bool
+    rollout: int | None
+    stage: str | None
+    traffic_percent: float
+    bucket: int | None
+    state: str | None
+    version: str | None
+
+
+class GuardrailOut(Schema):
+    name: str
+    label: str
+    value: float | None
+    threshold: float
+    verdict: str
+    n: int
+    statistic: float | None
+    boundary: float | None
+    method: str
+    detail: str
+
+
+class GuardrailsOut(Schema):
+    rollout: int
+    stage: str
+    mode: str
+    state: str
+    samples: int
+    guardrails: list[GuardrailOut]
+    healthy: bool
+
+
+def _rollout(rollout_id: int) -> Rollout:
+    rollout = Rollout.objects.select_related("agent", "version").filter(pk=rollout_id).first()
+    if rollout is None:
+        raise NotFound(f"no rollout #{rollout_id}")
+    return rollout
+
+
+def _promotion(promotion_id: int) -> PromotionRequest:
+    promotion = PromotionRequest.objects.select_related("rollout").filter(pk=promotion_id).first()
+    if promotion is None:
+        raise NotFound(f"no promotion request #{promotion_id}")
+    return promotion
+
+
+def _plan_dicts(plan: list[StageIn] | None) -> list[dict] | None:
+    if plan is None:
+        return None
+    out = []
+    for stage in plan:
+        data = stage.dict()
+        data["guardrails"] = {k: v for k, v in (data.get("guardrails") or {}).items() if v is not None}
+        out.append(data)
+    return out
+
+
+@router.post("/rollouts", response={201: RolloutOut})
+def create_rollout(request, payload: RolloutIn):
+    principal = require(request, roles=OPERATOR)
+    version = AgentVersion.objects.select_related("agent").filter(agent__slug=payload.agent, version=payload.version).first()
+    if version is None:
+        if not Agent.objects.filter(slug=payload.agent).exists():
+            raise NotFound(f"no agent {payload.agent!r}")
+        raise NotFound(f"agent {payload.agent!r} has no version {payload.version!r}")
+    rollout = rollout_start(actor=principal.user, version=version, plan=_plan_dicts(payload.plan), reason=payload.reason)
+    return Status(201, selectors.rollout_as_dict(_rollout(rollout.pk)))
+
+
+@router.get("/rollouts", response=list[RolloutOut])
+def list_rollouts(request, state: str = "", agent: str = "", limit: int = 50, offset: int = 0):
+    require(request, roles=ALL_ROLES)
+    qs = Rollout.objects.select_related("agent", "version", "started_by").order_by("-created_at")
+    if state:
+        qs = qs.filter(state=state)
+    if agent:
+        qs = qs.filter(agent__slug=agent)
+    limit = max(1, min(limit, 200))
+    return [selectors.rollout_as_dict(r) for r in qs[offset: offset + limit]]
+
+
+@router.get("/rollouts/{rollout_id}", response=RolloutOut)
+def get_rollout(request, rollout_id: int):
+    require(request, roles=ALL_ROLES)
+    return selectors.rollout_as_dict(_rollout(rollout_id))
+
+
+@router.put("/rollouts/{rollout_id}/plan", response=RolloutOut)
+def update_plan(request, rollout_id: int, payload: PlanIn):
+    principal = require(request, roles=OPERATOR)
+    rollout = rollout_plan_update(actor=principal.user, rollout=_rollout(rollout_id), plan=_plan_dicts(payload.plan))
+    return selectors.rollout_as_dict(_rollout(rollout.pk))
+
+
+@router.post("/rollouts/{rollout_id}/promotions", response={201: PromotionOut})
+def request_promotion(request, rollout_id: int, payload: PromotionIn = None):
+    principal = require(request, roles=OPERATOR)
+    promotion = promotion_request(actor=principal.user, rollout=_rollout(rollout_id), reason=payload.reason if payload else "")
+    return Status(201, selectors.promotion_as_dict(promotion))
+
+
+@router.get("/promotions", response=list[PromotionOut])
+def list_promotions(request, status: str = "pending", rollout: int | None = None, limit: int = 50):
+    require(request, roles={Role.OPERATOR, Role.MANAGER})
+    qs = PromotionRequest.objects.select_related("requested_by", "decided_by").order_by("-requested_at")
+    if status:
+        qs = qs.filter(status=status)
+    if rollout:
+        qs = qs.filter(rollout_id=rollout)
+    return [selectors.promotion_as_dict(p) for p in qs[: max(1, min(limit, 200))]]
+
+
+@router.get("/promotions/{promotion_id}", response=PromotionOut)
+def get_promotion(request, promotion_id: int):
+    require(request, roles=ALL_ROLES)
+    return selectors.promotion_as_dict(_promotion(promotion_id))
+
+
+@router.post("/promotions/{promotion_id}/approve", response=PromotionOut)
+def approve_promotion(request, promotion_id: int, payload: DecisionIn = None):
+    principal = require(request, roles=MANAGER)
+    promotion = _promotion(promotion_id)
+    promotion_approve(actor=principal.user, promotion=promotion, comment=payload.comment if payload else "")
+    return selectors.promotion_as_dict(_promotion(promotion_id))
+
+
+@router.post("/promotions/{promotion_id}/reject", response=PromotionOut)
+def reject_promotion(request, promotion_id: int, payload: DecisionIn = None):
+    principal = require(request, roles=MANAGER)
+    promotion = promotion_reject(actor=principal.user, promotion=_promotion(promotion_id),
+                                 comment=payload.comment if payload else "")
+    return selectors.promotion_as_dict(promotion)
+
+
+@router.post("/rollouts/{rollout_id}/rollback", response=RolloutOut)
+def rollback(request, rollout_id: int, payload: ReasonIn):
+    principal = require(request, roles=OPERATOR)
+    rollout_rollback(actor=principal.user, rollout=_rollout(rollout_id), reason=payload.reason)
+    return selectors.rollout_as_dict(_rollout(rollout_id))
+
+
+@router.post("/rollouts/{rollout_id}/pause", response=RolloutOut)
+def pause(request, rollout_id: int, payload: ReasonIn):
+    principal = require(request, roles=OPERATOR)
+    rollout_pause(actor=principal.user, rollout=_rollout(rollout_id), reason=payload.reason)
+    return selectors.rollout_as_dict(_rollout(rollout_id))
+
+
+@router.post("/rollouts/{rollout_id}/resume", response=RolloutOut)
+def resume(request, rollout_id: int, payload: ReasonIn):
+    principal = require(request, roles=OPERATOR)
+    rollout_resume(actor=principal.user, rollout=_rollout(rollout_id), reason=payload.reason)
+    return selectors.rollout_as_dict(_rollout(rollout_id))
+
+
+@router.get("/rollouts/{rollout_id}/guardrails", response=GuardrailsOut)
+def guardrails(request, rollout_id: int):
+    require(request, roles=ALL_ROLES)
+    rollout = _rollout(rollout_id)
+    stage = current_stage(rollout)
+    measured = stage_figures(rollout=rollout, stage=stage)
+    results = measured["guardrails"]
+    return {
+        "rollout": rollout.pk, "stage": stage.name, "mode": stage.mode, "state": rollout.state,
+        "samples": measured["metrics"].agent_events,
+        "guardrails": [g.as_dict() for g in results],
+        "healthy": not any(g.verdict == "breached" for g in results),
+    }
+
+
+@router.get("/route", response=RouteOut)
+def route_request(request, agent: str, key: str):
+    """Who handles this request. Sticky and monotone; when in doubt, the human path."""
+    require(request, roles=OPERATOR, scope=Scope.ROUTE_READ)
+    if not key or len(key) > 200:
+        raise HttpError(422, "key: 1 to 200 characters")
+    answer = route(agent, key)
+    if answer is None:
+        raise NotFound(f"no agent {agent!r}")
+    return answer.as_dict()

@@ -1,6 +1,129 @@
-"""Reads of rollouts for pages and the API."""
+"""Reads of rollouts for pages and the API: shapes, lists with filters, the approvals inbox."""
+from __future__ import annotations
+
+from django.db.models import Count, Q
+
 from agents.models import Agent
+
+from .models import PromotionRequest, PromotionStatus, Rollout, RolloutState
+
+OPEN_STATES = (RolloutState.ACTIVE, RolloutState.PAUSED)
+
+
+def _name(user) -> str | None:
+    return user.get_username() if user else None
+
+
+def rollout_as_dict(rollout: Rollout) -> dict:
+    stages = list(rollout.stages.all())
+    history = list(rollout.transitions.select_related("actor").order_by("at", "id"))
+    return {
+        "id": rollout.pk,
+        "agent": rollout.agent.slug,
+        "version": rollout.version.version,
+        "state": rollout.state,
+        "stage": rollout.stage_name,
+        "traffic_percent": rollout.traffic_percent,
+        "stage_entered_at": rollout.stage_entered_at,
+        "started_by": _name(rollout.started_by),
+        "created_at": rollout.created_at,
+        "ended_at": rollout.ended_at,
+        "end_reason": rollout.end_reason,
+        "plan": [
+            {"name": s.name, "mode": s.mode, "traffic_percent": s.traffic_percent, "min_duration_s": s.min_duration_s,
+             "min_samples": s.min_samples, "agreement_bar": s.agreement_bar, "guardrails": s.guardrails,
+             "entered_at": s.entered_at}
+            for s in stages
+        ],
+        "history": [
+            {"at": t.at, "action": t.action, "from_stage": t.from_stage, "to_stage": t.to_stage,
+             "from_state": t.from_state, "to_state": t.to_state, "traffic_percent": t.traffic_percent,
+             "actor": _name(t.actor) or ("rolloutops" if t.automatic else None), "automatic": t.automatic,
+             "reason": t.reason, "promotion": t.promotion_id}
+            for t in history
+        ],
+    }
+
+
+def promotion_as_dict(p: PromotionRequest) -> dict:
+    return {
+        "id": p.pk, "rollout": p.rollout_id, "from_stage": p.from_stage, "to_stage": p.to_stage, "status": p.status,
+        "unmet": p.unmet or [], "requested_by": _name(p.requested_by), "requested_at": p.requested_at,
+        "decided_by": _name(p.decided_by), "decided_at": p.decided_at, "comment": p.comment,
+    }
+
+
+SORTS = {
+    "newest": "-created_at", "oldest": "created_at", "agent": "agent__slug", "stage": "stage_index",
+    "traffic": "-traffic_percent", "state": "state", "updated": "-updated_at",
+}
+
+
+def rollout_list(*, state: str = "", stage: str = "", team: str = "", health: str = "", q: str = "", sort: str = "newest"):
+    qs = Rollout.objects.select_related("agent", "version", "started_by")
+    if state:
+        qs = qs.filter(state=state)
+    if stage:
+        qs = qs.filter(stage_name=stage)
+    if team:
+        qs = qs.filter(agent__owner_team=team)
+    if q:
+        qs = qs.filter(Q(agent__slug__icontains=q) | Q(agent__name__icontains=q) | Q(version__version__icontains=q))
+    if health == "rolled_back":
+        qs = qs.filter(state=RolloutState.ROLLED_BACK)
+    elif health == "pending_approval":
+        qs = qs.filter(promotions__status=PromotionStatus.PENDING)
+    elif health == "paused":
+        qs = qs.filter(state=RolloutState.PAUSED)
+    qs = qs.annotate(pending=Count("promotions", filter=Q(promotions__status=PromotionStatus.PENDING)))
+    return qs.order_by(SORTS.get(sort, "-created_at"), "-id")
+
+
+def rollout_filter_choices() -> dict:
+    return {
+        "states": RolloutState.choices,
+        "stages": list(Rollout.objects.order_by("stage_name").values_list("stage_name", flat=True).distinct()),
+        "teams": list(Agent.objects.order_by("owner_team").values_list("owner_team", flat=True).distinct()),
+        "sorts": list(SORTS),
+    }
+
+
+def promotion_inbox():
+    return (PromotionRequest.objects.filter(status=PromotionStatus.PENDING)
+            .select_related("rollout__agent", "rollout__version", "requested_by").order_by("requested_at"))
+
+
+def recent_decisions(limit: int = 20):
+    return (PromotionRequest.objects.exclude(status=PromotionStatus.PENDING)
+            .select_related("rollout__agent", "rollout__version", "requested_by", "decided_by")
+            .order_by("-requested_at")[:limit])
 
 
 def overview_rows() -> list[dict]:
-    return [{"agent": agent} for agent in Agent.objects.all()]
+    """One row per agent: its governing rollout (open, else latest), open tickets, SLA breaches."""
+    from django.utils import timezone
+
+    from escalations.models import EscalationTicket, TicketStatus
+
+    agents = list(Agent.objects.order_by("slug"))
+    latest: dict[int, Rollout] = {}
+    for r in Rollout.objects.select_related("version").order_by("agent_id", "-created_at"):
+        current = latest.get(r.agent_id)
+        if current is None or (current.state not in OPEN_STATES and r.state in OPEN_STATES):
+            latest[r.agent_id] = r
+    now = timezone.now()
+    tickets = {
+        row["agent_id"]: row
+        for row in EscalationTicket.objects.exclude(status=TicketStatus.RESOLVED).values("agent_id").annotate(
+            open=Count("id"), breached=Count("id", filter=Q(due_at__lt=now)))
+    }
+    pending = set(PromotionRequest.objects.filter(status=PromotionStatus.PENDING).values_list("rollout_id", flat=True))
+    rows = []
+    for agent in agents:
+        rollout = latest.get(agent.pk)
+        t = tickets.get(agent.pk, {})
+        rows.append({
+            "agent": agent, "rollout": rollout, "open_tickets": t.get("open", 0), "sla_breaches": t.get("breached", 0),
+            "pending_promotion": bool(rollout and rollout.pk in pending),
+        })
+    return rows

@@ -1,0 +1,100 @@
+"""Routing: sticky, monotone buckets; the human path whenever the agent should not act."""
+import pytest
+
+from rollouts.models import Rollout
+from rollouts.routing import bucket, goes_to_agent, route
+from rollouts.services import rollout_pause, rollout_rollback
+from tests.factories import AgentFactory
+
+from .conftest import FAST_PLAN
+
+pytestmark = pytest.mark.django_db
+
+KEYS = [f"req-{i}" for i in range(10_000)]
+
+
+def test_bucket_is_stable_and_in_range():
+    assert bucket("salt", "req-1") == bucket("salt", "req-1")
+    assert all(0 <= bucket("s", k) < 10_000 for k in KEYS[:2000])
+    assert bucket("a", "req-1") != bucket("b", "req-1") or bucket("a", "req-2") != bucket("b", "req-2")
+
+
+def test_raising_traffic_only_adds_keys_and_shares_match_targets():
+    salt = "0123456789abcdef"
+    buckets = [bucket(salt, k) for k in KEYS]
+    previous: set[str] = set()
+    for percent in (5, 10, 25, 50, 100):
+        chosen = {k for k, b in zip(KEYS, buckets) if goes_to_agent(b, percent)}
+        assert previous <= chosen, f"a key moved back to humans when going to {percent} %"
+        assert abs(len(chosen) / len(KEYS) - percent / 100) <= 0.01
+        previous = chosen
+
+
+def _promote_directly(rollout, stage_name):
+    # Routing reads the denormalized row; the promotion path itself is tested in test_promotions.
+    stage = rollout.stages.get(name=stage_name)
+    Rollout.objects.filter(pk=rollout.pk).update(stage_index=stage.position, stage_name=stage.name, mode=stage.mode,
+                                                 traffic_percent=stage.traffic_percent)
+
+
+def test_unknown_agent_has_no_answer():
+    assert route("nobody", "k") is None
+
+
+def test_agent_without_rollout_routes_to_human():
+    agent = AgentFactory()
+    answer = route(agent.slug, "k")
+    assert answer.handler == "human" and answer.rollout is None and answer.shadow is False
+
+
+def test_staging_routes_to_human_and_shadow_runs_the_agent_beside(fast_rollout):
+    assert route(fast_rollout.agent.slug, "k").handler == "human"
+    _promote_directly(fast_rollout, "shadow")
+    from django.core.cache import cache
+
+    cache.clear()
+    answer = route(fast_rollout.agent.slug, "k")
+    assert (answer.handler, answer.shadow, answer.stage) == ("human", True, "shadow")
+
+
+def test_live_stage_routes_its_share_and_same_key_lands_same_place(fast_rollout):
+    from django.core.cache import cache
+
+    _promote_directly(fast_rollout, "expand-25")
+    Rollout.objects.filter(pk=fast_rollout.pk).update(salt="0123456789abcdef")  # a fixed salt: a reproducible share
+    cache.clear()
+    answers = [route(fast_rollout.agent.slug, k) for k in KEYS]
+    share = sum(a.handler == "agent" for a in answers) / len(answers)
+    assert abs(share - 0.25) <= 0.01
+    assert [route(fast_rollout.agent.slug, k).handler for k in KEYS[:50]] == [a.handler for a in answers[:50]]
+
+
+def test_rollback_takes_effect_at_once_through_the_cache(fast_rollout, operator):
+    from django.core.cache import cache
+
+    _promote_directly(fast_rollout, "full")
+    cache.clear()
+    assert route(fast_rollout.agent.slug, "k").handler == "agent"  # now cached
+    rollout_rollback(actor=operator, rollout=fast_rollout, reason="customer complaints")
+    answer = route(fast_rollout.agent.slug, "k")
+    assert answer.handler == "human" and answer.state == "rolled_back" and answer.traffic_percent == 0
+
+
+def test_paused_rollout_routes_to_human(fast_rollout, operator):
+    from django.core.cache import cache
+
+    _promote_directly(fast_rollout, "full")
+    cache.clear()
+    assert route(fast_rollout.agent.slug, "k").handler == "agent"
+    rollout_pause(actor=operator, rollout=fast_rollout, reason="investigating")
+    assert route(fast_rollout.agent.slug, "k").handler == "human"
+
+
+def test_route_reads_at_most_one_query_on_a_miss_and_none_on_a_hit(fast_rollout, django_assert_max_num_queries):
+    from django.core.cache import cache
+
+    cache.clear()
+    with django_assert_max_num_queries(1):
+        route(fast_rollout.agent.slug, "k1")
+    with django_assert_max_num_queries(0):
+        route(fast_rollout.agent.slug, "k2")
