@@ -1,11 +1,11 @@
 """Reads of the telemetry app: stage figures for gates and guardrails, the discrepancy report, the shadow panel; rollups only."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db.models import F, Max, Min, Q, Sum
-from django.utils import timezone
 
 from rollouts.models import Rollout, RolloutStage
 from rolloutops.exceptions import NotFound
@@ -177,27 +177,47 @@ def rollout_discrepancy(*, rollout_id: int, stage: str | None = None) -> dict:
 
 
 def shadow_panel_context(*, rollout) -> dict:
-    """Context of telemetry/shadow_panel.html for one rollout: figures, charts, recent discrepancies."""
+    """Context of telemetry/shadow_panel.html: {"rollout", "shadow": figures, charts, recent discrepancies}."""
     from . import charts
 
     report = rollout_discrepancy(rollout_id=rollout.pk)
     bar = (
-        RolloutStage.objects.filter(rollout=rollout, mode="shadow", agreement_bar__isnull=False)
+        RolloutStage.objects.filter(rollout_id=rollout.pk, mode="shadow", agreement_bar__isnull=False)
         .values_list("agreement_bar", flat=True)
         .first()
     )
     has_pairs = report["pairs"] > 0
+    low, high = report["interval"]
     return {
         "rollout": rollout,
-        "report": report,
-        "agreement_bar": bar,
-        "has_pairs": has_pairs,
-        "computed_at": RolloutFold.objects.filter(rollout=rollout).values_list("computed_at", flat=True).first(),
-        "recent": [
-            {**row, "occurred_at": datetime.fromisoformat(row["occurred_at"])} for row in report["recent_discrepant"]
-        ],
-        "agreement_figure": charts.agreement_over_time(report["hourly"], bar=bar) if has_pairs else None,
-        "confusion_figure": charts.confusion_heatmap(report["confusion"]) if has_pairs else None,
-        "segments_figure": charts.segment_bars(report["segments"], bar=bar) if has_pairs else None,
-        "now": timezone.now(),
+        "shadow": {
+            "report": report,
+            "has_pairs": has_pairs,
+            "agreement_bar": bar,
+            "below_bar": has_pairs and bar is not None and low < bar,
+            "low": low,
+            "high": high,
+            "computed_at": datetime.fromisoformat(report["computed_at"]) if report["computed_at"] else None,
+            "recent": [
+                {**row, "occurred_at": datetime.fromisoformat(row["occurred_at"])} for row in report["recent_discrepant"]
+            ],
+            "agreement_figure": charts.agreement_over_time(report["hourly"], bar=bar) if has_pairs else None,
+            "confusion_figure": charts.confusion_heatmap(report["confusion"]) if has_pairs else None,
+            "segments_figure": charts.segment_bars(report["segments"], bar=bar) if has_pairs else None,
+        },
+    }
+
+
+def pair_detail(*, agent_id: int, request_key: str) -> dict | None:
+    """Both halves of one pair (two rows by the idempotency key, not a scan), trace pretty-printed."""
+    events = {event.kind: event for event in Event.objects.filter(agent_id=agent_id, request_key=request_key)
+              .select_related("version")}
+    if not events:
+        return None
+    agent, human = events.get("agent"), events.get("human")
+    return {
+        "agent_event": agent,
+        "human_event": human,
+        "agrees": None if not (agent and human) else agent.label == human.label,
+        "trace_text": json.dumps(agent.trace, indent=2, sort_keys=True, ensure_ascii=False) if agent and agent.has_trace else "",
     }
