@@ -107,3 +107,27 @@ def context_timeline(context: dict) -> list[dict]:
     if extra:
         steps.append({"kind": "extra", "title": "Other context", "body": _pretty(extra), "css": ""})
     return steps
+
+
+def tickets_held_by(*, user) -> QuerySet[EscalationTicket]:
+    """Claims a person holds, lapsed leases included (until the sweep or someone else takes them)."""
+    return (EscalationTicket.objects.select_related("agent", "version", "claimed_by")
+            .filter(status=TicketStatus.CLAIMED, claimed_by=user).defer("context")
+            .order_by("lease_expires_at", "pk"))
+
+
+def tickets_resolved_by(*, user, limit: int = 20) -> list[EscalationTicket]:
+    return list(EscalationTicket.objects.select_related("agent", "version")
+                .filter(status=TicketStatus.RESOLVED, resolved_by=user).defer("context")
+                .order_by("-resolved_at", "-pk")[:limit])
+
+
+def ticket_history(*, ticket: EscalationTicket) -> list:
+    return list(ticket.events.select_related("actor").order_by("at", "pk"))
+
+
+def resolution_labels(*, agent_id: int, limit: int = 30) -> list[str]:
+    """Decisions reviewers already gave for this agent, offered as suggestions."""
+    return list(EscalationTicket.objects.filter(agent_id=agent_id, status=TicketStatus.RESOLVED)
+                .exclude(resolution_label="").values_list("resolution_label", flat=True)
+                .distinct().order_by("resolution_label")[:limit])

@@ -1,10 +1,190 @@
-"""Pages of the escalations app."""
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+"""Pages of the escalations app: the live queue, my tickets, and the ticket page with its
+context timeline and the claim / renew / release / resolve actions."""
+from urllib.parse import urlencode
 
-from .models import EscalationTicket
+from django.conf import settings
+from django.contrib import messages
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from rolloutops.exceptions import DomainError, NotFound
+from rolloutops.pages import htmx_partial, paginate
+from rolloutops.roles import Role, has_role, role_required
+
+from . import services
+from .models import Priority, Reason, TicketStatus
+from .selectors import (
+    context_timeline,
+    resolution_labels,
+    ticket_agents,
+    ticket_get,
+    ticket_history,
+    tickets_counts,
+    tickets_held_by,
+    tickets_list,
+    tickets_resolved_by,
+)
+
+FILTERS = ("agent", "reason", "priority")
+
+
+def _filters(data) -> dict:
+    filters = {key: (data.get(key) or "").strip() for key in FILTERS}
+    if filters["reason"] not in Reason.values:
+        filters["reason"] = ""
+    if filters["priority"] not in Priority.values:
+        filters["priority"] = ""
+    return filters
+
+
+def _mark_sla(tickets, now) -> list:
+    rows = list(tickets)
+    for t in rows:
+        t.breached = t.sla_breached(now)
+        t.lapsed = t.status == TicketStatus.CLAIMED and not t.lease_active(now)
+    return rows
+
+
+def _ticket_or_404(pk: int):
+    try:
+        return ticket_get(pk=pk)
+    except NotFound as missing:
+        raise Http404(missing.detail) from None
 
 
 @require_GET
+@role_required(Role.REVIEWER, Role.MANAGER)
 def queue(request):
-    return render(request, "escalations/queue.html", {"tickets": EscalationTicket.objects.filter(status="open")[:100]})
+    filters = _filters(request.GET)
+    now = timezone.now()
+    page = paginate(request, tickets_list(status="open", now=now, **filters).defer("context"), per_page=50)
+    page.object_list = _mark_sla(page.object_list, now)
+    context = {
+        "page": page, "filters": filters, "counts": tickets_counts(now=now), "agents": ticket_agents(),
+        "reasons": Reason.choices, "priorities": Priority.values, "now": now,
+        "can_claim": has_role(request.user, Role.REVIEWER), "filtered": any(filters.values()),
+        "lease_minutes": settings.ROLLOUTOPS["CLAIM_LEASE_SECONDS"] // 60,
+    }
+    template = "escalations/queue.html#queue-table" if htmx_partial(request) else "escalations/queue.html"
+    return render(request, template, context)
+
+
+@require_GET
+@role_required(Role.REVIEWER, Role.MANAGER)
+def mine(request):
+    now = timezone.now()
+    context = {
+        "held": _mark_sla(tickets_held_by(user=request.user), now),
+        "resolved": _mark_sla(tickets_resolved_by(user=request.user), now),
+        "now": now,
+    }
+    template = "escalations/mine.html#mine-table" if htmx_partial(request) else "escalations/mine.html"
+    return render(request, template, context)
+
+
+@require_POST
+@role_required(Role.REVIEWER)
+def claim_next(request):
+    filters = _filters(request.POST)
+    ticket = services.ticket_claim_next(reviewer=request.user, agent=filters["agent"] or None,
+                                        reason=filters["reason"] or None, priority=filters["priority"] or None)
+    if ticket is None:
+        messages.info(request, "Nothing to claim: the queue is empty" + (" for these filters." if any(filters.values()) else "."))
+        query = urlencode({k: v for k, v in filters.items() if v})
+        url = reverse("escalations:queue") + (f"?{query}" if query else "")
+    else:
+        messages.success(request, f"Ticket #{ticket.pk} is yours until "
+                                  f"{timezone.localtime(ticket.lease_expires_at):%H:%M}; the page keeps renewing it.")
+        url = reverse("escalations:ticket", args=[ticket.pk])
+    if request.htmx:
+        return HttpResponseClientRedirect(url)
+    return redirect(url)
+
+
+def _renew_every(lease_seconds: int) -> int:
+    # Renew well before the lease lapses, yet rarely: a third of the lease, at most each minute.
+    return max(5, min(60, lease_seconds // 3))
+
+
+def _ticket_context(request, ticket) -> dict:
+    now = timezone.now()
+    user = request.user
+    is_reviewer = has_role(user, Role.REVIEWER)
+    holds = ticket.status == TicketStatus.CLAIMED and ticket.claimed_by_id == user.pk
+    lease_seconds = settings.ROLLOUTOPS["CLAIM_LEASE_SECONDS"]
+    return {
+        "t": ticket,
+        "now": now,
+        "breached": ticket.sla_breached(now),
+        "lease_active": ticket.lease_active(now),
+        "holds": holds,
+        "can_claim": is_reviewer and not holds and ticket.is_claimable(now),
+        "can_renew": holds,
+        "can_resolve": holds,
+        "can_release": ticket.status == TicketStatus.CLAIMED and (holds or has_role(user, Role.MANAGER)),
+        "history": ticket_history(ticket=ticket),
+        "renew_every": _renew_every(lease_seconds),
+        "labels": resolution_labels(agent_id=ticket.agent_id) if holds else [],
+    }
+
+
+@require_GET
+@role_required(Role.REVIEWER, Role.MANAGER)
+def ticket_detail(request, pk: int):
+    ticket = _ticket_or_404(pk)
+    context = _ticket_context(request, ticket)
+    if htmx_partial(request):
+        fragment = "ticket-status" if request.GET.get("fragment") == "status" else "ticket-panel"
+        return render(request, f"escalations/ticket.html#{fragment}", context)
+    context["timeline"] = context_timeline(ticket.context)
+    return render(request, "escalations/ticket.html", context)
+
+
+def _act(request, pk: int, action, done: str):
+    """Run one action; htmx gets the updated panel with the outcome, a plain POST a redirect."""
+    ticket = _ticket_or_404(pk)
+    try:
+        action(ticket)
+        level, text = messages.SUCCESS, done
+    except DomainError as refused:
+        level, text = messages.ERROR, str(refused.detail)
+    if htmx_partial(request):
+        context = _ticket_context(request, _ticket_or_404(pk))
+        context["flash"] = {"level": "success" if level == messages.SUCCESS else "error", "text": text}
+        fragment = "ticket-status" if request.POST.get("fragment") == "status" else "ticket-panel"
+        return render(request, f"escalations/ticket.html#{fragment}", context)
+    messages.add_message(request, level, text)
+    return redirect("escalations:ticket", pk=pk)
+
+
+@require_POST
+@role_required(Role.REVIEWER)
+def claim(request, pk: int):
+    return _act(request, pk, lambda t: services.ticket_claim(reviewer=request.user, ticket=t),
+                "You hold this ticket; the page renews the lease while it is open.")
+
+
+@require_POST
+@role_required(Role.REVIEWER)
+def renew(request, pk: int):
+    return _act(request, pk, lambda t: services.ticket_renew(reviewer=request.user, ticket=t), "Lease renewed.")
+
+
+@require_POST
+@role_required(Role.REVIEWER, Role.MANAGER)
+def release(request, pk: int):
+    note = request.POST.get("note", "")[:500]
+    return _act(request, pk, lambda t: services.ticket_release(actor=request.user, ticket=t, note=note),
+                "Released: the ticket is back in the queue.")
+
+
+@require_POST
+@role_required(Role.REVIEWER)
+def resolve(request, pk: int):
+    label, notes = request.POST.get("label", ""), request.POST.get("notes", "")
+    return _act(request, pk, lambda t: services.ticket_resolve(reviewer=request.user, ticket=t, label=label, notes=notes),
+                f"Resolved as “{label.strip()}”; recorded as the human decision for this request.")
