@@ -1,15 +1,175 @@
-"""Pages of the rollouts app."""
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+"""Pages of rollouts: the list, the rollout page with its live panels and actions, the approvals inbox."""
+from __future__ import annotations
 
-from .models import PromotionRequest, Rollout
+from django.contrib import messages
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseStopPolling, trigger_client_event
+
+from rolloutops.exceptions import DomainError
+from rolloutops.pages import htmx_partial, paginate
+from rolloutops.roles import Role, has_role, role_required
+
+from . import selectors
+from .gates import human_duration, promotion_gates
+from .models import PromotionRequest, PromotionStatus, Rollout, RolloutState, StageMode
+from .promotions import promotion_approve, promotion_cancel, promotion_reject, promotion_request
+from .services import rollout_pause, rollout_resume, rollout_rollback
+from .stages import allowed_actions
+
+LIST_FILTERS = ("state", "stage", "team", "health", "q", "sort")
 
 
 @require_GET
 def rollout_list(request):
-    return render(request, "rollouts/rollout_list.html", {"rollouts": Rollout.objects.all()[:100]})
+    filters = {key: request.GET.get(key, "").strip() for key in LIST_FILTERS}
+    filters["sort"] = filters["sort"] or "newest"
+    page = paginate(request, selectors.rollout_list(**filters), per_page=25)
+    context = {"page": page, "filters": filters, **selectors.rollout_filter_choices()}
+    template = "rollouts/rollout_list.html#rollout-table" if htmx_partial(request) else "rollouts/rollout_list.html"
+    return render(request, template, context)
+
+
+def _stage_rows(rollout: Rollout) -> list[dict]:
+    from django.utils import timezone
+
+    now = timezone.now()
+    rows = []
+    for stage in rollout.stages.all():
+        is_current = stage.position == rollout.stage_index
+        rows.append({
+            "stage": stage,
+            "current": is_current,
+            "done": stage.position < rollout.stage_index,
+            "stabilized": human_duration((now - rollout.stage_entered_at).total_seconds()) if is_current else None,
+            "min_duration": human_duration(stage.min_duration_s) if stage.min_duration_s else "—",
+        })
+    return rows
+
+
+def _detail_context(request, rollout: Rollout) -> dict:
+    report = promotion_gates(rollout=rollout)
+    figures = report.evidence["stage"]
+    current = rollout.stages.get(position=rollout.stage_index)
+    pending = rollout.promotions.filter(status=PromotionStatus.PENDING).select_related("requested_by").first()
+    actions = allowed_actions(rollout.state)
+    user = request.user
+    return {
+        "rollout": rollout,
+        "current": current,
+        "report": report,
+        "figures": figures,
+        "guardrails": figures["guardrails"],
+        "stage_rows": _stage_rows(rollout),
+        "time_in_stage": human_duration(report.evidence["time_in_stage_s"]),
+        "pending": pending,
+        "terminal": rollout.state in (RolloutState.ROLLED_BACK, RolloutState.COMPLETED),
+        "has_shadow": rollout.stages.filter(mode=StageMode.SHADOW).exists(),
+        "can_operate": has_role(user, Role.OPERATOR),
+        "can_decide": bool(pending) and has_role(user, Role.MANAGER) and pending.requested_by_id != user.pk,
+        "can_promote": has_role(user, Role.OPERATOR) and "promote" in actions and not pending,
+        "can_pause": "pause" in actions, "can_resume": "resume" in actions, "can_rollback": "rollback" in actions,
+        "transitions": rollout.transitions.select_related("actor", "promotion").order_by("-at", "-id"),
+        "promotions": rollout.promotions.select_related("requested_by", "decided_by").order_by("-requested_at")[:20],
+    }
 
 
 @require_GET
+def rollout_detail(request, rollout_id: int):
+    rollout = get_object_or_404(Rollout.objects.select_related("agent", "version", "started_by"), pk=rollout_id)
+    context = _detail_context(request, rollout)
+    if htmx_partial(request):
+        response = render(request, "rollouts/rollout_detail.html#live-panel", context)
+        if context["terminal"]:
+            # The rollout has ended: draw the final state once and stop polling.
+            return HttpResponseStopPolling(response.content)
+        return response
+    if context["has_shadow"]:
+        from telemetry.selectors import shadow_panel_context
+
+        context.update(shadow_panel_context(rollout=rollout))
+    return render(request, "rollouts/rollout_detail.html", context)
+
+
+def _after_action(request, rollout_id: int, message: str | None = None, error: str | None = None):
+    if error:
+        messages.error(request, error)
+    elif message:
+        messages.success(request, message)
+    if request.htmx:
+        rollout = get_object_or_404(Rollout.objects.select_related("agent", "version", "started_by"), pk=rollout_id)
+        response = render(request, "rollouts/rollout_detail.html#live-panel", _detail_context(request, rollout))
+        return trigger_client_event(response, "rolloutChanged", {"rollout": rollout_id})
+    return redirect("rollouts:detail", rollout_id=rollout_id)
+
+
+@require_POST
+@role_required(Role.OPERATOR)
+def rollout_action(request, rollout_id: int, action: str):
+    rollout = get_object_or_404(Rollout.objects.select_related("agent", "version"), pk=rollout_id)
+    reason = request.POST.get("reason", "").strip()
+    try:
+        if action == "promote":
+            promotion = promotion_request(actor=request.user, rollout=rollout, reason=reason)
+            return _after_action(request, rollout_id, f"Promotion to {promotion.to_stage} requested; a manager decides.")
+        if action == "pause":
+            rollout_pause(actor=request.user, rollout=rollout, reason=reason)
+            return _after_action(request, rollout_id, "Paused: all traffic goes to humans.")
+        if action == "resume":
+            rollout_resume(actor=request.user, rollout=rollout, reason=reason)
+            return _after_action(request, rollout_id, "Resumed: stabilization restarts now.")
+        if action == "rollback":
+            rollout_rollback(actor=request.user, rollout=rollout, reason=reason)
+            return _after_action(request, rollout_id, "Rolled back: traffic to the agent is 0 %.")
+    except DomainError as exc:
+        detail = exc.detail if isinstance(exc.detail, str) else "; ".join(map(str, exc.detail))
+        return _after_action(request, rollout_id, error=detail)
+    return HttpResponse(status=404)
+
+
+@require_GET
+@role_required(Role.MANAGER, Role.OPERATOR)
 def approvals(request):
-    return render(request, "rollouts/approvals.html", {"pending": PromotionRequest.objects.filter(status="pending")})
+    inbox = []
+    for promotion in selectors.promotion_inbox():
+        report = promotion_gates(rollout=promotion.rollout)
+        inbox.append({
+            "promotion": promotion, "report": report, "figures": report.evidence["stage"],
+            "readiness": report.evidence["readiness"],
+            "time_in_stage": human_duration(report.evidence["time_in_stage_s"]),
+            "own": promotion.requested_by_id == request.user.pk,
+        })
+    context = {"inbox": inbox, "decided": selectors.recent_decisions(),
+               "is_manager": has_role(request.user, Role.MANAGER)}
+    template = "rollouts/approvals.html#inbox" if htmx_partial(request) else "rollouts/approvals.html"
+    return render(request, template, context)
+
+
+@require_POST
+@role_required(Role.MANAGER, Role.OPERATOR)
+def promotion_decide(request, promotion_id: int, decision: str):
+    promotion = get_object_or_404(PromotionRequest.objects.select_related("rollout"), pk=promotion_id)
+    comment = request.POST.get("comment", "").strip()
+    try:
+        if decision == "approve":
+            rollout = promotion_approve(actor=request.user, promotion=promotion, comment=comment)
+            messages.success(request, f"Approved: {rollout.version} is now in {rollout.stage_name} ({rollout.traffic_percent:g} %).")
+        elif decision == "reject":
+            promotion_reject(actor=request.user, promotion=promotion, comment=comment)
+            messages.success(request, f"Rejected promotion #{promotion.pk}.")
+        elif decision == "cancel":
+            promotion_cancel(actor=request.user, promotion=promotion)
+            messages.success(request, f"Withdrew promotion #{promotion.pk}.")
+        else:
+            return HttpResponse(status=404)
+    except DomainError as exc:
+        detail = exc.detail if isinstance(exc.detail, str) else "; ".join(map(str, exc.detail))
+        messages.error(request, detail)
+    next_url = request.POST.get("next") or reverse("rollouts:approvals")
+    if request.htmx:
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = next_url if next_url.startswith("/") else reverse("rollouts:approvals")
+        return response
+    return redirect(next_url if next_url.startswith("/") else reverse("rollouts:approvals"))

@@ -1,0 +1,83 @@
+"""Rollout pages: the list, the rollout page and its live panel, the approvals inbox."""
+import pytest
+
+from rollouts.models import PromotionRequest, Rollout
+from rollouts.promotions import promotion_request
+
+pytestmark = pytest.mark.django_db
+
+
+def test_list_has_an_empty_state(client, operator):
+    client.force_login(operator)
+    response = client.get("/rollouts/")
+    assert response.status_code == 200 and b"No rollouts match" in response.content
+
+
+def test_list_filters_by_state_and_htmx_gets_only_the_table(client, operator, fast_rollout):
+    client.force_login(operator)
+    page = client.get("/rollouts/", {"state": "active"})
+    assert fast_rollout.agent.slug.encode() in page.content and b"<html" in page.content
+    partial = client.get("/rollouts/", {"state": "rolled_back"}, headers={"HX-Request": "true"})
+    assert b"<html" not in partial.content and b"No rollouts match" in partial.content
+
+
+def test_rollout_page_shows_stages_gates_and_history(client, manager, fast_rollout):
+    client.force_login(manager)
+    response = client.get(f"/rollouts/{fast_rollout.pk}/")
+    body = response.content.decode()
+    assert response.status_code == 200
+    for text in ("staging", "expand-50", "Gate to the next stage", "History", "rollout started"):
+        assert text in body
+    assert "Request promotion" not in body  # managers do not request
+
+
+def test_live_panel_partial_and_polling_stops_when_rolled_back(client, operator, fast_rollout):
+    client.force_login(operator)
+    live = client.get(f"/rollouts/{fast_rollout.pk}/", headers={"HX-Request": "true"})
+    assert live.status_code == 200 and b'id="live-panel"' in live.content and b"<html" not in live.content
+    client.post(f"/rollouts/{fast_rollout.pk}/rollback/", {"reason": "bad outputs"})
+    ended = client.get(f"/rollouts/{fast_rollout.pk}/", headers={"HX-Request": "true"})
+    assert ended.status_code == 286  # htmx: stop polling
+    assert Rollout.objects.get(pk=fast_rollout.pk).state == "rolled_back"
+
+
+def test_operator_requests_promotion_from_the_page(client, operator, fast_rollout):
+    client.force_login(operator)
+    response = client.post(f"/rollouts/{fast_rollout.pk}/promote/", {"reason": "ready"}, follow=True)
+    assert b"requested; a manager decides" in response.content
+    assert PromotionRequest.objects.filter(rollout=fast_rollout, status="pending").exists()
+
+
+def test_rollback_without_reason_shows_the_error(client, operator, fast_rollout):
+    client.force_login(operator)
+    response = client.post(f"/rollouts/{fast_rollout.pk}/rollback/", {"reason": ""}, follow=True)
+    assert b"a reason is required" in response.content
+    assert Rollout.objects.get(pk=fast_rollout.pk).state == "active"
+
+
+def test_approvals_inbox_shows_evidence_and_manager_approves(client, operator, manager, fast_rollout):
+    promotion = promotion_request(actor=operator, rollout=fast_rollout)
+    client.force_login(manager)
+    inbox = client.get("/rollouts/approvals/")
+    body = inbox.content.decode()
+    assert f"promotion-{promotion.pk}" in body and "Approve" in body and "Readiness" in body
+    response = client.post(f"/rollouts/promotions/{promotion.pk}/approve/", {"comment": "fine"}, follow=True)
+    assert b"Approved" in response.content
+    assert Rollout.objects.get(pk=fast_rollout.pk).stage_name == "shadow"
+
+
+def test_requester_sees_no_approve_button_on_own_request(client, operator, fast_rollout):
+    promotion_request(actor=operator, rollout=fast_rollout)
+    client.force_login(operator)
+    body = client.get("/rollouts/approvals/").content.decode()
+    assert "You requested this" in body and ">Approve<" not in body
+
+
+def test_reviewer_cannot_open_the_approvals_inbox(client, reviewer):
+    client.force_login(reviewer)
+    assert client.get("/rollouts/approvals/").status_code == 403
+
+
+def test_empty_inbox(client, manager):
+    client.force_login(manager)
+    assert b"Nothing waits for a decision" in client.get("/rollouts/approvals/").content
