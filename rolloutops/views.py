@@ -70,8 +70,9 @@ def forbidden(request, exception=None):
 
 @require_GET
 def overview(request):
-    from rollouts.selectors import overview_rows
+    from rollouts.selectors import overview_rows, overview_totals
 
-    context = {"rows": overview_rows()}
+    rows = overview_rows()
+    context = {"rows": rows, "totals": overview_totals(rows)}
     template = "overview.html#overview-table" if htmx_partial(request) else "overview.html"
     return render(request, template, context)

@@ -117,13 +117,51 @@ def overview_rows() -> list[dict]:
         for row in EscalationTicket.objects.exclude(status=TicketStatus.RESOLVED).values("agent_id").annotate(
             open=Count("id"), breached=Count("id", filter=Q(due_at__lt=now)))
     }
+    from agents.models import AgentVersion
+    from agents.readiness import version_readiness
+
     pending = set(PromotionRequest.objects.filter(status=PromotionStatus.PENDING).values_list("rollout_id", flat=True))
+    newest_versions: dict[int, AgentVersion] = {}
+    for v in AgentVersion.objects.select_related("agent").order_by("agent_id", "-created_at", "-id"):
+        newest_versions.setdefault(v.agent_id, v)
     rows = []
     for agent in agents:
         rollout = latest.get(agent.pk)
         t = tickets.get(agent.pk, {})
+        version = rollout.version if rollout else newest_versions.get(agent.pk)
+        readiness = version_readiness(version=version) if version else None
         rows.append({
-            "agent": agent, "rollout": rollout, "open_tickets": t.get("open", 0), "sla_breaches": t.get("breached", 0),
+            "agent": agent, "rollout": rollout, "version": version, "readiness": readiness,
+            "open_tickets": t.get("open", 0), "sla_breaches": t.get("breached", 0),
             "pending_promotion": bool(rollout and rollout.pk in pending),
+            "health": _health(rollout),
         })
     return rows
+
+
+def _health(rollout: Rollout | None) -> str:
+    """healthy | rolled back | paused | — (the guardrail verdicts themselves are on the rollout page)."""
+    if rollout is None:
+        return "—"
+    if rollout.state == RolloutState.ROLLED_BACK:
+        return "rolled back"
+    if rollout.state == RolloutState.PAUSED:
+        return "paused"
+    return "healthy" if rollout.state in (RolloutState.ACTIVE, RolloutState.COMPLETED) else rollout.state
+
+
+def overview_totals(rows: list[dict]) -> dict:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    since = timezone.now() - timedelta(hours=24)
+    return {
+        "agents": len(rows),
+        "live": sum(1 for r in rows if r["rollout"] and r["rollout"].state == RolloutState.ACTIVE and r["rollout"].mode == "live"),
+        "shadow": sum(1 for r in rows if r["rollout"] and r["rollout"].state == RolloutState.ACTIVE and r["rollout"].mode == "shadow"),
+        "pending": PromotionRequest.objects.filter(status=PromotionStatus.PENDING).count(),
+        "open_tickets": sum(r["open_tickets"] for r in rows),
+        "sla_breaches": sum(r["sla_breaches"] for r in rows),
+        "rollbacks_24h": Rollout.objects.filter(state=RolloutState.ROLLED_BACK, ended_at__gte=since).count(),
+    }
