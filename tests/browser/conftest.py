@@ -3,6 +3,7 @@ import os
 from pathlib import Path
 
 import pytest
+from django.test.utils import override_settings
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -25,11 +26,34 @@ def browser():
 
     # Playwright's sync API keeps an event loop in this thread; Django would then refuse ORM
     # calls from the test body as "async context", though the test itself is plain sync code.
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    # Restored afterwards: `check --deploy` in a later subprocess rightly flags the variable.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            yield browser
+            browser.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture(scope="session")
+def live_server(live_server_plain_http, live_server):
+    return live_server
+
+
+@pytest.fixture(scope="session")
+def live_server_plain_http():
+    # CI runs with production settings (DATABASE_URL set), where the site insists on HTTPS.
+    # The live server speaks plain HTTP, and SecurityMiddleware reads these once, when the
+    # server thread builds its handler, so they are switched off before it starts.
+    with override_settings(SECURE_SSL_REDIRECT=False, SESSION_COOKIE_SECURE=False, CSRF_COOKIE_SECURE=False,
+                           SECURE_HSTS_SECONDS=0):
+        yield
 
 
 @pytest.fixture

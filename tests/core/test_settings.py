@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # Everything the settings read; each test starts from none of them, then sets its own.
 SETTINGS_ENV = ("DATABASE_URL", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS", "CELERY_BROKER_URL",
                 "CACHE_URL", "SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE",
-                "SECURE_HSTS_SECONDS", "STATIC_MANIFEST", "SQLITE_TEST_NAME")
+                "SECURE_HSTS_SECONDS", "STATIC_MANIFEST", "SQLITE_TEST_NAME", "DJANGO_ALLOW_ASYNC_UNSAFE")
 
 
 def manage(*args, env: dict[str, str], tmp_path) -> subprocess.CompletedProcess:
