@@ -146,3 +146,16 @@ def test_version_detail_carries_full_readiness(ops, version):
     body = ops.get("/api/v1/agents/claims-triage/versions/1.4.0").json()
     assert body["version"] == "1.4.0"
     assert "dimensions" in body["readiness"]
+
+
+def test_openapi_document_lists_the_agents_endpoints(ops):
+    paths = ops.get("/api/v1/openapi.json").json()["paths"]
+    assert {"/api/v1/agents", "/api/v1/agents/{slug}", "/api/v1/agents/{slug}/versions",
+            "/api/v1/agents/{slug}/versions/{version}/evaluations",
+            "/api/v1/agents/{slug}/versions/{version}/readiness", "/api/v1/checklist"} <= set(paths)
+
+
+def test_bad_sla_in_version_body_is_422_naming_the_field(ops, version):
+    response = ops.post("/api/v1/agents/claims-triage/versions", {"version": "2.0.0", "sla": {"max_error_rate": 3}})
+    assert response.status_code == 422
+    assert "max_error_rate" in str(response.json()["detail"])

@@ -147,3 +147,12 @@ def test_agent_list_query_count_grows_by_a_handful_per_agent(client, operator, d
     client.force_login(operator)
     with django_assert_max_num_queries(12 + 5 * 6):
         assert client.get("/agents/").status_code == 200
+
+
+def test_matrix_page_query_count_does_not_grow_with_items(client, operator, version, django_assert_max_num_queries):
+    evaluation_record(actor=operator, version=version, results=all_pass_results())
+    for n in range(10):
+        ChecklistItem.objects.create(key=f"security.extra_{n}", dimension="security", title=f"extra {n}")
+    client.force_login(operator)
+    with django_assert_max_num_queries(16):
+        assert client.get(MATRIX).status_code == 200

@@ -170,3 +170,18 @@ def test_nearest_rank_percentile_matches_hand_computed_values():
     assert percentile_nearest_rank(list(range(1, 101)), 0.95) == 95
     assert percentile_nearest_rank([5.0], 0.95) == 5.0
     assert percentile_nearest_rank([], 0.95) is None
+
+
+def test_retired_item_no_longer_blocks_readiness(ready_version, operator):
+    item = ChecklistItem.objects.create(key="security.retired_rule", dimension="security", title="old rule")
+    assert not version_readiness(version=ready_version).ready
+    ChecklistItem.objects.filter(pk=item.pk).update(active=False)
+    assert version_readiness(version=ready_version).ready
+
+
+def test_new_checklist_item_makes_a_ready_version_not_ready_until_evaluated(ready_version, operator):
+    from agents.services import checklist_item_add
+
+    checklist_item_add(actor=operator, dimension="fallback", key="fallback.pager_rota", title="A pager rota exists")
+    readiness = version_readiness(version=ready_version)
+    assert readiness.failing == ["fallback.pager_rota: not evaluated"]
