@@ -1,0 +1,253 @@
+"""Benchmark: N concurrent reviewers draining an escalation queue through the HTTP API.
+
+Runs the real app under gunicorn on PostgreSQL, bulk-creates open tickets, then has every
+reviewer (a thread with its own HTTP client and its own database connection) call
+POST /api/v1/escalations/claim-next with its bearer token until the queue answers 204.
+Checks that every ticket was claimed exactly once (none twice, none lost), and prints
+claims/s and p50/p99 latency beside a baseline: GET /healthz from the same clients.
+
+    .venv/bin/python bench/claims.py                  # 10,000 tickets, 20 reviewers
+    .venv/bin/python bench/claims.py --tickets 500    # a quick run
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/rolloutops_bench_claims"
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tickets", type=int, default=10_000)
+    parser.add_argument("--reviewers", type=int, default=20)
+    parser.add_argument("--port", type=int, default=8766)
+    parser.add_argument("--web-workers", type=int, default=4)
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB))
+    return parser.parse_args()
+
+
+def ensure_database(url: str) -> None:
+    import psycopg
+
+    parts = urlparse(url)
+    name = parts.path.lstrip("/")
+    admin = parts._replace(path="/postgres").geturl()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def server_env(args) -> dict:
+    env = dict(os.environ)
+    env.update({
+        "DATABASE_URL": args.database_url,
+        "SECRET_KEY": env.get("SECRET_KEY", "bench-claims-not-secret"),
+        "SECURE_SSL_REDIRECT": "false",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "DB_CONN_MAX_AGE": "60",  # what production runs with: one connection per web process
+        "LOG_LEVEL": "WARNING",
+    })
+    return env
+
+
+def prepare(args) -> tuple[list[tuple[int, str]], list[int]]:
+    """Migrate, reset the bench agent's tickets, create reviewers with tokens and N open tickets."""
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=server_env(args),
+                   check=True)
+    os.environ.update(server_env(args))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rolloutops.settings")
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+    from django.utils import timezone
+
+    from agents.models import Agent
+    from escalations.models import EscalationTicket, Priority, Reason
+    from rolloutops.tokens import token_issue
+
+    agent, _ = Agent.objects.get_or_create(slug="bench-claims", defaults={"name": "Bench claims", "owner_team": "bench"})
+    EscalationTicket.objects.filter(agent=agent).delete()
+    group = Group.objects.get(name="reviewer")
+    reviewers = []
+    for i in range(args.reviewers):
+        user, _ = get_user_model().objects.get_or_create(username=f"bench-reviewer-{i:02d}")
+        user.groups.add(group)
+        _, raw = token_issue(user=user, scopes="user", name=f"bench-claims-{int(time.time())}-{i}")
+        reviewers.append((user.pk, raw))
+
+    now = timezone.now()
+    rng = random.Random(6)
+    context = {"input": {"text": "Customer asks for a refund outside the window"},
+               "attempts": [{"tool": "order_lookup", "arguments": {"order": "A-1"}, "result": {"age_days": 45},
+                             "duration_ms": 80}],
+               "partial_output": "Probably deny", "confidence": 0.42}
+    rows = []
+    for n in range(args.tickets):
+        priority = rng.choice(Priority.values)
+        created = now - timedelta(seconds=args.tickets - n)
+        rows.append(EscalationTicket(
+            agent=agent, request_key=f"bench-{n}", reason=rng.choice(Reason.values), priority=priority,
+            context=context, has_context=True, created_at=created,
+            due_at=created + timedelta(seconds=settings.ROLLOUTOPS["SLA_SECONDS"][priority]),
+        ))
+    created = EscalationTicket.objects.bulk_create(rows, batch_size=2000)
+    from django.db import connection
+
+    connection.close()
+    return reviewers, [t.pk for t in created]
+
+
+def start_server(args) -> subprocess.Popen:
+    log = open(ROOT / "var" / "bench-claims-gunicorn.log", "w")  # noqa: SIM115 (closed with the process)
+    server = subprocess.Popen(
+        [str(ROOT / ".venv" / "bin" / "gunicorn"), "rolloutops.wsgi", "-w", str(args.web_workers),
+         "-b", f"127.0.0.1:{args.port}", "--backlog", "256"],
+        cwd=ROOT, env=server_env(args), stdout=log, stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", args.port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return server
+        except OSError:
+            time.sleep(0.2)
+    server.terminate()
+    raise SystemExit(f"gunicorn did not answer on port {args.port}; see var/bench-claims-gunicorn.log")
+
+
+def run_clients(count: int, work) -> tuple[list, float]:
+    results, errors = [None] * count, []
+    barrier = threading.Barrier(count + 1)
+
+    def run(i):
+        try:
+            barrier.wait()
+            results[i] = work(i)
+        except Exception as exc:  # noqa: BLE001 (reported below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise SystemExit(f"{len(errors)} client(s) failed, first: {errors[0]!r}")
+    return results, elapsed
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def summary(name: str, count: int, elapsed: float, latencies: list[float]) -> dict:
+    rate = count / elapsed
+    p50, p99 = percentile(latencies, 0.50) * 1000, percentile(latencies, 0.99) * 1000
+    print(f"{name:<28} {count:>7} requests in {elapsed:6.2f} s = {rate:8.1f}/s   p50 {p50:6.1f} ms   p99 {p99:7.1f} ms")
+    return {"rate": rate, "p50": p50, "p99": p99}
+
+
+def main() -> None:
+    args = parse_args()
+    ensure_database(args.database_url)
+    print(f"preparing {args.tickets} open tickets and {args.reviewers} reviewers on {args.database_url}")
+    reviewers, ticket_ids = prepare(args)
+    server = start_server(args)
+    try:
+        per_client = max(1, len(ticket_ids) // args.reviewers)
+
+        def healthz(i):
+            conn = http.client.HTTPConnection("127.0.0.1", args.port, timeout=60)
+            latencies = []
+            for _ in range(per_client):
+                t0 = time.perf_counter()
+                conn.request("GET", "/healthz")
+                response = conn.getresponse()
+                response.read()
+                latencies.append(time.perf_counter() - t0)
+                assert response.status == 200, response.status
+            return latencies
+
+        results, elapsed = run_clients(args.reviewers, healthz)
+        base = summary("baseline GET /healthz", per_client * args.reviewers, elapsed, [x for r in results for x in r])
+
+        def claim_until_empty(i):
+            from django.db import connection
+
+            user_id, token = reviewers[i]
+            conn = http.client.HTTPConnection("127.0.0.1", args.port, timeout=60)
+            headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+            claimed, latencies = [], []
+            while True:
+                t0 = time.perf_counter()
+                conn.request("POST", "/api/v1/escalations/claim-next", body="{}", headers=headers)
+                response = conn.getresponse()
+                body = response.read()
+                latencies.append(time.perf_counter() - t0)
+                if response.status == 204:
+                    break
+                if response.status != 200:
+                    raise RuntimeError(f"claim-next answered {response.status}: {body[:300]!r}")
+                claimed.append(json.loads(body)["id"])
+            # Each reviewer checks its own tally against the database over its own connection.
+            from escalations.models import EscalationTicket
+
+            held = set(EscalationTicket.objects.filter(claimed_by_id=user_id, status="claimed",
+                                                       pk__in=ticket_ids).values_list("pk", flat=True))
+            connection.close()
+            return claimed, latencies, held
+
+        results, elapsed = run_clients(args.reviewers, claim_until_empty)
+        claimed = [pk for got, _, _ in results for pk in got]
+        latencies = [x for _, lat, _ in results for x in lat]
+        claims = summary("POST claim-next (claims)", len(claimed), elapsed, latencies)
+
+        from escalations.models import EscalationTicket
+
+        counts = Counter(claimed)
+        twice = [pk for pk, n in counts.items() if n > 1]
+        lost = set(ticket_ids) - set(counts)
+        mismatched = sum(1 for got, _, held in results if set(got) != held)
+        still_open = EscalationTicket.objects.filter(pk__in=ticket_ids, status="open").count()
+        print(f"tickets {len(ticket_ids)}: claimed {len(counts)}, claimed twice {len(twice)}, lost {len(lost)}, "
+              f"still open {still_open}, reviewers whose tally differs from the database {mismatched}")
+        per_reviewer = sorted(len(got) for got, _, _ in results)
+        print(f"claims per reviewer: min {per_reviewer[0]}, median {per_reviewer[len(per_reviewer) // 2]}, "
+              f"max {per_reviewer[-1]}")
+        print(f"claims/s over healthz/s: {claims['rate'] / base['rate']:.2f} "
+              f"(p50 {claims['p50'] / base['p50']:.1f}x the baseline's)")
+        ok = not twice and not lost and not still_open and not mismatched and len(counts) == len(ticket_ids)
+        print("OK: every ticket claimed exactly once" if ok else "FAILED")
+        if not ok:
+            raise SystemExit(1)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
