@@ -10,9 +10,23 @@ from .audit import RequestContext, request_context
 _OPEN_PREFIXES = ("/api/", "/static/", "/healthz", "/metrics")
 
 
+class AuditContext:
+    """Who and from where, for audit entries written during this request; reset afterwards so
+    nothing of one request (a token's name) leaks into the next on the same thread."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        token = request_context.set(RequestContext(source_ip=request.META.get("REMOTE_ADDR") or None))
+        try:
+            return self.get_response(request)
+        finally:
+            request_context.reset(token)
+
+
 class LoginRequiredForPages(LoginRequiredMiddleware):
     def process_view(self, request, view_func, view_args, view_kwargs):
-        request_context.set(RequestContext(source_ip=request.META.get("REMOTE_ADDR") or None))
         if request.path.startswith(_OPEN_PREFIXES):
             return None
         return super().process_view(request, view_func, view_args, view_kwargs)

@@ -48,20 +48,65 @@ def token_issue(*, user, scopes, name: str = "", expires_in_days: int | None = N
 def token_revoke(*, token: ApiToken, actor=None) -> ApiToken:
     with transaction.atomic():
         changed = ApiToken.objects.filter(pk=token.pk, revoked_at=None).update(revoked_at=timezone.now())
+        _forget(token)
         if changed:
             audit_record(actor=actor, action="token.revoked", obj=token, before={"revoked": False}, after={"revoked": True})
     token.refresh_from_db()
     return token
 
 
+# Machine calls (route, events) are hot: a token and its owner's roles are cached briefly in the
+# shared cache. Revoking deletes the entry at once; a role or activation change waits this long.
+TOKEN_CACHE_SECONDS = 30
+
+
+def _cache_key(token_hash: str) -> str:
+    return f"token:v1:{token_hash}"
+
+
+def _from_cache(entry: dict) -> ApiToken:
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model()(pk=entry["user_id"], username=entry["username"], is_active=True,
+                            is_superuser=entry["is_superuser"])
+    user._rolloutops_roles = frozenset(entry["roles"])
+    token = ApiToken(pk=entry["id"], name=entry["name"], prefix=entry["prefix"], scopes=entry["scopes"],
+                     expires_at=entry["expires_at"], user=user)
+    token._state.adding = False
+    return token
+
+
+def _forget(token: ApiToken) -> None:
+    from django.core.cache import cache
+
+    key = _cache_key(token.token_hash)
+    cache.delete(key)
+    transaction.on_commit(lambda: cache.delete(key))
+
+
 def token_authenticate(raw: str) -> ApiToken | None:
+    from django.core.cache import cache
+
+    from .roles import user_roles
+
     if not raw or not raw.startswith(TOKEN_PREFIX):
         return None
-    token = ApiToken.objects.select_related("user").filter(token_hash=hash_token(raw)).first()
+    digest = hash_token(raw)
     now = timezone.now()
+    entry = cache.get(_cache_key(digest))
+    if entry is not None:
+        if entry["expires_at"] is not None and entry["expires_at"] <= now:
+            return None
+        return _from_cache(entry)
+    token = ApiToken.objects.select_related("user").filter(token_hash=digest).first()
     if token is None or not token.is_usable(now) or not token.user.is_active:
         return None
-    # Touch last_used_at at most once a minute: the route endpoint is hot.
+    # Touch last_used_at at most once a minute (and the cache holds it for less than that).
     if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    cache.set(_cache_key(digest), {
+        "id": token.pk, "name": token.name, "prefix": token.prefix, "scopes": list(token.scopes),
+        "expires_at": token.expires_at, "user_id": token.user_id, "username": token.user.get_username(),
+        "is_superuser": token.user.is_superuser, "roles": sorted(user_roles(token.user)),
+    }, TOKEN_CACHE_SECONDS)
     return token

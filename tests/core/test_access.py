@@ -84,3 +84,10 @@ def test_token_of_a_deactivated_user_is_refused(api_client_for, operator):
     operator.is_active = False
     operator.save()
     assert client.get("/api/v1/audit").status_code == 401
+
+
+def test_revoking_a_token_in_use_refuses_it_at_once(api_client_for, operator):
+    client = api_client_for(operator, "user")
+    assert client.get("/api/v1/audit").status_code == 200  # now cached
+    token_revoke(token=ApiToken.objects.get(user=operator), actor=operator)
+    assert client.get("/api/v1/audit").status_code == 401

@@ -12,8 +12,7 @@ from tests.factories import UserFactory
 
 from .conftest import FAST_PLAN, make_ready
 
-# serialized_rollback: the checklist items come from a data migration that a flush would erase.
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture(autouse=True)
