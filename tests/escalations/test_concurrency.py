@@ -69,3 +69,17 @@ def test_parallel_claims_of_one_ticket_have_one_winner(postgres_only, make_ticke
     winners = [o for o in outcomes if not o.startswith("refused:")]
     assert len(winners) == 1
     assert all(o == f"refused:{winners[0]}" for o in outcomes if o.startswith("refused:"))
+
+
+def test_parallel_retries_of_one_open_create_one_ticket(postgres_only, agent, operator):
+    from escalations.services import ticket_open
+
+    def open_it(i):
+        ticket, created = ticket_open(actor=operator, agent="claims-triage", request_key="retry-storm",
+                                      reason="timeout", priority="P2", context={"input": "x"})
+        return ticket.pk, created
+
+    outcomes = run_in_threads(8, open_it)
+    assert len({pk for pk, _ in outcomes}) == 1
+    assert sum(created for _, created in outcomes) == 1
+    assert EscalationTicket.objects.filter(request_key="retry-storm").count() == 1

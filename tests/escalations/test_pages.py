@@ -126,3 +126,11 @@ def test_my_tickets_page(rita_browser, reviewer, make_ticket):
 
 def test_missing_ticket_is_404(rita_browser):
     assert rita_browser.get("/escalations/99999/").status_code == 404
+
+
+def test_queue_page_query_count_does_not_grow_with_tickets(rita_browser, make_ticket, django_assert_max_num_queries):
+    for i in range(30):
+        make_ticket(priority=f"P{1 + i % 4}")
+    rita_browser.get("/escalations/")  # warm the session and role caches
+    with django_assert_max_num_queries(12):
+        assert rita_browser.get("/escalations/", headers=HX).status_code == 200
