@@ -19,6 +19,7 @@ def test_operator_signs_in_and_filters_the_audit_log(browser_page, signed_in_pag
     browser_page.get_by_label("Password").fill("not-the-password")
     browser_page.get_by_role("button", name="Sign in").click()
     expect(browser_page.get_by_role("alert")).to_contain_text("did not match")
+    browser_page.screenshot(path=screenshot_path("login-failed"))
 
     page = signed_in_page(operator)
     expect(page).to_have_url(re.compile(r"/$"))
