@@ -7,7 +7,7 @@ import time
 from django.db import connection, transaction
 from django.utils import timezone
 
-from .models import DiscrepantPair, Event, LatencyHour, PairHour, RolloutFold, StageHour
+from .models import DiscrepantPair, Event, LatencyHour, PairHour, RolloutFold, StageHour, UnfoldedEvent
 from .statistics import LATENCY_BUCKETS_MS
 
 BATCH_SIZE = 5_000
@@ -17,30 +17,7 @@ _FOLD_LOCK = 0x7E1E_F01D
 _EVENT = Event._meta.db_table
 
 
-class FoldRaced(RuntimeError):
-    """The batch changed under us: another fold marked some of its events. Rolled back, nothing counted."""
-
-
-def _vendor() -> dict:
-    """The few SQL fragments that differ between the two vendors."""
-    if connection.vendor == "postgresql":
-        return {
-            "hour": "date_trunc('hour', {col})",
-            "in_batch": "{col} = ANY(%s::bigint[])",
-            "not_in_batch": "{col} <> ALL(%s::bigint[])",
-            "least": "LEAST",
-            "greatest": "GREATEST",
-            "batch_param": lambda ids: ids,
-        }
-    return {
-        # Django stores SQLite date-times as 'YYYY-MM-DD HH:MM:SS[.ffffff]' in UTC.
-        "hour": "substr({col}, 1, 13) || ':00:00'",
-        "in_batch": "{col} IN (SELECT value FROM json_each(%s))",
-        "not_in_batch": "{col} NOT IN (SELECT value FROM json_each(%s))",
-        "least": "MIN",
-        "greatest": "MAX",
-        "batch_param": lambda ids: json.dumps(ids),
-    }
+_BATCH_COLUMNS = "id, agent_id, request_key, kind, rollout_id, stage, occurred_at, segment, label, outcome, latency_ms"
 
 
 def _latency_case(column: str) -> str:
@@ -51,96 +28,139 @@ def _latency_case(column: str) -> str:
     return f"CASE {whens} ELSE {len(LATENCY_BUCKETS_MS) - 1} END"
 
 
-def _statements(v: dict) -> list[tuple[str, tuple[str, ...]]]:
-    """(sql, parameter names) of the fold, run in order after the batch has been marked folded."""
-    hour = v["hour"].format(col="occurred_at")
-    in_b = v["in_batch"].format(col="id")
+def _completed(*, batch: str, unfolded: str, not_in_batch: str, lateral: bool) -> str:
+    """Pairs completed by this batch, one row each (the agent event's rollout, stage, time and segment).
+
+    A pair completes when its second half is folded: count it when folding an agent event whose
+    human partner is folded (before or in this batch: no longer queued), or a human event whose
+    agent partner was folded in an earlier batch. Folds are serialized, so each pair counts once;
+    the partner lookup does not depend on the queue, so a partner committed late is still found
+    by the fold of the other half (its commit precedes that fold).
+    """
+    columns = ("a.rollout_id AS rollout_id, a.stage AS stage, a.occurred_at AS occurred_at, a.agent_id AS agent_id, "
+               "a.request_key AS request_key, CASE WHEN a.segment <> '' THEN a.segment ELSE h.segment END AS segment, "
+               "a.label AS agent_label, h.label AS human_label")
+    partner = "p.agent_id = {x}.agent_id AND p.request_key = {x}.request_key AND p.kind = '{kind}'"
+    if lateral:
+        # PostgreSQL: one index lookup of the partner per batch event. LATERAL … OFFSET 0 keeps
+        # the planner from turning it into a hash join over the whole event table when its
+        # statistics of the queue are stale (they always are, mid-fold).
+        return f"""
+            SELECT {columns} FROM {batch} a CROSS JOIN LATERAL (
+                SELECT p.label, p.segment FROM {_EVENT} p
+                WHERE {partner.format(x="a", kind="human")} AND {unfolded.format(id="p.id")} OFFSET 0) h
+            WHERE a.kind = 'agent' AND a.rollout_id IS NOT NULL
+            UNION ALL
+            SELECT {columns} FROM {batch} h CROSS JOIN LATERAL (
+                SELECT p.rollout_id, p.stage, p.occurred_at, p.agent_id, p.request_key, p.segment, p.label FROM {_EVENT} p
+                WHERE {partner.format(x="h", kind="agent")} AND p.rollout_id IS NOT NULL
+                  AND {unfolded.format(id="p.id")} AND {not_in_batch.format(id="p.id")} OFFSET 0) a
+            WHERE h.kind = 'human'
+        """
+    return f"""
+        SELECT {columns} FROM {batch} a JOIN {_EVENT} p ON {partner.format(x="a", kind="human")}
+        JOIN {_EVENT} h ON h.id = p.id
+        WHERE a.kind = 'agent' AND a.rollout_id IS NOT NULL AND {unfolded.format(id="p.id")}
+        UNION ALL
+        SELECT {columns} FROM {batch} h JOIN {_EVENT} p ON {partner.format(x="h", kind="agent")}
+        JOIN {_EVENT} a ON a.id = p.id
+        WHERE h.kind = 'human' AND a.rollout_id IS NOT NULL AND {unfolded.format(id="p.id")}
+          AND {not_in_batch.format(id="p.id")}
+    """
+
+
+def _upserts(*, batch: str, completed: str, hour, least: str, greatest: str) -> list[tuple[str, str]]:
+    """(name, INSERT … SELECT … ON CONFLICT) of each rollup, reading batch rows `e` and completed pairs."""
     stage_hour = StageHour._meta.db_table
     latency_hour = LatencyHour._meta.db_table
     pair_hour = PairHour._meta.db_table
     discrepant = DiscrepantPair._meta.db_table
     rollout_fold = RolloutFold._meta.db_table
-    counts = f"""
+    return [
+        ("counts", f"""
         INSERT INTO {stage_hour} (rollout_id, stage, hour, agent_events, agent_errors, agent_escalations,
                                   human_events, human_errors, first_event_at, last_event_at, updated_at)
-        SELECT rollout_id, stage, {hour},
-               SUM(CASE WHEN kind = 'agent' THEN 1 ELSE 0 END),
-               SUM(CASE WHEN kind = 'agent' AND outcome IN ('error', 'timeout') THEN 1 ELSE 0 END),
-               SUM(CASE WHEN kind = 'agent' AND outcome = 'escalated' THEN 1 ELSE 0 END),
-               SUM(CASE WHEN kind = 'human' THEN 1 ELSE 0 END),
-               SUM(CASE WHEN kind = 'human' AND outcome IN ('error', 'timeout') THEN 1 ELSE 0 END),
-               MIN(occurred_at), MAX(occurred_at), %s
-        FROM {_EVENT} WHERE {in_b} AND rollout_id IS NOT NULL
-        GROUP BY rollout_id, stage, {hour}
+        SELECT e.rollout_id, e.stage, {hour("e.occurred_at")},
+               SUM(CASE WHEN e.kind = 'agent' THEN 1 ELSE 0 END),
+               SUM(CASE WHEN e.kind = 'agent' AND e.outcome IN ('error', 'timeout') THEN 1 ELSE 0 END),
+               SUM(CASE WHEN e.kind = 'agent' AND e.outcome = 'escalated' THEN 1 ELSE 0 END),
+               SUM(CASE WHEN e.kind = 'human' THEN 1 ELSE 0 END),
+               SUM(CASE WHEN e.kind = 'human' AND e.outcome IN ('error', 'timeout') THEN 1 ELSE 0 END),
+               MIN(e.occurred_at), MAX(e.occurred_at), {{now}}
+        FROM {batch} e WHERE e.rollout_id IS NOT NULL
+        GROUP BY 1, 2, 3
         ON CONFLICT (rollout_id, stage, hour) DO UPDATE SET
             agent_events = {stage_hour}.agent_events + excluded.agent_events,
             agent_errors = {stage_hour}.agent_errors + excluded.agent_errors,
             agent_escalations = {stage_hour}.agent_escalations + excluded.agent_escalations,
             human_events = {stage_hour}.human_events + excluded.human_events,
             human_errors = {stage_hour}.human_errors + excluded.human_errors,
-            first_event_at = {v["least"]}({stage_hour}.first_event_at, excluded.first_event_at),
-            last_event_at = {v["greatest"]}({stage_hour}.last_event_at, excluded.last_event_at),
-            updated_at = excluded.updated_at
-    """
-    latency = f"""
+            first_event_at = {least}({stage_hour}.first_event_at, excluded.first_event_at),
+            last_event_at = {greatest}({stage_hour}.last_event_at, excluded.last_event_at),
+            updated_at = excluded.updated_at"""),
+        ("latency", f"""
         INSERT INTO {latency_hour} (rollout_id, stage, hour, bucket, count)
-        SELECT rollout_id, stage, {hour}, {_latency_case("latency_ms")}, COUNT(*)
-        FROM {_EVENT} WHERE {in_b} AND rollout_id IS NOT NULL AND kind = 'agent' AND latency_ms IS NOT NULL
+        SELECT e.rollout_id, e.stage, {hour("e.occurred_at")}, {_latency_case("e.latency_ms")}, COUNT(*)
+        FROM {batch} e WHERE e.rollout_id IS NOT NULL AND e.kind = 'agent' AND e.latency_ms IS NOT NULL
         GROUP BY 1, 2, 3, 4
-        ON CONFLICT (rollout_id, stage, hour, bucket) DO UPDATE SET count = {latency_hour}.count + excluded.count
-    """
-    # A pair completes when its second half is folded: count it when folding an agent event
-    # whose human partner is folded (before or in this batch), or a human event whose agent
-    # partner was folded in an earlier batch. Folds are serialized, so each pair counts once;
-    # the partner lookup ignores folded_at, so a partner committed late is still found by the
-    # fold of the other half (its commit precedes that fold's snapshot).
-    completed = f"""
-        SELECT a.rollout_id AS rollout_id, a.stage AS stage, a.occurred_at AS occurred_at, a.agent_id AS agent_id,
-               a.request_key AS request_key, CASE WHEN a.segment <> '' THEN a.segment ELSE h.segment END AS segment,
-               a.label AS agent_label, h.label AS human_label
-        FROM {_EVENT} a JOIN {_EVENT} h
-          ON h.agent_id = a.agent_id AND h.request_key = a.request_key AND h.kind = 'human'
-        WHERE {v["in_batch"].format(col="a.id")} AND a.kind = 'agent' AND a.rollout_id IS NOT NULL
-          AND h.folded_at IS NOT NULL
-        UNION ALL
-        SELECT a.rollout_id, a.stage, a.occurred_at, a.agent_id, a.request_key,
-               CASE WHEN a.segment <> '' THEN a.segment ELSE h.segment END, a.label, h.label
-        FROM {_EVENT} h JOIN {_EVENT} a
-          ON a.agent_id = h.agent_id AND a.request_key = h.request_key AND a.kind = 'agent'
-        WHERE {v["in_batch"].format(col="h.id")} AND h.kind = 'human' AND a.rollout_id IS NOT NULL
-          AND a.folded_at IS NOT NULL AND {v["not_in_batch"].format(col="a.id")}
-    """
-    pair_hour_sql = f"""
+        ON CONFLICT (rollout_id, stage, hour, bucket) DO UPDATE SET count = {latency_hour}.count + excluded.count"""),
+        ("pairs", f"""
         INSERT INTO {pair_hour} (rollout_id, stage, hour, segment, agent_label, human_label, pairs)
-        SELECT rollout_id, stage, {hour}, segment, agent_label, human_label, COUNT(*)
-        FROM ({completed}) completed
+        SELECT c.rollout_id, c.stage, {hour("c.occurred_at")}, c.segment, c.agent_label, c.human_label, COUNT(*)
+        FROM {completed} c WHERE c.rollout_id IS NOT NULL
         GROUP BY 1, 2, 3, 4, 5, 6
         ON CONFLICT (rollout_id, stage, hour, segment, agent_label, human_label)
-        DO UPDATE SET pairs = {pair_hour}.pairs + excluded.pairs
-    """
-    discrepant_sql = f"""
+        DO UPDATE SET pairs = {pair_hour}.pairs + excluded.pairs"""),
+        ("discrepant", f"""
         INSERT INTO {discrepant} (rollout_id, stage, agent_id, request_key, segment, agent_label, human_label, occurred_at)
-        SELECT rollout_id, stage, agent_id, request_key, segment, agent_label, human_label, occurred_at
-        FROM ({completed}) completed WHERE agent_label <> human_label
-        ON CONFLICT (agent_id, request_key) DO NOTHING
-    """
-    mark_rollouts = f"""
+        SELECT c.rollout_id, c.stage, c.agent_id, c.request_key, c.segment, c.agent_label, c.human_label, c.occurred_at
+        FROM {completed} c WHERE c.agent_label <> c.human_label
+        ON CONFLICT (agent_id, request_key) DO NOTHING"""),
+        ("computed_at", f"""
         INSERT INTO {rollout_fold} (rollout_id, computed_at)
-        SELECT DISTINCT rollout_id, %s FROM {_EVENT} WHERE {in_b} AND rollout_id IS NOT NULL
-        ON CONFLICT (rollout_id) DO UPDATE SET computed_at = excluded.computed_at
-    """
-    pair_params = ("batch", "batch", "batch")
-    return [
-        (counts, ("now", "batch")),
-        (latency, ("batch",)),
-        (pair_hour_sql, pair_params),
-        (discrepant_sql, pair_params),
-        (mark_rollouts, ("now", "batch")),
+        SELECT DISTINCT e.rollout_id, {{now}} FROM {batch} e WHERE e.rollout_id IS NOT NULL
+        ON CONFLICT (rollout_id) DO UPDATE SET computed_at = excluded.computed_at"""),
     ]
 
 
+def _fold_sql(ids: list[int], now) -> list[tuple[str, list]]:
+    """The statements that add batch `ids` (already taken off the queue) to the rollups, with their parameters."""
+    queue = UnfoldedEvent._meta.db_table
+    unfolded = f"NOT EXISTS (SELECT 1 FROM {queue} q WHERE q.event_id = {{id}})"
+    if connection.vendor == "postgresql":
+        # One statement: the batch is read once, the completed pairs computed once, and every
+        # rollup written by a data-modifying CTE (all run to completion, in this transaction).
+        upserts = _upserts(batch="batch", completed="completed", hour=lambda col: f"date_trunc('hour', {col})",
+                           least="LEAST", greatest="GREATEST")
+        completed = _completed(batch="batch", unfolded=unfolded, not_in_batch="{id} <> ALL(%(ids)s::bigint[])",
+                               lateral=True)
+        ctes = ",\n".join(f"{name} AS ({sql.format(now='%(now)s')})" for name, sql in upserts[:-1])
+        sql = (
+            f"WITH batch AS MATERIALIZED (SELECT {_BATCH_COLUMNS} FROM {_EVENT} WHERE id = ANY(%(ids)s::bigint[])),\n"
+            f"completed AS MATERIALIZED ({completed}),\n{ctes}\n{upserts[-1][1].format(now='%(now)s')}"
+        )
+        return [(sql, {"ids": ids, "now": now})]
+    # SQLite: no data-modifying CTEs, so one statement per rollup; Django stores date-times as
+    # 'YYYY-MM-DD HH:MM:SS[.ffffff]' (UTC), so the hour is a prefix.
+    batch = f"(SELECT {_BATCH_COLUMNS} FROM {_EVENT} WHERE id IN (SELECT value FROM json_each(%s)))"
+    completed = "(" + _completed(batch=batch, unfolded=unfolded, not_in_batch="{id} NOT IN (SELECT value FROM json_each(%s))",
+                                 lateral=False) + ")"
+    upserts = _upserts(batch=batch, completed=completed, hour=lambda col: f"substr({col}, 1, 13) || ':00:00'",
+                       least="MIN", greatest="MAX")
+    batch_json = json.dumps(ids)
+    statements = []
+    for name, sql in upserts:
+        sql = sql.format(now="%s")
+        params = {
+            "counts": [now, batch_json], "latency": [batch_json], "pairs": [batch_json] * 3,
+            "discrepant": [batch_json] * 3, "computed_at": [now, batch_json],
+        }[name]
+        statements.append((sql, params))
+    return statements
+
+
 def _fold_batch(batch_size: int) -> int:
-    v = _vendor()
+    queue = UnfoldedEvent._meta.db_table
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             # One fold at a time: the pair rule above relies on it. Another worker finds the
@@ -149,21 +169,18 @@ def _fold_batch(batch_size: int) -> int:
             if not cursor.fetchone()[0]:
                 return 0
         # On SQLite every write transaction is serialized (BEGIN IMMEDIATE), which does the same.
-        cursor.execute(f"SELECT id FROM {_EVENT} WHERE folded_at IS NULL ORDER BY id LIMIT %s", [batch_size])
-        ids = [row[0] for row in cursor.fetchall()]
+        # Taking the batch off the queue and adding it to the rollups commit together or not at
+        # all: a worker killed in between leaves the queue as it was.
+        cursor.execute(
+            f"DELETE FROM {queue} WHERE event_id IN "
+            f"(SELECT event_id FROM {queue} ORDER BY event_id LIMIT %s) RETURNING event_id",
+            [batch_size],
+        )
+        ids = sorted(row[0] for row in cursor.fetchall())
         if not ids:
             return 0
-        now = timezone.now()
-        params = {"now": connection.ops.adapt_datetimefield_value(now), "batch": v["batch_param"](ids)}
-        # Compare-and-set: the mark and the counts commit together or not at all.
-        cursor.execute(
-            f"UPDATE {_EVENT} SET folded_at = %s WHERE {v['in_batch'].format(col='id')} AND folded_at IS NULL",
-            [params["now"], params["batch"]],
-        )
-        if cursor.rowcount != len(ids):
-            raise FoldRaced(f"expected to mark {len(ids)} events, marked {cursor.rowcount}")
-        for sql, names in _statements(v):
-            cursor.execute(sql, [params[name] for name in names])
+        for sql, params in _fold_sql(ids, connection.ops.adapt_datetimefield_value(timezone.now())):
+            cursor.execute(sql, params)
     return len(ids)
 
 

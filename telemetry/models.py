@@ -34,8 +34,6 @@ class Event(models.Model):
     has_trace = models.BooleanField(default=False)
     occurred_at = models.DateTimeField()
     received_at = models.DateTimeField(default=timezone.now)
-    # Set, in the same transaction, when the fold task adds the event to the rollups.
-    folded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -44,15 +42,24 @@ class Event(models.Model):
         indexes = [
             models.Index(fields=["version", "kind"]),
             models.Index(fields=["rollout", "stage"]),
-            # The fold's work queue and the "pending events" figure read only unfolded rows.
-            models.Index(fields=["id"], condition=models.Q(folded_at__isnull=True), name="event_unfolded"),
-            models.Index(fields=["rollout"], condition=models.Q(folded_at__isnull=True), name="event_unfolded_rollout"),
         ]
 
 
+class UnfoldedEvent(models.Model):
+    """The fold's work queue: one row per stored event not yet added to the rollups.
+
+    Written in the ingestion transaction, deleted by the fold in the transaction that adds the
+    event to the rollups, so each event is counted exactly once. A queue table rather than a
+    column on Event: marking 5,000 wide, many-indexed event rows costs far more than deleting
+    5,000 narrow rows, and events stay insert-only.
+    """
+
+    event = models.OneToOneField(Event, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    rollout = models.ForeignKey("rollouts.Rollout", null=True, on_delete=models.CASCADE, related_name="+")
+
+
 # --- rollups: what the fold task maintains and every dashboard and gate reads -------------
-# Events are marked folded (Event.folded_at) in the same transaction that adds them here, so
-# each event is counted exactly once. Keys: rollout, stage (the rollout's stage when the event
+# Keys: rollout, stage (the rollout's stage when the event
 # occurred) and hour (occurred_at truncated to the hour, UTC).
 
 

@@ -11,7 +11,7 @@ from rollouts.models import Rollout, RolloutStage
 from rolloutops.exceptions import NotFound
 
 from . import statistics
-from .models import DiscrepantPair, Event, LatencyHour, PairHour, RolloutFold, StageHour
+from .models import DiscrepantPair, Event, LatencyHour, PairHour, RolloutFold, StageHour, UnfoldedEvent
 
 RECENT_DISCREPANT = 20
 
@@ -47,8 +47,8 @@ def _computed_at(rollout_id: int) -> datetime | None:
 
 
 def _pending(rollout_id: int) -> int:
-    # Served by the partial index on unfolded events: a handful of rows, never the table.
-    return Event.objects.filter(rollout_id=rollout_id, folded_at__isnull=True).count()
+    # The fold queue: a handful of rows between folds, never the event table.
+    return UnfoldedEvent.objects.filter(rollout_id=rollout_id).count()
 
 
 def stage_metrics(*, rollout_id: int, stage: str) -> StageMetrics:

@@ -14,7 +14,7 @@ from agents.models import Agent, AgentVersion
 from rollouts.models import Rollout, RolloutState, StageTransition
 from rolloutops.exceptions import DomainError
 
-from .models import Event, EventKind, Outcome
+from .models import Event, EventKind, Outcome, UnfoldedEvent
 
 MAX_BATCH = 5_000
 # Rows per INSERT statement: 17 parameters a row stays under SQLite's 32,766 and PostgreSQL's
@@ -206,22 +206,29 @@ def _db_row(*, trace, occurred_at, received_at, **values) -> tuple:
 
 
 def _insert_rows(rows: list[tuple]) -> int:
-    """Multi-row INSERT … ON CONFLICT DO NOTHING; returns how many rows were new."""
+    """Multi-row INSERT … ON CONFLICT DO NOTHING, and the new rows into the fold queue; returns how many were new."""
     if not rows:
         return 0
     table = Event._meta.db_table
+    queue = UnfoldedEvent._meta.db_table
     trace = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
     one = "(" + ", ".join(trace if column == "trace" else "%s" for column in _COLUMNS) + ")"
     inserted = 0
     with connection.cursor() as cursor:
         for start in range(0, len(rows), INSERT_ROWS):
             chunk = rows[start:start + INSERT_ROWS]
-            sql = (
+            cursor.execute(
                 f"INSERT INTO {table} ({', '.join(_COLUMNS)}) VALUES {', '.join([one] * len(chunk))} "
-                "ON CONFLICT (agent_id, request_key, kind) DO NOTHING RETURNING id"
+                "ON CONFLICT (agent_id, request_key, kind) DO NOTHING RETURNING id, rollout_id",
+                [value for row in chunk for value in row],
             )
-            cursor.execute(sql, [value for row in chunk for value in row])
-            inserted += len(cursor.fetchall())
+            new = cursor.fetchall()
+            if new:
+                cursor.execute(
+                    f"INSERT INTO {queue} (event_id, rollout_id) VALUES {', '.join(['(%s, %s)'] * len(new))}",
+                    [value for row in new for value in row],
+                )
+            inserted += len(new)
     return inserted
 
 

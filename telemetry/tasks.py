@@ -2,14 +2,14 @@
 from celery import shared_task
 from django.db import OperationalError
 
-from .fold import FoldRaced, events_fold
+from .fold import events_fold
 
 
 @shared_task(
     name="telemetry.fold_events",
     ignore_result=True,
     acks_late=True,
-    autoretry_for=(OperationalError, FoldRaced),
+    autoretry_for=(OperationalError,),
     retry_backoff=True,
     max_retries=5,
     soft_time_limit=60,

@@ -120,6 +120,6 @@ def test_ingestion_schedules_one_fold_after_commit(events_client, shadow_rollout
 
 def test_ingestion_uses_a_fixed_number_of_queries(events_client, shadow_rollout, django_assert_max_num_queries):
     slug = shadow_rollout.agent.slug
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(16):  # a few per 1,000-event statement, never per event
         response = events_client.post(URL, {"events": [_event(slug, f"k{i}") for i in range(2500)]})
     assert response.json()["accepted"] == 2500

@@ -4,7 +4,7 @@ from datetime import timedelta
 import pytest
 
 from telemetry.fold import events_fold
-from telemetry.models import Event, LatencyHour, PairHour, StageHour
+from telemetry.models import Event, LatencyHour, PairHour, StageHour, UnfoldedEvent
 from telemetry.selectors import rollout_discrepancy, stage_metrics
 from tests.telemetry.factories import T0
 
@@ -86,7 +86,7 @@ def test_fold_twice_changes_nothing(events_client, shadow_rollout):
     first = _snapshot()
     assert events_fold() == 0
     assert _snapshot() == first
-    assert Event.objects.filter(folded_at__isnull=True).count() == 0
+    assert UnfoldedEvent.objects.count() == 0
 
 
 def test_a_rolled_back_fold_leaves_events_unfolded(events_client, shadow_rollout, monkeypatch):
@@ -95,17 +95,17 @@ def test_a_rolled_back_fold_leaves_events_unfolded(events_client, shadow_rollout
 
     slug = shadow_rollout.agent.slug
     events_client.post(URL, {"events": [_event(slug, "k1"), _event(slug, "k1", kind="human")]})
-    real = fold._statements
+    real = fold._fold_sql
 
-    def crash_after_counts(v):
-        statements = real(v)
-        return statements[:2] + [("SELECT no_such_column FROM telemetry_event", ())]
+    def crash_after_counts(ids, now):
+        statements = real(ids, now)
+        return statements + [("SELECT no_such_column FROM telemetry_event", [])]
 
-    monkeypatch.setattr(fold, "_statements", crash_after_counts)
+    monkeypatch.setattr(fold, "_fold_sql", crash_after_counts)
     with pytest.raises(Exception):
         events_fold()
-    monkeypatch.setattr(fold, "_statements", real)
-    assert Event.objects.filter(folded_at__isnull=True).count() == 2
+    monkeypatch.setattr(fold, "_fold_sql", real)
+    assert UnfoldedEvent.objects.count() == 2
     assert StageHour.objects.count() == 0
     assert events_fold() == 2
     assert stage_metrics(rollout_id=shadow_rollout.pk, stage="shadow").pairs == 1

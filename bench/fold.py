@@ -1,0 +1,187 @@
+"""Benchmark: the incremental fold of N events (default 1,000,000) against hand-written INSERT … SELECT … GROUP BY.
+
+Run: .venv/bin/python bench/fold.py [--events N]   (PostgreSQL; DATABASE_URL, default
+postgres://postgres@127.0.0.1:5432/rolloutops_bench, created and migrated if missing).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/rolloutops_bench"
+SLUG = "bench-telemetry-fold"
+
+
+def setup_django() -> None:
+    """Point Django at the benchmark database (created and migrated if needed); no broker, plain HTTP."""
+    os.environ.setdefault("DATABASE_URL", DEFAULT_URL)
+    os.environ.setdefault("SECRET_KEY", "bench")
+    os.environ.setdefault("CELERY_BROKER_URL", "memory://")  # fold tasks enqueued by ingestion go nowhere
+    os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
+    os.environ.setdefault("LOG_LEVEL", "ERROR")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rolloutops.settings")
+    sys.path.insert(0, str(ROOT))
+    import dj_database_url
+    import psycopg
+
+    db = dj_database_url.parse(os.environ["DATABASE_URL"])
+    if "postgresql" not in db["ENGINE"]:
+        sys.exit("the benchmarks need PostgreSQL: set DATABASE_URL=postgres://…")
+    admin = psycopg.connect(host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"],
+                            password=db["PASSWORD"] or None, dbname="postgres", autocommit=True)
+    if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db["NAME"]]).fetchone():
+        admin.execute(f'CREATE DATABASE "{db["NAME"]}"')
+    admin.close()
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+
+
+def bench_rollout(slug: str, start: datetime):
+    """A fresh agent, version and shadow rollout (the previous run's are deleted)."""
+    from agents.models import Agent, AgentVersion
+    from rollouts.models import Rollout, RolloutStage, StageTransition
+    from telemetry.models import Event
+
+    from django.db import connection
+
+    old = Agent.objects.filter(slug=slug).first()
+    if old:
+        with connection.cursor() as cursor:  # raw deletes: the ORM's cascade would load every event
+            for table in ("telemetry_stagehour", "telemetry_latencyhour", "telemetry_pairhour", "telemetry_discrepantpair",
+                          "telemetry_rolloutfold", "telemetry_unfoldedevent"):
+                cursor.execute(f"DELETE FROM {table} WHERE rollout_id IN (SELECT id FROM rollouts_rollout WHERE agent_id = %s)",
+                               [old.pk])
+            cursor.execute("DELETE FROM telemetry_event WHERE agent_id = %s", [old.pk])
+        Rollout.objects.filter(agent=old).delete()
+        old.delete()
+    agent = Agent.objects.create(slug=slug, name=slug, owner_team="bench")
+    version = AgentVersion.objects.create(agent=agent, version="1.0.0")
+    rollout = Rollout.objects.create(agent=agent, version=version, stage_index=1, stage_name="shadow", mode="shadow",
+                                     created_at=start, stage_entered_at=start)
+    RolloutStage.objects.create(rollout=rollout, position=0, name="staging", mode="off")
+    RolloutStage.objects.create(rollout=rollout, position=1, name="shadow", mode="shadow", agreement_bar=0.9)
+    StageTransition.objects.create(rollout=rollout, to_stage="staging", to_state="active", action="start", at=start)
+    StageTransition.objects.create(rollout=rollout, from_stage="staging", to_stage="shadow", to_state="active",
+                                   action="promote", at=start)
+    return rollout
+
+
+COLUMNS = ("agent_id", "version_id", "rollout_id", "stage", "request_key", "kind", "label", "segment", "confidence",
+           "latency_ms", "outcome", "input_hash", "has_trace", "occurred_at", "received_at")
+
+
+def event_rows(rollout, n: int, start: datetime, seed: int = 7):
+    """n events: n/2 requests, each with an agent and a human decision, over ~two weeks."""
+    rng = random.Random(seed)
+    labels = ["approve", "deny", "refer", "fraud"]
+    segments = [f"seg-{i}" for i in range(8)]
+    now = datetime.now(timezone.utc)
+    for i in range(n // 2):
+        at = start + timedelta(seconds=i * 1_209_600 / max(1, n // 2))
+        human = rng.choice(labels)
+        agent = human if rng.random() < 0.92 else rng.choice(labels)
+        outcome = "ok" if rng.random() < 0.97 else rng.choice(["error", "timeout", "escalated"])
+        key = f"req-{i}"
+        segment = rng.choice(segments)
+        yield (rollout.agent_id, rollout.version_id, rollout.pk, "shadow", key, "agent", agent, segment,
+               rng.random(), rng.lognormvariate(6, 0.6), outcome, "h", False, at, now)
+        yield (rollout.agent_id, rollout.version_id, rollout.pk, "shadow", key, "human", human, "", None, None, "ok",
+               "h", False, at + timedelta(minutes=rng.randint(1, 600)), now)
+
+
+def copy_events(rows, *, queue: bool = True) -> None:
+    """COPY rows into the event table and, as ingestion does, into the fold queue."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COALESCE(MAX(id), 0) FROM telemetry_event")
+        last = cursor.fetchone()[0]
+        with cursor.cursor.copy(f"COPY telemetry_event ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        if queue:
+            cursor.execute("INSERT INTO telemetry_unfoldedevent (event_id, rollout_id) "
+                           "SELECT id, rollout_id FROM telemetry_event WHERE id > %s", [last])
+
+
+BASELINE = """
+CREATE TEMP TABLE b_counts AS
+SELECT rollout_id, stage, date_trunc('hour', occurred_at) AS hour,
+       SUM(CASE WHEN kind = 'agent' THEN 1 ELSE 0 END) agent_events,
+       SUM(CASE WHEN kind = 'agent' AND outcome IN ('error', 'timeout') THEN 1 ELSE 0 END) agent_errors,
+       SUM(CASE WHEN kind = 'agent' AND outcome = 'escalated' THEN 1 ELSE 0 END) agent_escalations,
+       SUM(CASE WHEN kind = 'human' THEN 1 ELSE 0 END) human_events,
+       MIN(occurred_at) first_at, MAX(occurred_at) last_at
+FROM telemetry_event WHERE rollout_id = %(r)s GROUP BY 1, 2, 3;
+CREATE TEMP TABLE b_latency AS
+SELECT rollout_id, stage, date_trunc('hour', occurred_at) AS hour, width_bucket(latency_ms, %(bounds)s::float8[]) AS bucket,
+       COUNT(*) count
+FROM telemetry_event WHERE rollout_id = %(r)s AND kind = 'agent' AND latency_ms IS NOT NULL GROUP BY 1, 2, 3, 4;
+CREATE TEMP TABLE b_pairs AS
+SELECT a.rollout_id, a.stage, date_trunc('hour', a.occurred_at) AS hour, a.segment, a.label agent_label,
+       h.label human_label, COUNT(*) pairs
+FROM telemetry_event a JOIN telemetry_event h
+  ON h.agent_id = a.agent_id AND h.request_key = a.request_key AND h.kind = 'human'
+WHERE a.rollout_id = %(r)s AND a.kind = 'agent' GROUP BY 1, 2, 3, 4, 5, 6;
+CREATE TEMP TABLE b_discrepant AS
+SELECT a.rollout_id, a.stage, a.agent_id, a.request_key, a.segment, a.label agent_label, h.label human_label, a.occurred_at
+FROM telemetry_event a JOIN telemetry_event h
+  ON h.agent_id = a.agent_id AND h.request_key = a.request_key AND h.kind = 'human'
+WHERE a.rollout_id = %(r)s AND a.kind = 'agent' AND a.label <> h.label;
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000, help="events to fold (default 1,000,000)")
+    args = parser.parse_args()
+    setup_django()
+    from django.db import connection, transaction
+
+    from telemetry.fold import events_fold
+    from telemetry.models import PairHour, StageHour
+    from telemetry.selectors import stage_metrics
+    from telemetry.statistics import LATENCY_BUCKETS_MS
+
+    start = datetime(2026, 1, 5, tzinfo=timezone.utc)
+    n = args.events - args.events % 2
+    with transaction.atomic():
+        rollout = bench_rollout(SLUG, start)
+    t = time.perf_counter()
+    with transaction.atomic():
+        copy_events(event_rows(rollout, n, start))
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE telemetry_event; ANALYZE telemetry_unfoldedevent")
+    print(f"seeded {n:,} events with COPY in {time.perf_counter() - t:.1f} s")
+
+    with connection.cursor() as cursor, transaction.atomic():
+        t = time.perf_counter()
+        cursor.execute(BASELINE, {"r": rollout.pk, "bounds": [float(b) for b in LATENCY_BUCKETS_MS[:-1]]})
+        baseline = time.perf_counter() - t
+        cursor.execute("DROP TABLE b_counts, b_latency, b_pairs, b_discrepant")
+
+    t = time.perf_counter()
+    folded = events_fold(max_seconds=10 ** 6)
+    fold = time.perf_counter() - t
+
+    m = stage_metrics(rollout_id=rollout.pk, stage="shadow")
+    assert m.agent_events == n // 2 and m.pairs == n // 2, (m.agent_events, m.pairs)
+    print(f"events N                    {n:,} (folded {folded:,})")
+    print(f"rollup rows                 {StageHour.objects.filter(rollout=rollout).count():,} stage-hours, "
+          f"{PairHour.objects.filter(rollout=rollout).count():,} pair cells")
+    print(f"baseline INSERT…SELECT…GROUP BY, once over all events  {baseline:8.2f} s  {n / baseline:12,.0f} events/s")
+    print(f"incremental fold (5,000 a transaction, queued, upserted) {fold:8.2f} s  {n / fold:12,.0f} events/s")
+    print(f"ratio fold / baseline       {fold / baseline:.2f}x   (target <= 3x)")
+
+
+if __name__ == "__main__":
+    main()
