@@ -5,6 +5,7 @@ from django.urls import include, path
 
 from . import views
 from .api import api
+from .metrics import metrics
 
 handler403 = "rolloutops.views.forbidden"
 
@@ -15,6 +16,7 @@ urlpatterns = [
     path("audit/", views.audit_log, name="audit"),
     path("audit/export.csv", views.audit_export, name="audit-export"),
     path("healthz", views.healthz, name="healthz"),
+    path("metrics", metrics, name="metrics"),
     path("agents/", include("agents.urls")),
     path("rollouts/", include("rollouts.urls")),
     path("escalations/", include("escalations.urls")),
