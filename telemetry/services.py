@@ -205,31 +205,66 @@ def _db_row(*, trace, occurred_at, received_at, **values) -> tuple:
 # --- storage ------------------------------------------------------------------------------
 
 
+# PostgreSQL gets one array per column and unnest(): the statement text stays small (psycopg
+# would otherwise spend longer parsing 16,000 placeholders than the server spends inserting).
+_PG_TYPES = {
+    "agent_id": "bigint", "version_id": "bigint", "rollout_id": "bigint", "stage": "text", "request_key": "text",
+    "kind": "text", "label": "text", "segment": "text", "confidence": "float8", "latency_ms": "float8",
+    "outcome": "text", "input_hash": "text", "trace": "text", "has_trace": "boolean", "occurred_at": "timestamptz",
+    "received_at": "timestamptz",
+}
+
+
+def _insert_statement(rows: list[tuple]) -> tuple[str, list]:
+    table = Event._meta.db_table
+    conflict = "ON CONFLICT (agent_id, request_key, kind) DO NOTHING RETURNING id, rollout_id"
+    if connection.vendor == "postgresql":
+        arrays = ", ".join(f"%s::{_PG_TYPES[column]}[]" for column in _COLUMNS)
+        select = ", ".join("u.trace::jsonb" if column == "trace" else f"u.{column}" for column in _COLUMNS)
+        sql = (f"INSERT INTO {table} ({', '.join(_COLUMNS)}) SELECT {select} "
+               f"FROM unnest({arrays}) AS u({', '.join(_COLUMNS)}) {conflict}")
+        return sql, [list(column) for column in zip(*rows)]
+    one = "(" + ", ".join(["%s"] * len(_COLUMNS)) + ")"
+    sql = f"INSERT INTO {table} ({', '.join(_COLUMNS)}) VALUES {', '.join([one] * len(rows))} {conflict}"
+    return sql, [value for row in rows for value in row]
+
+
+def _queue_statement(new: list[tuple]) -> tuple[str, list]:
+    queue = UnfoldedEvent._meta.db_table
+    if connection.vendor == "postgresql":
+        return (f"INSERT INTO {queue} (event_id, rollout_id) SELECT * FROM unnest(%s::bigint[], %s::bigint[])",
+                [[row[0] for row in new], [row[1] for row in new]])
+    return (f"INSERT INTO {queue} (event_id, rollout_id) VALUES {', '.join(['(%s, %s)'] * len(new))}",
+            [value for row in new for value in row])
+
+
 def _insert_rows(rows: list[tuple]) -> int:
     """Multi-row INSERT … ON CONFLICT DO NOTHING, and the new rows into the fold queue; returns how many were new."""
-    if not rows:
-        return 0
-    table = Event._meta.db_table
-    queue = UnfoldedEvent._meta.db_table
-    trace = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
-    one = "(" + ", ".join(trace if column == "trace" else "%s" for column in _COLUMNS) + ")"
     inserted = 0
-    with connection.cursor() as cursor:
+    # Binary parameters on PostgreSQL: no text escaping of 16,000 values.
+    options = {"binary": True} if connection.vendor == "postgresql" else {}
+    with _bulk_cursor() as cursor:
         for start in range(0, len(rows), INSERT_ROWS):
-            chunk = rows[start:start + INSERT_ROWS]
-            cursor.execute(
-                f"INSERT INTO {table} ({', '.join(_COLUMNS)}) VALUES {', '.join([one] * len(chunk))} "
-                "ON CONFLICT (agent_id, request_key, kind) DO NOTHING RETURNING id, rollout_id",
-                [value for row in chunk for value in row],
-            )
+            cursor.execute(*_insert_statement(rows[start:start + INSERT_ROWS]), **options)
             new = cursor.fetchall()
             if new:
-                cursor.execute(
-                    f"INSERT INTO {queue} (event_id, rollout_id) VALUES {', '.join(['(%s, %s)'] * len(new))}",
-                    [value for row in new for value in row],
-                )
+                cursor.execute(*_queue_statement(new), **options)
             inserted += len(new)
     return inserted
+
+
+def _bulk_cursor():
+    """Django's cursor, except on PostgreSQL a server-side-binding one on the same connection.
+
+    Django's psycopg cursors bind client-side (quoting every value into the SQL text); for
+    16 arrays of 1,000 values that quoting costs more than the INSERT itself.
+    """
+    if connection.vendor != "postgresql":
+        return connection.cursor()
+    import psycopg
+
+    connection.ensure_connection()
+    return psycopg.Cursor(connection.connection)
 
 
 def _schedule_fold() -> None:

@@ -1,0 +1,95 @@
+"""Benchmark: POST /api/v1/events in batches of 1,000 against psycopg COPY of the same rows.
+
+Run: .venv/bin/python bench/ingest.py [--events N]   (PostgreSQL; DATABASE_URL as in bench/fold.py).
+The API path is measured in-process with Django's test Client (routing, auth, JSON parsing,
+validation, the INSERTs and the fold queue; no socket), bodies pre-encoded outside the timing.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from datetime import datetime, timedelta, timezone
+
+from fold import SLUG as _FOLD_SLUG  # noqa: F401  (same folder: shared setup)
+from fold import bench_rollout, setup_django
+
+SLUG_API = "bench-telemetry-ingest-api"
+SLUG_COPY = "bench-telemetry-ingest-copy"
+BATCH = 1_000
+
+
+def events(slug: str, n: int, start: datetime) -> list[dict]:
+    out = []
+    for i in range(n // 2):
+        at = (start + timedelta(seconds=i)).isoformat()
+        out.append({"agent": slug, "request_key": f"req-{i}", "kind": "agent", "label": "approve" if i % 9 else "deny",
+                    "segment": f"seg-{i % 8}", "confidence": 0.87, "latency_ms": 420.5, "outcome": "ok",
+                    "input_hash": "9f86d081884c7d65", "occurred_at": at,
+                    "trace": {"steps": [{"tool": "lookup", "ms": 12}]}})
+        out.append({"agent": slug, "request_key": f"req-{i}", "kind": "human", "label": "approve", "segment": "",
+                    "outcome": "ok", "occurred_at": at})
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=50_000, help="events per method (default 50,000)")
+    args = parser.parse_args()
+    setup_django()
+    from django.contrib.auth.models import Group, User
+    from django.db import connection, transaction
+    from django.test import Client
+
+    from rolloutops.tokens import token_issue
+    from telemetry.models import Event
+    from telemetry.services import _COLUMNS, _Context, _row
+
+    n = args.events - args.events % 2
+    start = datetime(2026, 1, 5, tzinfo=timezone.utc)
+    with transaction.atomic():
+        api_rollout = bench_rollout(SLUG_API, start)
+        copy_rollout = bench_rollout(SLUG_COPY, start)
+        user, _ = User.objects.get_or_create(username="bench-runtime")
+        user.groups.add(Group.objects.get(name="operator"))
+        _, token = token_issue(user=user, scopes="events:write", name="bench")
+
+    # The same rows for both: the API's JSON bodies, and the tuples COPY writes (built by the
+    # ingestion code itself from the COPY agent's events, so the columns match exactly).
+    api_events = events(SLUG_API, n, start)
+    bodies = [json.dumps({"events": api_events[i:i + BATCH]}).encode() for i in range(0, n, BATCH)]
+    copy_events = events(SLUG_COPY, n, start)
+    context = _Context(copy_events)
+    now = datetime.now(timezone.utc)
+    rows = [_row(item, context, now) for item in copy_events]
+
+    client = Client()
+    headers = {"Authorization": f"Bearer {token}"}
+    t = time.perf_counter()
+    accepted = 0
+    for body in bodies:
+        response = client.post("/api/v1/events", body, content_type="application/json", headers=headers)
+        assert response.status_code == 200, response.content[:300]
+        accepted += response.json()["accepted"]
+    api = time.perf_counter() - t
+    assert accepted == n, accepted
+
+    t = time.perf_counter()
+    with connection.cursor() as cursor:
+        for i in range(0, n, BATCH):
+            with transaction.atomic():
+                with cursor.cursor.copy(f"COPY telemetry_event ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
+                    for row in rows[i:i + BATCH]:
+                        copy.write_row(row)
+    copied = time.perf_counter() - t
+    assert Event.objects.filter(agent__slug=SLUG_COPY).count() == n
+
+    print(f"events N per method          {n:,} in batches of {BATCH:,}")
+    print(f"baseline psycopg COPY         {copied:7.2f} s  {n / copied:10,.0f} events/s")
+    print(f"POST /api/v1/events           {api:7.2f} s  {n / api:10,.0f} events/s  "
+          f"({api / len(bodies) * 1000:.1f} ms a batch)")
+    print(f"ratio API / COPY throughput   {copied / api:.0%}   (target >= 30 %)")
+
+
+if __name__ == "__main__":
+    main()
