@@ -165,3 +165,28 @@ def overview_totals(rows: list[dict]) -> dict:
         "sla_breaches": sum(r["sla_breaches"] for r in rows),
         "rollbacks_24h": Rollout.objects.filter(state=RolloutState.ROLLED_BACK, ended_at__gte=since).count(),
     }
+
+
+def guardrail_history(rollout: Rollout) -> dict:
+    """Hourly live-traffic figures of a rollout (from the telemetry rollups, never raw events) and
+    its transitions, for the guardrail chart."""
+    from telemetry.models import StageHour
+
+    live = set(rollout.stages.filter(mode="live").values_list("name", flat=True))
+    hourly = [
+        {"hour": row["hour"].isoformat(), "stage": row["stage"], "events": row["agent_events"],
+         "errors": row["agent_errors"], "escalations": row["agent_escalations"]}
+        for row in StageHour.objects.filter(rollout=rollout, stage__in=live).order_by("hour")
+        .values("hour", "stage", "agent_events", "agent_errors", "agent_escalations")
+    ]
+    # Only the transitions of the live period: earlier ones would stretch the time axis.
+    first_live = rollout.stages.filter(mode="live", entered_at__isnull=False).order_by("position").values_list("entered_at", flat=True).first()
+    transitions = rollout.transitions.exclude(action="start").order_by("at")
+    if first_live:
+        transitions = transitions.filter(at__gte=first_live)
+    marks = [
+        {"at": t.at.isoformat(), "action": t.action,
+         "text": f"{t.action} → {t.to_stage}" if t.action == "promote" else t.action}
+        for t in transitions
+    ]
+    return {"hourly": hourly, "marks": marks}

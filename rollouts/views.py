@@ -86,6 +86,14 @@ def rollout_detail(request, rollout_id: int):
             # The rollout has ended: draw the final state once and stop polling.
             return HttpResponseStopPolling(response.content)
         return response
+    history = selectors.guardrail_history(rollout)
+    context["has_live"] = bool(history["hourly"])
+    if history["hourly"]:
+        from .charts import guardrail_timeline
+
+        live_stage = context["current"] if context["current"].mode == StageMode.LIVE else rollout.stages.filter(mode=StageMode.LIVE).first()
+        context["guardrail_figure"] = guardrail_timeline(history["hourly"], thresholds=live_stage.guardrails if live_stage else {},
+                                                        marks=history["marks"])
     if context["has_shadow"]:
         from telemetry.selectors import shadow_panel_context
 

@@ -58,11 +58,12 @@ def confusion_heatmap(confusion: dict) -> dict:
     matrix = confusion["matrix"]
     return {
         "data": [{
-            "type": "heatmap", "x": labels, "y": labels, "z": matrix, "colorscale": "Blues",
+            # plotly.js's Blues runs dark to light; reversed, more pairs read darker.
+            "type": "heatmap", "x": labels, "y": labels, "z": matrix, "colorscale": "Blues", "reversescale": True,
             "texttemplate": "%{z}", "hovertemplate": "agent %{y}<br>human %{x}<br>%{z} pairs<extra></extra>",
         }],
         "layout": _layout("Confusion matrix", xaxis={"title": {"text": "human"}, "type": "category"},
-                          yaxis={"title": {"text": "agent"}, "type": "category", "autorange": "reversed"}),
+                          yaxis={"title": {"text": "agent"}, "type": "category", "autorange": "reversed", "automargin": True}),
     }
 
 
@@ -81,6 +82,6 @@ def segment_bars(segments: list[dict], *, bar: float | None) -> dict:
             "hovertemplate": "%{y}<br>agreement %{x:.1%}<br>%{customdata[0]} pairs<br>%{customdata[1]}<extra></extra>",
         }],
         "layout": _layout("Agreement per segment", xaxis={"range": [0, 1.02], "tickformat": ".0%"},
-                          yaxis={"type": "category", "autorange": "reversed"}, shapes=_bar_shape(bar, horizontal=False),
+                          yaxis={"type": "category", "autorange": "reversed", "automargin": True}, shapes=_bar_shape(bar, horizontal=False),
                           height=max(220, 60 + 28 * len(segments))),
     }

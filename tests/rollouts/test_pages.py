@@ -81,3 +81,21 @@ def test_reviewer_cannot_open_the_approvals_inbox(client, reviewer):
 def test_empty_inbox(client, manager):
     client.force_login(manager)
     assert b"Nothing waits for a decision" in client.get("/rollouts/approvals/").content
+
+
+def test_rollout_page_draws_the_guardrail_chart_from_rollups(client, operator, manager, fast_rollout):
+    from django.utils import timezone
+
+    from rollouts.promotions import promotion_approve
+    from telemetry.fold import events_fold
+    from telemetry.services import events_ingest
+
+    for _ in range(2):
+        promotion_approve(actor=manager, promotion=promotion_request(actor=operator, rollout=Rollout.objects.get(pk=fast_rollout.pk)))
+    events_ingest(events=[{"agent": fast_rollout.agent.slug, "request_key": f"k{i}", "kind": "agent", "label": "a",
+                           "occurred_at": timezone.now().isoformat(), "outcome": "error" if i % 10 == 0 else "ok"}
+                          for i in range(50)])
+    events_fold()
+    client.force_login(operator)
+    body = client.get(f"/rollouts/{fast_rollout.pk}/").content.decode()
+    assert 'data-figure="guardrail-figure"' in body and "max error rate 5%" in body and "promote \\u2192 canary" in body
