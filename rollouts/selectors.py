@@ -147,6 +147,8 @@ def _health(rollout: Rollout | None) -> str:
         return "rolled back"
     if rollout.state == RolloutState.PAUSED:
         return "paused"
+    if rollout.state == RolloutState.ACTIVE and rollout.mode == "off":
+        return "—"  # staging: no traffic, nothing to be healthy about yet
     return "healthy" if rollout.state in (RolloutState.ACTIVE, RolloutState.COMPLETED) else rollout.state
 
 
