@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.core.exceptions import RequestDataTooBig
+from django.db import DataError
 from django.http import HttpRequest
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -91,6 +92,18 @@ def require(request, *, roles: set[str] | frozenset[str], scope: str | None = No
 @api.exception_handler(DomainError)
 def _domain_error(request, exc: DomainError):
     return api.create_response(request, {"detail": exc.detail, **exc.extra}, status=exc.status_code)
+
+
+@api.exception_handler(OverflowError)
+def _overflow(request, exc):
+    # An id or number too large for the database's integers (SQLite raises this one).
+    return api.create_response(request, {"detail": "a number in the request is out of range"}, status=422)
+
+
+@api.exception_handler(DataError)
+def _data_error(request, exc):
+    # PostgreSQL's "integer out of range" and kin: bad input, never a 500.
+    return api.create_response(request, {"detail": "a value in the request is out of range for its field"}, status=422)
 
 
 @api.exception_handler(RequestDataTooBig)

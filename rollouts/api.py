@@ -1,9 +1,10 @@
 """HTTP API of rollouts: start, show, promote (four eyes), roll back / pause / resume, route."""
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
-from ninja import Field, Router, Schema, Status
+from ninja import Field, Query, Router, Schema, Status
 from ninja.errors import HttpError
 
 from agents.models import Agent, AgentVersion
@@ -20,6 +21,7 @@ from .routing import route
 from .services import rollout_pause, rollout_plan_update, rollout_resume, rollout_rollback, rollout_start
 
 router = Router(tags=["rollouts"])
+SLUG = re.compile(r"[-a-zA-Z0-9_]{1,64}")
 
 OPERATOR = {Role.OPERATOR}
 MANAGER = {Role.MANAGER}
@@ -193,14 +195,14 @@ def create_rollout(request, payload: RolloutIn):
 
 
 @router.get("/rollouts", response=list[RolloutOut])
-def list_rollouts(request, state: str = "", agent: str = "", limit: int = 50, offset: int = 0):
+def list_rollouts(request, state: str = "", agent: str = "", limit: int = Query(50, ge=1, le=200),
+                  offset: int = Query(0, ge=0, le=1_000_000)):
     require(request, roles=ALL_ROLES)
     qs = Rollout.objects.select_related("agent", "version", "started_by").order_by("-created_at")
     if state:
         qs = qs.filter(state=state)
     if agent:
         qs = qs.filter(agent__slug=agent)
-    limit = max(1, min(limit, 200))
     return [selectors.rollout_as_dict(r) for r in qs[offset: offset + limit]]
 
 
@@ -225,14 +227,15 @@ def request_promotion(request, rollout_id: int, payload: PromotionIn = None):
 
 
 @router.get("/promotions", response=list[PromotionOut])
-def list_promotions(request, status: str = "pending", rollout: int | None = None, limit: int = 50):
+def list_promotions(request, status: str = "pending", rollout: int | None = Query(None, ge=1, le=2**53),
+                    limit: int = Query(50, ge=1, le=200)):
     require(request, roles={Role.OPERATOR, Role.MANAGER})
     qs = PromotionRequest.objects.select_related("requested_by", "decided_by").order_by("-requested_at")
     if status:
         qs = qs.filter(status=status)
     if rollout:
         qs = qs.filter(rollout_id=rollout)
-    return [selectors.promotion_as_dict(p) for p in qs[: max(1, min(limit, 200))]]
+    return [selectors.promotion_as_dict(p) for p in qs[:limit]]
 
 
 @router.get("/promotions/{promotion_id}", response=PromotionOut)
@@ -299,6 +302,8 @@ def route_request(request, agent: str, key: str):
     require(request, roles=OPERATOR, scope=Scope.ROUTE_READ)
     if not key or len(key) > 200:
         raise HttpError(422, "key: 1 to 200 characters")
+    if not SLUG.fullmatch(agent):
+        raise NotFound(f"no agent {agent!r}")
     answer = route(agent, key)
     if answer is None:
         raise NotFound(f"no agent {agent!r}")

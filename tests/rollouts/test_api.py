@@ -92,3 +92,17 @@ def test_guardrails_endpoint_reports_each_metric(api_client_for, operator, fast_
     response = api_client_for(operator, "user").get(f"/api/v1/rollouts/{fast_rollout.pk}/guardrails")
     assert response.status_code == 200
     assert response.json()["stage"] == "staging" and response.json()["healthy"] is True
+
+
+def test_out_of_range_numbers_are_422_not_500(api_client_for, operator):
+    ops = api_client_for(operator, "user")
+    assert ops.get("/api/v1/rollouts", {"offset": -5}).status_code == 422
+    assert ops.get("/api/v1/rollouts", {"limit": 10**12}).status_code == 422
+    assert ops.get("/api/v1/promotions", {"rollout": 142391953296381492330496}).status_code == 422
+    assert ops.get("/api/v1/rollouts/99999999999999999999999").status_code in (404, 422)
+
+
+def test_route_for_a_malformed_agent_name_is_404(api_client_for, operator):
+    runtime = api_client_for(operator, "route:read")
+    response = runtime.get("/api/v1/route", {"agent": "¡\x98bÄ", "key": "k"})
+    assert response.status_code == 404 and "detail" in response.json()
