@@ -6,6 +6,7 @@ app_name = "rollouts"
 urlpatterns = [
     path("", views.rollout_list, name="list"),
     path("approvals/", views.approvals, name="approvals"),
+    path("start/", views.rollout_create, name="start"),
     path("<int:rollout_id>/", views.rollout_detail, name="detail"),
     path("<int:rollout_id>/<str:action>/", views.rollout_action, name="action"),
     path("promotions/<int:promotion_id>/<str:decision>/", views.promotion_decide, name="decide"),

@@ -16,7 +16,7 @@ from . import selectors
 from .gates import human_duration, promotion_gates
 from .models import PromotionRequest, PromotionStatus, Rollout, RolloutState, StageMode
 from .promotions import promotion_approve, promotion_cancel, promotion_reject, promotion_request
-from .services import rollout_pause, rollout_resume, rollout_rollback
+from .services import rollout_pause, rollout_resume, rollout_rollback, rollout_start
 from .stages import allowed_actions
 
 LIST_FILTERS = ("state", "stage", "team", "health", "q", "sort")
@@ -111,6 +111,23 @@ def _after_action(request, rollout_id: int, message: str | None = None, error: s
         response = render(request, "rollouts/rollout_detail.html#live-panel", _detail_context(request, rollout))
         return trigger_client_event(response, "rolloutChanged", {"rollout": rollout_id})
     return redirect("rollouts:detail", rollout_id=rollout_id)
+
+
+@require_POST
+@role_required(Role.OPERATOR)
+def rollout_create(request):
+    """Start a rollout of a version with the default plan (plans are edited through the API)."""
+    from agents.models import AgentVersion
+
+    version = get_object_or_404(AgentVersion.objects.select_related("agent"), agent__slug=request.POST.get("agent", ""),
+                                version=request.POST.get("version", ""))
+    try:
+        rollout = rollout_start(actor=request.user, version=version, reason="started from the version page")
+    except DomainError as exc:
+        messages.error(request, exc.detail if isinstance(exc.detail, str) else "; ".join(map(str, exc.detail)))
+        return redirect(f"/agents/{version.agent.slug}/versions/{version.version}/")
+    messages.success(request, f"Rollout #{rollout.pk} of {version} started in staging.")
+    return redirect("rollouts:detail", rollout_id=rollout.pk)
 
 
 @require_POST

@@ -99,3 +99,14 @@ def test_rollout_page_draws_the_guardrail_chart_from_rollups(client, operator, m
     client.force_login(operator)
     body = client.get(f"/rollouts/{fast_rollout.pk}/").content.decode()
     assert 'data-figure="guardrail-figure"' in body and "max error rate 5%" in body and "promote \\u2192 canary" in body
+
+
+def test_operator_starts_a_rollout_from_the_version_page(client, operator, ready_version):
+    client.force_login(operator)
+    page = client.get(f"/agents/{ready_version.agent.slug}/versions/{ready_version.version}/").content.decode()
+    assert "Start a rollout of" in page
+    response = client.post("/rollouts/start/", {"agent": ready_version.agent.slug, "version": ready_version.version}, follow=True)
+    rollout = Rollout.objects.get(version=ready_version)
+    assert response.redirect_chain[-1][0] == f"/rollouts/{rollout.pk}/" and rollout.stage_name == "staging"
+    again = client.post("/rollouts/start/", {"agent": ready_version.agent.slug, "version": ready_version.version}, follow=True)
+    assert b"already has an open rollout" in again.content
