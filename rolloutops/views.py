@@ -1,5 +1,6 @@
 """Project-wide pages: the audit log (with CSV export) and health."""
 import csv
+import json
 
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
@@ -28,6 +29,10 @@ def audit_log(request):
     return render(request, template, context)
 
 
+def _json(value) -> str:
+    return "" if value is None else json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
 class _Echo:
     def write(self, value):
         return value
@@ -44,7 +49,7 @@ def audit_export(request):
         yield writer.writerow(header)
         for e in rows:
             yield writer.writerow([e.pk, e.at.isoformat(), e.actor_label, e.action, e.object_type, e.object_id,
-                                   e.object_repr, e.before, e.after, e.source_ip or "", e.hash])
+                                   e.object_repr, _json(e.before), _json(e.after), e.source_ip or "", e.hash])
 
     response = StreamingHttpResponse(lines(), content_type="text/csv")
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")

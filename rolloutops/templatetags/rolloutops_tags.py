@@ -54,3 +54,9 @@ def when(value, fmt="Y-m-d H:i"):
                 else f"in {timeuntil(value, now).split(',')[0]}")
     return format_html('<time datetime="{}" title="{} ({})">{}</time>',
                        value.isoformat(), date_format(local, fmt), local.tzname(), relative)
+
+
+@register.filter
+def compact_json(value):
+    """One-line JSON (the audit log's before/after), not Python's repr."""
+    return json.dumps(value, cls=DjangoJSONEncoder, sort_keys=True, ensure_ascii=False, separators=(", ", ": "))
