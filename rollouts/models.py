@@ -42,6 +42,8 @@ class Rollout(models.Model):
     end_reason = models.TextField(blank=True)
     # Bumped on every transition; the routing cache and compare-and-set updates key on it.
     revision = models.PositiveIntegerField(default=1)
+    # Shadow segments already announced as systematic discrepancies (each is notified once).
+    flagged_notified = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

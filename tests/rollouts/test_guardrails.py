@@ -115,3 +115,16 @@ def test_shadow_with_good_agreement_is_promoted(ready_version, operator, manager
     assert rollout.stage_name == "full"
     frozen = rollout.transitions.get(action="promote", to_stage="full").evidence["stage"]["agreement"]
     assert frozen["pairs"] == 600 and frozen["flagged_segments"] == []
+
+
+def test_a_newly_flagged_shadow_segment_is_announced_once(ready_version, operator, manager, settings,
+                                                          django_capture_on_commit_callbacks):
+    settings.ROLLOUTOPS = {**settings.ROLLOUTOPS, "WEBHOOK_URLS": ["http://127.0.0.1:9/hook"]}
+    rollout = _shadow_rollout(ready_version, operator, manager, bar=0.8)
+    _pairs(rollout, {"retail": (900, 890), "corporate": (60, 36)})
+    with django_capture_on_commit_callbacks() as first:
+        rollout_watch(rollout_id=rollout.pk)
+    with django_capture_on_commit_callbacks() as second:
+        rollout_watch(rollout_id=rollout.pk)
+    assert len(first) == 1 and len(second) == 0
+    assert Rollout.objects.get(pk=rollout.pk).flagged_notified == ["corporate"]
