@@ -147,7 +147,7 @@ def main() -> None:
     setup_django()
     from django.db import connection, transaction
 
-    from telemetry.fold import events_fold
+    from telemetry.fold import BATCH_SIZE, events_fold
     from telemetry.models import PairHour, StageHour
     from telemetry.selectors import stage_metrics
     from telemetry.statistics import LATENCY_BUCKETS_MS
@@ -180,7 +180,7 @@ def main() -> None:
     print(f"rollup rows                 {StageHour.objects.filter(rollout=rollout).count():,} stage-hours, "
           f"{PairHour.objects.filter(rollout=rollout).count():,} pair cells")
     print(f"baseline INSERT…SELECT…GROUP BY, once over all events  {baseline:8.2f} s  {n / baseline:12,.0f} events/s")
-    print(f"incremental fold (5,000 a transaction, queued, upserted) {fold:8.2f} s  {n / fold:12,.0f} events/s")
+    print(f"incremental fold ({BATCH_SIZE:,} a transaction, queued, upserted) {fold:8.2f} s  {n / fold:12,.0f} events/s")
     print(f"ratio fold / baseline       {fold / baseline:.2f}x   (target <= 3x)")
 
 

@@ -95,16 +95,16 @@ def test_a_rolled_back_fold_leaves_events_unfolded(events_client, shadow_rollout
 
     slug = shadow_rollout.agent.slug
     events_client.post(URL, {"events": [_event(slug, "k1"), _event(slug, "k1", kind="human")]})
-    real = fold._fold_sql
+    real = fold._fold_statements
 
-    def crash_after_counts(ids, now):
-        statements = real(ids, now)
+    def crash_after_counts(batch_size, now):
+        statements = real(batch_size, now)
         return statements + [("SELECT no_such_column FROM telemetry_event", [])]
 
-    monkeypatch.setattr(fold, "_fold_sql", crash_after_counts)
+    monkeypatch.setattr(fold, "_fold_statements", crash_after_counts)
     with pytest.raises(Exception):
         events_fold()
-    monkeypatch.setattr(fold, "_fold_sql", real)
+    monkeypatch.setattr(fold, "_fold_statements", real)
     assert UnfoldedEvent.objects.count() == 2
     assert StageHour.objects.count() == 0
     assert events_fold() == 2
