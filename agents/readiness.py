@@ -5,7 +5,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db.models import Count, Q
+from django.db.models import Count, Q, Subquery
 from django.utils import timezone
 
 from .models import AgentVersion, ChecklistItem, Dimension, EvaluationResult, ResultStatus
@@ -13,6 +13,11 @@ from .models import AgentVersion, ChecklistItem, Dimension, EvaluationResult, Re
 # Thresholds of the automatic checks, in one place. Too few samples is "unknown", never "pass".
 PERFORMANCE_MIN_SAMPLES = 100  # agent events that carry a latency
 PERFORMANCE_P95_WINDOW = 10_000  # p95 over at most the most recent this-many agent events
+# Every automatic check reads at most this many of the version's most recent agent events (an
+# index walk on (version, kind, id)), so its cost stays flat as telemetry grows to millions.
+CHECK_WINDOW = 50_000
+# Lists (overview, agents) reuse automatic figures this long; gates and the matrix compute fresh.
+AUTOMATIC_CACHE_SECONDS = 60
 RELIABILITY_MIN_GROUPS = 20  # input_hash values seen at least twice
 RELIABILITY_MIN_CONSISTENT_SHARE = 0.95
 OBSERVABILITY_MIN_EVENTS = 100
@@ -179,7 +184,9 @@ def automatic_checks(*, version: AgentVersion) -> list[AutomaticCheck]:
     from escalations.models import EscalationTicket
     from telemetry.models import Event
 
-    events = Event.objects.filter(version=version, kind="agent")
+    recent_ids = (Event.objects.filter(version=version, kind="agent").order_by("-id")
+                  .values("id")[:CHECK_WINDOW])
+    events = Event.objects.filter(id__in=Subquery(recent_ids))
     agg = events.aggregate(
         total=Count("id"),
         timed=Count("id", filter=Q(latency_ms__isnull=False)),
@@ -249,9 +256,22 @@ def _item_verdict(item: ChecklistItem, result: EvaluationResult | None, now: dat
     return ItemVerdict(**base, **facts, status=result.status, ok=True, expiring_soon=expiring)
 
 
-def version_readiness(*, version: AgentVersion, now: datetime | None = None) -> Readiness:
+def automatic_checks_cached(*, version: AgentVersion) -> list[AutomaticCheck]:
+    from django.core.cache import cache
+
+    key = f"readiness:automatic:v1:{version.pk}"
+    checks = cache.get(key)
+    if checks is None:
+        checks = automatic_checks(version=version)
+        cache.set(key, checks, AUTOMATIC_CACHE_SECONDS)
+    return checks
+
+
+def version_readiness(*, version: AgentVersion, now: datetime | None = None, cached: bool = False) -> Readiness:
     """Ready only when, in every dimension, each active item's latest result is pass or n/a and
-    unexpired, and every automatic check passes. A handful of queries, whatever the item count."""
+    unexpired, and every automatic check passes. A handful of queries, whatever the item count.
+    `cached=True` (list pages) may reuse automatic figures up to a minute old; manual results are
+    always read fresh, and the promotion gate never uses the cache."""
     now = now or timezone.now()
     items = list(ChecklistItem.objects.filter(active=True).order_by("dimension", "position", "key"))
     latest: dict[int, EvaluationResult] = {}
@@ -263,7 +283,7 @@ def version_readiness(*, version: AgentVersion, now: datetime | None = None) -> 
     )
     for result in results:
         latest.setdefault(result.item_id, result)
-    checks = automatic_checks(version=version)
+    checks = automatic_checks_cached(version=version) if cached else automatic_checks(version=version)
 
     dimensions: dict[str, DimensionVerdict] = {}
     failing_all: list[str] = []

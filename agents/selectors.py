@@ -104,7 +104,7 @@ def agent_rows(*, q: str = "", team: str = "", readiness: str = "") -> list[Agen
             "id": open_.pk, "state": open_.state, "stage": open_.stage_name,
             "traffic_percent": open_.traffic_percent, "url": rollout_url(open_.pk),
         }
-        verdict = version_readiness(version=latest) if latest else None
+        verdict = version_readiness(version=latest, cached=True) if latest else None
         row = AgentRow(agent=agent, latest=latest, rollout=rollout, readiness=verdict)
         if readiness and row.readiness_status != readiness:
             continue

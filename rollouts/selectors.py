@@ -129,7 +129,7 @@ def overview_rows() -> list[dict]:
         rollout = latest.get(agent.pk)
         t = tickets.get(agent.pk, {})
         version = rollout.version if rollout else newest_versions.get(agent.pk)
-        readiness = version_readiness(version=version) if version else None
+        readiness = version_readiness(version=version, cached=True) if version else None
         rows.append({
             "agent": agent, "rollout": rollout, "version": version, "readiness": readiness,
             "open_tickets": t.get("open", 0), "sla_breaches": t.get("breached", 0),

@@ -40,7 +40,8 @@ class Event(models.Model):
             models.UniqueConstraint(fields=["agent", "request_key", "kind"], name="event_idempotency"),
         ]
         indexes = [
-            models.Index(fields=["version", "kind"]),
+            # The readiness checks walk a version's most recent agent events (newest id first).
+            models.Index(fields=["version", "kind", "-id"], name="event_version_kind_recent"),
             models.Index(fields=["rollout", "stage"]),
         ]
 
