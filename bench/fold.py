@@ -1,7 +1,10 @@
 """Benchmark: the incremental fold of N events (default 1,000,000) against hand-written INSERT … SELECT … GROUP BY.
 
-Run: .venv/bin/python bench/fold.py [--events N]   (PostgreSQL; DATABASE_URL, default
+Run: .venv/bin/python bench/fold.py [--events N] [--humans-late]   (PostgreSQL; DATABASE_URL, default
 postgres://postgres@127.0.0.1:5432/rolloutops_bench, created and migrated if missing).
+--humans-late queues every human decision after every agent one, so no pair completes within a
+batch and each costs an index lookup of its partner (the worst case); the baseline is the same.
+After the fold, its rollups are compared with the baseline's tables, row for row.
 """
 from __future__ import annotations
 
@@ -98,6 +101,12 @@ def event_rows(rollout, n: int, start: datetime, seed: int = 7):
                "h", False, at + timedelta(minutes=rng.randint(1, 600)), now)
 
 
+def late_humans(rollout, n: int, start: datetime):
+    """The same rows as event_rows, every agent decision first."""
+    yield from (row for row in event_rows(rollout, n, start) if row[5] == "agent")
+    yield from (row for row in event_rows(rollout, n, start) if row[5] == "human")
+
+
 def copy_events(rows, *, queue: bool = True) -> None:
     """COPY rows into the event table and, as ingestion does, into the fold queue."""
     from django.db import connection
@@ -139,10 +148,37 @@ FROM telemetry_event a JOIN telemetry_event h
 WHERE a.rollout_id = %(r)s AND a.kind = 'agent' AND a.label <> h.label;
 """
 
+# Each pair: (baseline table's rows, the rollup's rows); both directions of EXCEPT must be empty.
+SAME = [
+    ("SELECT rollout_id, stage, hour, agent_events, agent_errors, agent_escalations, human_events, first_at, last_at "
+     "FROM b_counts",
+     "SELECT rollout_id, stage, hour, agent_events, agent_errors, agent_escalations, human_events, first_event_at, "
+     "last_event_at FROM telemetry_stagehour WHERE rollout_id = %(r)s"),
+    ("SELECT rollout_id, stage, hour, bucket, count FROM b_latency",
+     "SELECT rollout_id, stage, hour, bucket, count FROM telemetry_latencyhour WHERE rollout_id = %(r)s"),
+    ("SELECT rollout_id, stage, hour, segment, agent_label, human_label, pairs FROM b_pairs",
+     "SELECT rollout_id, stage, hour, segment, agent_label, human_label, pairs FROM telemetry_pairhour "
+     "WHERE rollout_id = %(r)s"),
+    ("SELECT rollout_id, stage, agent_id, request_key, segment, agent_label, human_label, occurred_at FROM b_discrepant",
+     "SELECT rollout_id, stage, agent_id, request_key, segment, agent_label, human_label, occurred_at "
+     "FROM telemetry_discrepantpair WHERE rollout_id = %(r)s"),
+]
+
+
+def differences(cursor, rollout_id: int) -> int:
+    """Rows in one of the baseline's tables and the rollups but not the other."""
+    total = 0
+    for baseline, rollup in SAME:
+        for first, second in ((baseline, rollup), (rollup, baseline)):
+            cursor.execute(f"SELECT COUNT(*) FROM ({first} EXCEPT ALL {second}) d", {"r": rollout_id})
+            total += cursor.fetchone()[0]
+    return total
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000, help="events to fold (default 1,000,000)")
+    parser.add_argument("--humans-late", action="store_true", help="queue every human decision after every agent one")
     args = parser.parse_args()
     setup_django()
     from django.db import connection, transaction
@@ -159,7 +195,7 @@ def main() -> None:
         rollout = bench_rollout(SLUG, start)
     t = time.perf_counter()
     with transaction.atomic():
-        copy_events(event_rows(rollout, n, start))
+        copy_events((late_humans if args.humans_late else event_rows)(rollout, n, start))
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE telemetry_event; ANALYZE telemetry_unfoldedevent")
     print(f"seeded {n:,} events with COPY in {time.perf_counter() - t:.1f} s")
@@ -168,20 +204,26 @@ def main() -> None:
         t = time.perf_counter()
         cursor.execute(BASELINE, {"r": rollout.pk, "bounds": [float(b) for b in LATENCY_BUCKETS_MS[:-1]]})
         baseline = time.perf_counter() - t
-        cursor.execute("DROP TABLE b_counts, b_latency, b_pairs, b_discrepant")
 
     t = time.perf_counter()
     folded = events_fold(max_seconds=10 ** 6)
     fold = time.perf_counter() - t
 
+    with connection.cursor() as cursor:
+        differ = differences(cursor, rollout.pk)
+        cursor.execute("DROP TABLE b_counts, b_latency, b_pairs, b_discrepant")
+
     m = stage_metrics(rollout_id=rollout.pk, stage="shadow")
     assert m.agent_events == n // 2 and m.pairs == n // 2, (m.agent_events, m.pairs)
-    print(f"events N                    {n:,} (folded {folded:,})")
+    print(f"events N                    {n:,} (folded {folded:,}){', humans queued after all agents' if args.humans_late else ''}")
+    print(f"rollups vs baseline tables  {'identical' if not differ else f'{differ:,} rows differ'}")
     print(f"rollup rows                 {StageHour.objects.filter(rollout=rollout).count():,} stage-hours, "
           f"{PairHour.objects.filter(rollout=rollout).count():,} pair cells")
     print(f"baseline INSERT…SELECT…GROUP BY, once over all events  {baseline:8.2f} s  {n / baseline:12,.0f} events/s")
     print(f"incremental fold ({BATCH_SIZE:,} a transaction, queued, upserted) {fold:8.2f} s  {n / fold:12,.0f} events/s")
     print(f"ratio fold / baseline       {fold / baseline:.2f}x   (target <= 3x)")
+    if differ:
+        sys.exit("the fold's rollups differ from the baseline's tables")
 
 
 if __name__ == "__main__":
