@@ -90,25 +90,38 @@ def _completed(*, requests: str, lateral: bool) -> str:
     """
 
 
-def _upserts(*, batch: str, completed: str, hour, least: str, greatest: str) -> list[tuple[str, str]]:
-    """(name, INSERT … SELECT … ON CONFLICT) of each rollup, reading batch rows `e` and completed pairs."""
+def _hourly(*, batch: str, hour) -> str:
+    """The batch grouped once by everything the event rollups key or count on (a few hundred rows)."""
+    return f"""
+        SELECT e.rollout_id AS rollout_id, e.stage AS stage, {hour("e.occurred_at")} AS hour, e.kind AS kind,
+               e.outcome AS outcome,
+               CASE WHEN e.kind = 'agent' AND e.latency_ms IS NOT NULL THEN {_latency_case("e.latency_ms")} END AS bucket,
+               COUNT(*) AS events, MIN(e.occurred_at) AS first_at, MAX(e.occurred_at) AS last_at
+        FROM {batch} e WHERE e.rollout_id IS NOT NULL
+        GROUP BY 1, 2, 3, 4, 5, 6"""
+
+
+def _upserts(*, hourly: str, completed: str, hour, least: str, greatest: str) -> list[tuple[str, str]]:
+    """(name, INSERT … SELECT … ON CONFLICT) of each rollup, reading the hourly groups `g` and completed pairs `c`."""
     stage_hour = StageHour._meta.db_table
     latency_hour = LatencyHour._meta.db_table
     pair_hour = PairHour._meta.db_table
     discrepant = DiscrepantPair._meta.db_table
     rollout_fold = RolloutFold._meta.db_table
+
+    def count(condition: str) -> str:
+        return f"SUM(CASE WHEN {condition} THEN g.events ELSE 0 END)"
+
     return [
         ("counts", f"""
         INSERT INTO {stage_hour} (rollout_id, stage, hour, agent_events, agent_errors, agent_escalations,
                                   human_events, human_errors, first_event_at, last_event_at, updated_at)
-        SELECT e.rollout_id, e.stage, {hour("e.occurred_at")},
-               SUM(CASE WHEN e.kind = 'agent' THEN 1 ELSE 0 END),
-               SUM(CASE WHEN e.kind = 'agent' AND e.outcome IN ('error', 'timeout') THEN 1 ELSE 0 END),
-               SUM(CASE WHEN e.kind = 'agent' AND e.outcome = 'escalated' THEN 1 ELSE 0 END),
-               SUM(CASE WHEN e.kind = 'human' THEN 1 ELSE 0 END),
-               SUM(CASE WHEN e.kind = 'human' AND e.outcome IN ('error', 'timeout') THEN 1 ELSE 0 END),
-               MIN(e.occurred_at), MAX(e.occurred_at), {{now}}
-        FROM {batch} e WHERE e.rollout_id IS NOT NULL
+        SELECT g.rollout_id, g.stage, g.hour, {count("g.kind = 'agent'")},
+               {count("g.kind = 'agent' AND g.outcome IN ('error', 'timeout')")},
+               {count("g.kind = 'agent' AND g.outcome = 'escalated'")}, {count("g.kind = 'human'")},
+               {count("g.kind = 'human' AND g.outcome IN ('error', 'timeout')")},
+               MIN(g.first_at), MAX(g.last_at), {{now}}
+        FROM {hourly} g WHERE g.rollout_id IS NOT NULL
         GROUP BY 1, 2, 3
         ON CONFLICT (rollout_id, stage, hour) DO UPDATE SET
             agent_events = {stage_hour}.agent_events + excluded.agent_events,
@@ -121,8 +134,8 @@ def _upserts(*, batch: str, completed: str, hour, least: str, greatest: str) -> 
             updated_at = excluded.updated_at"""),
         ("latency", f"""
         INSERT INTO {latency_hour} (rollout_id, stage, hour, bucket, count)
-        SELECT e.rollout_id, e.stage, {hour("e.occurred_at")}, {_latency_case("e.latency_ms")}, COUNT(*)
-        FROM {batch} e WHERE e.rollout_id IS NOT NULL AND e.kind = 'agent' AND e.latency_ms IS NOT NULL
+        SELECT g.rollout_id, g.stage, g.hour, g.bucket, SUM(g.events)
+        FROM {hourly} g WHERE g.bucket IS NOT NULL
         GROUP BY 1, 2, 3, 4
         ON CONFLICT (rollout_id, stage, hour, bucket) DO UPDATE SET count = {latency_hour}.count + excluded.count"""),
         ("pairs", f"""
@@ -139,29 +152,31 @@ def _upserts(*, batch: str, completed: str, hour, least: str, greatest: str) -> 
         ON CONFLICT (agent_id, request_key) DO NOTHING"""),
         ("computed_at", f"""
         INSERT INTO {rollout_fold} (rollout_id, computed_at)
-        SELECT DISTINCT e.rollout_id, {{now}} FROM {batch} e WHERE e.rollout_id IS NOT NULL
+        SELECT DISTINCT g.rollout_id, {{now}} FROM {hourly} g WHERE g.rollout_id IS NOT NULL
         ON CONFLICT (rollout_id) DO UPDATE SET computed_at = excluded.computed_at"""),
     ]
 
 
-def _postgresql_statements(batch_size: int, now) -> list[tuple[str, dict]]:
+def _postgresql_statements(batch_size: int, now, after: int | None = None) -> list[tuple[str, dict]]:
     """PostgreSQL: one statement takes the batch off the queue, pairs it and upserts every rollup."""
     queue = UnfoldedEvent._meta.db_table
     columns = ", ".join(f"e.{column}" for column in _BATCH_COLUMNS)
-    upserts = _upserts(batch="batch", completed="completed", hour=lambda col: f"date_trunc('hour', {col})",
-                       least="LEAST", greatest="GREATEST")
+    hour = lambda column: f"date_trunc('hour', {column})"  # noqa: E731 - the session's time zone is UTC
+    upserts = _upserts(hourly="hourly", completed="completed", hour=hour, least="LEAST", greatest="GREATEST")
     writes = ",\n".join(f"{name} AS ({sql.format(now='%(now)s')})" for name, sql in upserts)
-    # The batch: the first `batch_size` queued ids, deleted as one id range joined to their
-    # events (two index range scans, merged) and returned with the columns the rollups need.
-    # An event in the range that is not queued (folded already, or not committed when the
-    # range was read) is neither deleted nor returned. Data-modifying CTEs all run to
+    # The batch: the first `batch_size` queued ids (after `after`, the previous batch's last, if
+    # given: the queue's index then need not step over the entries the last batches deleted),
+    # deleted as one id range joined to their events and returned with the columns the rollups
+    # need. An event in the range that is not queued (folded already, or not committed when
+    # the range was read) is neither deleted nor returned. Data-modifying CTEs all run to
     # completion in this statement, so the dequeue and every upsert commit together or not at
     # all; the statement's snapshot still shows the batch queued, which only the partner
     # lookups read, and they look up halves outside the batch.
     sql = f"""
         WITH bounds AS MATERIALIZED (
-            SELECT MIN(event_id) AS low, MAX(event_id) AS high
-            FROM (SELECT event_id FROM {queue} ORDER BY event_id LIMIT %(batch_size)s) first_queued
+            SELECT MIN(event_id) AS low, MAX(event_id) AS high FROM (
+                SELECT event_id FROM {queue} {"WHERE event_id > %(after)s" if after is not None else ""}
+                ORDER BY event_id LIMIT %(batch_size)s) first_queued
         ),
         batch AS (
             DELETE FROM {queue} t USING {_EVENT} e
@@ -169,68 +184,77 @@ def _postgresql_statements(batch_size: int, now) -> list[tuple[str, dict]]:
               AND e.id BETWEEN (SELECT low FROM bounds) AND (SELECT high FROM bounds) AND e.id = t.event_id
             RETURNING {columns}
         ),
+        hourly AS MATERIALIZED ({_hourly(batch="batch", hour=hour)}),
         requests AS MATERIALIZED ({_requests("batch")}),
         completed AS MATERIALIZED ({_completed(requests="requests", lateral=True)}),
         {writes}
-        SELECT COUNT(*) FROM batch"""
-    # The pairing groups up to batch_size rows in memory: give it room rather than spill to disk.
-    return [("SET LOCAL work_mem = '64MB'", {}), (sql, {"batch_size": batch_size, "now": now})]
+        SELECT COUNT(*), MAX(id) FROM batch"""
+    return [
+        # The pairing groups up to batch_size rows in memory: room for it rather than a spill to disk.
+        ("SET LOCAL work_mem = '64MB'", {}),
+        # Costing a merge join probes the queue index's ends, stepping over every entry deleted
+        # since the last vacuum (tens of ms a batch by the end of a large fold); the hash join
+        # it then chooses costs the same.
+        ("SET LOCAL enable_mergejoin = off", {}),
+        (sql, {"batch_size": batch_size, "now": now, "after": after}),
+    ]
 
 
-def _sqlite_statements(batch_size: int, now) -> list[tuple[str, list]]:
+def _sqlite_statements(batch_size: int, now, after: int | None = None) -> list[tuple[str, list]]:
     """SQLite: the batch into a temporary table, off the queue, then one statement per rollup.
 
     Django stores date-times as 'YYYY-MM-DD HH:MM:SS[.ffffff]' (UTC), so the hour is a prefix.
     """
     queue = UnfoldedEvent._meta.db_table
     columns = ", ".join(_BATCH_COLUMNS)
-    upserts = _upserts(batch=_SQLITE_BATCH, completed=f"({_completed(requests='requests', lateral=False)})",
-                       hour=lambda col: f"substr({col}, 1, 13) || ':00:00'", least="MIN", greatest="MAX")
+    hour = lambda column: f"substr({column}, 1, 13) || ':00:00'"  # noqa: E731
+    upserts = _upserts(hourly="hourly", completed=f"({_completed(requests='requests', lateral=False)})", hour=hour,
+                       least="MIN", greatest="MAX")
+    after_clause, after_params = ("WHERE event_id > %s", [after]) if after is not None else ("", [])
     statements = [
         (f"CREATE TEMP TABLE IF NOT EXISTS {_SQLITE_BATCH.removeprefix('temp.')} "
          f"(id INTEGER PRIMARY KEY, {', '.join(_BATCH_COLUMNS[1:])})", []),
         (f"DELETE FROM {_SQLITE_BATCH}", []),
         (f"INSERT INTO {_SQLITE_BATCH} ({columns}) SELECT {columns} FROM {_EVENT} WHERE id IN "
-         f"(SELECT event_id FROM {queue} ORDER BY event_id LIMIT %s)", [batch_size]),
+         f"(SELECT event_id FROM {queue} {after_clause} ORDER BY event_id LIMIT %s)", [*after_params, batch_size]),
         (f"DELETE FROM {queue} WHERE event_id IN (SELECT id FROM {_SQLITE_BATCH})", []),
     ]
-    requests = f"WITH requests AS ({_requests(_SQLITE_BATCH)})\n"
+    with_sources = (f"WITH hourly AS ({_hourly(batch=_SQLITE_BATCH, hour=hour)}),\n"
+                    f"requests AS ({_requests(_SQLITE_BATCH)})\n")
     for name, sql in upserts:
-        sql = sql.format(now="%s")
-        if name in ("pairs", "discrepant"):
-            sql = requests + sql
-        statements.append((sql, [now] if name in ("counts", "computed_at") else []))
-    statements.append((f"SELECT COUNT(*) FROM {_SQLITE_BATCH}", []))
+        statements.append((with_sources + sql.format(now="%s"), [now] if name in ("counts", "computed_at") else []))
+    statements.append((f"SELECT COUNT(*), MAX(id) FROM {_SQLITE_BATCH}", []))
     return statements
 
 
-def _fold_statements(batch_size: int, now) -> list[tuple[str, list | dict]]:
-    """The statements that take up to `batch_size` events off the queue and add them to the rollups.
+def _fold_statements(batch_size: int, now, after: int | None = None) -> list[tuple[str, list | dict]]:
+    """The statements that take up to `batch_size` queued events (ids above `after`, if given) and fold them.
 
-    The one that returns a row returns how many events it took.
+    The one that returns a row returns how many events it took and the highest id.
     """
     if connection.vendor == "postgresql":
-        return _postgresql_statements(batch_size, now)
-    return _sqlite_statements(batch_size, now)
+        return _postgresql_statements(batch_size, now, after)
+    return _sqlite_statements(batch_size, now, after)
 
 
-def _fold_batch(batch_size: int) -> int:
-    folded = 0
+def _fold_batch(batch_size: int, after: int | None = None) -> tuple[int, int | None]:
+    folded, last = 0, None
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             # One fold at a time: the pair rule above relies on it. Another worker finds the
             # lock taken and leaves; the running fold loops until nothing is left.
             cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_FOLD_LOCK])
             if not cursor.fetchone()[0]:
-                return 0
+                return 0, None
         # On SQLite every write transaction is serialized (BEGIN IMMEDIATE), which does the same.
         # Taking the batch off the queue and adding it to the rollups commit together or not at
         # all: a worker killed in between leaves the queue as it was.
-        for sql, params in _fold_statements(batch_size, connection.ops.adapt_datetimefield_value(timezone.now())):
+        now = connection.ops.adapt_datetimefield_value(timezone.now())
+        for sql, params in _fold_statements(batch_size, now, after):
             cursor.execute(sql, params)
             if cursor.description:
-                folded = cursor.fetchone()[0]
-    return folded
+                folded, last = cursor.fetchone()
+    return folded, last
 
 
 def events_fold(*, batch_size: int | None = None, max_seconds: float = 45.0) -> int:
@@ -238,9 +262,17 @@ def events_fold(*, batch_size: int | None = None, max_seconds: float = 45.0) -> 
     if batch_size is None:
         batch_size = BATCH_SIZE if connection.vendor == "postgresql" else SQLITE_BATCH_SIZE
     deadline = time.monotonic() + max_seconds
-    folded = 0
+    folded, after = 0, None
     while True:
-        count = _fold_batch(batch_size)
+        count, last = _fold_batch(batch_size, after)
         folded += count
-        if count < batch_size or time.monotonic() >= deadline:
+        if time.monotonic() >= deadline:
             return folded
+        if count < batch_size:
+            if after is None:
+                return folded
+            # Ids below the last batch's, committed since it was read, are still queued: one
+            # more pass from the start of the queue (usually empty) before stopping.
+            after = None
+        else:
+            after = last
