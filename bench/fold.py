@@ -1,9 +1,12 @@
 """Benchmark: the incremental fold of N events (default 1,000,000) against hand-written INSERT … SELECT … GROUP BY.
 
-Run: .venv/bin/python bench/fold.py [--events N] [--humans-late]   (PostgreSQL; DATABASE_URL, default
-postgres://postgres@127.0.0.1:5432/rolloutops_bench, created and migrated if missing).
---humans-late queues every human decision after every agent one, so no pair completes within a
-batch and each costs an index lookup of its partner (the worst case); the baseline is the same.
+Run: .venv/bin/python bench/fold.py [--events N] [--arrival together|humans-last|humans-after-fold]
+(PostgreSQL; DATABASE_URL, default postgres://postgres@127.0.0.1:5432/rolloutops_bench, created and
+migrated if missing). --arrival: each request's two decisions are ingested one after the other
+(together, the default); every human one is queued after every agent one, so no pair completes
+within a batch and every event costs an index lookup of its partner (humans-last, the worst case);
+or the agent decisions are folded before the human ones arrive (humans-after-fold: the fold time is
+both folds'). The baseline is the same query over the same rows.
 After the fold, its rollups are compared with the baseline's tables, row for row.
 """
 from __future__ import annotations
@@ -13,6 +16,7 @@ import os
 import random
 import sys
 import time
+from itertools import chain
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -101,10 +105,9 @@ def event_rows(rollout, n: int, start: datetime, seed: int = 7):
                "h", False, at + timedelta(minutes=rng.randint(1, 600)), now)
 
 
-def late_humans(rollout, n: int, start: datetime):
-    """The same rows as event_rows, every agent decision first."""
-    yield from (row for row in event_rows(rollout, n, start) if row[5] == "agent")
-    yield from (row for row in event_rows(rollout, n, start) if row[5] == "human")
+def kind_rows(rollout, n: int, start: datetime, kind: str):
+    """The rows of event_rows of one kind."""
+    return (row for row in event_rows(rollout, n, start) if row[5] == kind)
 
 
 def copy_events(rows, *, queue: bool = True) -> None:
@@ -178,7 +181,8 @@ def differences(cursor, rollout_id: int) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000, help="events to fold (default 1,000,000)")
-    parser.add_argument("--humans-late", action="store_true", help="queue every human decision after every agent one")
+    parser.add_argument("--arrival", choices=["together", "humans-last", "humans-after-fold"], default="together",
+                        help="when the human decisions arrive (default: right after their agent's)")
     args = parser.parse_args()
     setup_django()
     from django.db import connection, transaction
@@ -197,21 +201,29 @@ def main() -> None:
         # The previous run's rows were just deleted: clean up after them as autovacuum would
         # in time, so neither side pays for them. This run's rows stay as ingestion leaves them.
         cursor.execute("VACUUM telemetry_event, telemetry_unfoldedevent")
-    t = time.perf_counter()
-    with transaction.atomic():
-        copy_events((late_humans if args.humans_late else event_rows)(rollout, n, start))
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE telemetry_event; ANALYZE telemetry_unfoldedevent")
-    print(f"seeded {n:,} events with COPY in {time.perf_counter() - t:.1f} s")
-
-    with connection.cursor() as cursor, transaction.atomic():
+    if args.arrival == "together":
+        deliveries = [event_rows(rollout, n, start)]
+    elif args.arrival == "humans-last":
+        deliveries = [chain(kind_rows(rollout, n, start, "agent"), kind_rows(rollout, n, start, "human"))]
+    else:
+        deliveries = [kind_rows(rollout, n, start, "agent"), kind_rows(rollout, n, start, "human")]
+    fold = 0.0
+    folded = 0
+    for index, rows in enumerate(deliveries):
         t = time.perf_counter()
-        cursor.execute(BASELINE, {"r": rollout.pk, "bounds": [float(b) for b in LATENCY_BUCKETS_MS[:-1]]})
-        baseline = time.perf_counter() - t
-
-    t = time.perf_counter()
-    folded = events_fold(max_seconds=10 ** 6)
-    fold = time.perf_counter() - t
+        with transaction.atomic():
+            copy_events(rows)
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE telemetry_event; ANALYZE telemetry_unfoldedevent")
+        print(f"seeded {n // len(deliveries):,} events with COPY in {time.perf_counter() - t:.1f} s")
+        if index == len(deliveries) - 1:  # every row stored: the baseline's turn
+            with connection.cursor() as cursor, transaction.atomic():
+                t = time.perf_counter()
+                cursor.execute(BASELINE, {"r": rollout.pk, "bounds": [float(b) for b in LATENCY_BUCKETS_MS[:-1]]})
+                baseline = time.perf_counter() - t
+        t = time.perf_counter()
+        folded += events_fold(max_seconds=10 ** 6)
+        fold += time.perf_counter() - t
 
     with connection.cursor() as cursor:
         differ = differences(cursor, rollout.pk)
@@ -219,7 +231,7 @@ def main() -> None:
 
     m = stage_metrics(rollout_id=rollout.pk, stage="shadow")
     assert m.agent_events == n // 2 and m.pairs == n // 2, (m.agent_events, m.pairs)
-    print(f"events N                    {n:,} (folded {folded:,}){', humans queued after all agents' if args.humans_late else ''}")
+    print(f"events N                    {n:,} (folded {folded:,}), arrival: {args.arrival}")
     print(f"rollups vs baseline tables  {'identical' if not differ else f'{differ:,} rows differ'}")
     print(f"rollup rows                 {StageHour.objects.filter(rollout=rollout).count():,} stage-hours, "
           f"{PairHour.objects.filter(rollout=rollout).count():,} pair cells")
