@@ -154,9 +154,7 @@ def rollout_action(request, rollout_id: int, action: str):
     return HttpResponse(status=404)
 
 
-@require_GET
-@role_required(Role.MANAGER, Role.OPERATOR)
-def approvals(request):
+def _approvals_context(request) -> dict:
     inbox = []
     for promotion in selectors.promotion_inbox():
         report = promotion_gates(rollout=promotion.rollout)
@@ -166,10 +164,14 @@ def approvals(request):
             "time_in_stage": human_duration(report.evidence["time_in_stage_s"]),
             "own": promotion.requested_by_id == request.user.pk,
         })
-    context = {"inbox": inbox, "decided": selectors.recent_decisions(),
-               "is_manager": has_role(request.user, Role.MANAGER)}
+    return {"inbox": inbox, "decided": selectors.recent_decisions(), "is_manager": has_role(request.user, Role.MANAGER)}
+
+
+@require_GET
+@role_required(Role.MANAGER, Role.OPERATOR)
+def approvals(request):
     template = "rollouts/approvals.html#inbox" if htmx_partial(request) else "rollouts/approvals.html"
-    return render(request, template, context)
+    return render(request, template, _approvals_context(request))
 
 
 @require_POST
@@ -192,9 +194,9 @@ def promotion_decide(request, promotion_id: int, decision: str):
     except DomainError as exc:
         detail = exc.detail if isinstance(exc.detail, str) else "; ".join(map(str, exc.detail))
         messages.error(request, detail)
-    next_url = request.POST.get("next") or reverse("rollouts:approvals")
     if request.htmx:
-        response = HttpResponse(status=204)
-        response["HX-Redirect"] = next_url if next_url.startswith("/") else reverse("rollouts:approvals")
-        return response
-    return redirect(next_url if next_url.startswith("/") else reverse("rollouts:approvals"))
+        # In place: the inbox re-renders with the outcome on top; other panels may listen.
+        response = render(request, "rollouts/approvals.html#inbox", _approvals_context(request))
+        return trigger_client_event(response, "promotionDecided", {"promotion": promotion.pk})
+    next_url = request.POST.get("next") or ""
+    return redirect(next_url if next_url.startswith("/") and not next_url.startswith("//") else reverse("rollouts:approvals"))

@@ -110,3 +110,13 @@ def test_operator_starts_a_rollout_from_the_version_page(client, operator, ready
     assert response.redirect_chain[-1][0] == f"/rollouts/{rollout.pk}/" and rollout.stage_name == "staging"
     again = client.post("/rollouts/start/", {"agent": ready_version.agent.slug, "version": ready_version.version}, follow=True)
     assert b"already has an open rollout" in again.content
+
+
+def test_htmx_approval_answers_the_inbox_in_place(client, operator, manager, fast_rollout):
+    promotion = promotion_request(actor=operator, rollout=fast_rollout)
+    client.force_login(manager)
+    response = client.post(f"/rollouts/promotions/{promotion.pk}/approve/", {"comment": ""}, headers={"HX-Request": "true"})
+    body = response.content.decode()
+    assert response.status_code == 200 and "<html" not in body and 'id="inbox"' in body
+    assert "Approved" in body and "Nothing waits for a decision" in body
+    assert "promotionDecided" in response["HX-Trigger"]
