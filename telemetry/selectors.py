@@ -97,10 +97,28 @@ def _rate(agreements: int, pairs: int) -> dict:
     return {"rate": agreements / pairs if pairs else None, "low": low, "high": high}
 
 
+# Rollups change only when a fold touches the rollout, which moves its computed_at: figures are
+# cached under that watermark, so dashboards polling every few seconds never recompute unchanged
+# statistics. The short TTL covers the rare fold that completes a pair without moving it.
+DISCREPANCY_CACHE_SECONDS = 30
+
+
 def rollout_discrepancy(*, rollout_id: int, stage: str | None = None) -> dict:
     """The SPEC 3 figures of a rollout (every stage, or one), from the pair rollup."""
+    from django.core.cache import cache
+
     if not Rollout.objects.filter(pk=rollout_id).exists():
         raise NotFound(f"no rollout {rollout_id}")
+    watermark = _computed_at(rollout_id)
+    key = f"discrepancy:v1:{rollout_id}:{stage or '*'}:{watermark.timestamp() if watermark else 0}"
+    report = cache.get(key)
+    if report is None:
+        report = _discrepancy(rollout_id=rollout_id, stage=stage, computed_at=watermark)
+        cache.set(key, report, DISCREPANCY_CACHE_SECONDS)
+    return {**report, "pending_events": _pending(rollout_id)}
+
+
+def _discrepancy(*, rollout_id: int, stage: str | None, computed_at) -> dict:
     rows = PairHour.objects.filter(rollout_id=rollout_id)
     if stage:
         rows = rows.filter(stage=stage)
@@ -156,7 +174,6 @@ def rollout_discrepancy(*, rollout_id: int, stage: str | None = None) -> dict:
             "request_key", "segment", "agent_label", "human_label", "occurred_at"
         )[:RECENT_DISCREPANT]
     ]
-    computed_at = _computed_at(rollout_id)
     return {
         "rollout": rollout_id,
         "stage": stage,
@@ -172,7 +189,6 @@ def rollout_discrepancy(*, rollout_id: int, stage: str | None = None) -> dict:
         "hourly": hourly,
         "recent_discrepant": recent_rows,
         "computed_at": computed_at.isoformat() if computed_at else None,
-        "pending_events": _pending(rollout_id),
     }
 
 
