@@ -37,11 +37,21 @@ def announce_flagged_segments(rollout: Rollout) -> list[str]:
     return new
 
 
+def warm_shadow_figures(rollout: Rollout) -> None:
+    """Compute the shadow figures the rollout page shows, here in the worker, right after a fold:
+    they are cached under the fold watermark, so the first viewer does not pay for them."""
+    from telemetry.selectors import rollout_discrepancy
+
+    if rollout.stages.filter(mode=StageMode.SHADOW).exists():
+        rollout_discrepancy(rollout_id=rollout.pk)
+
+
 def rollout_watch(*, rollout_id: int) -> str:
     """One look at one rollout. Returns what happened: "rolled_back", "completed" or "ok"."""
     rollout = Rollout.objects.select_related("agent", "version").filter(pk=rollout_id, state=RolloutState.ACTIVE).first()
     if rollout is None:
         return "ok"
+    warm_shadow_figures(rollout)
     stage = current_stage(rollout)
     if stage.mode == StageMode.SHADOW:
         announce_flagged_segments(rollout)

@@ -128,3 +128,15 @@ def test_a_newly_flagged_shadow_segment_is_announced_once(ready_version, operato
         rollout_watch(rollout_id=rollout.pk)
     assert len(first) == 1 and len(second) == 0
     assert Rollout.objects.get(pk=rollout.pk).flagged_notified == ["corporate"]
+
+
+def test_the_watch_warms_the_shadow_figures_for_the_first_viewer(ready_version, operator, manager,
+                                                                django_assert_max_num_queries):
+    from telemetry.selectors import rollout_discrepancy
+
+    rollout = _shadow_rollout(ready_version, operator, manager)
+    _pairs(rollout, {"retail": (100, 95)})
+    rollout_watch(rollout_id=rollout.pk)
+    with django_assert_max_num_queries(3):  # existence, watermark, pending count: the figures come from the cache
+        report = rollout_discrepancy(rollout_id=rollout.pk)
+    assert report["pairs"] == 100
