@@ -94,9 +94,11 @@ def promotion_inbox():
 
 
 def recent_decisions(limit: int = 20):
-    return (PromotionRequest.objects.exclude(status=PromotionStatus.PENDING)
+    # Decisions by people; requests a gate refused stay on their rollout's page.
+    return (PromotionRequest.objects.filter(status__in=[PromotionStatus.APPROVED, PromotionStatus.REJECTED,
+                                                        PromotionStatus.CANCELLED])
             .select_related("rollout__agent", "rollout__version", "requested_by", "decided_by")
-            .order_by("-requested_at")[:limit])
+            .order_by("-decided_at", "-id")[:limit])
 
 
 def overview_rows() -> list[dict]:

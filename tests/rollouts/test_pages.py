@@ -120,3 +120,4 @@ def test_htmx_approval_answers_the_inbox_in_place(client, operator, manager, fas
     assert response.status_code == 200 and "<html" not in body and 'id="inbox"' in body
     assert "Approved" in body and "Nothing waits for a decision" in body
     assert "promotionDecided" in response["HX-Trigger"]
+    assert "Recent decisions" in body and f"<td>{promotion.pk}</td>" in body  # the decision joins the list at once
