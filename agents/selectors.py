@@ -1,7 +1,7 @@
 """Reads of the agents app: agents with their latest version, open rollout and readiness."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from functools import cached_property
 
 from django.db.models import Prefetch, Q
 from django.shortcuts import get_object_or_404
@@ -68,12 +68,16 @@ def rollout_url(rollout_id: int) -> str:
     return f"/rollouts/{rollout_id}/"
 
 
-@dataclass(frozen=True)
 class AgentRow:
-    agent: Agent
-    latest: AgentVersion | None
-    rollout: dict | None
-    readiness: Readiness | None
+    """One line of the agents list. Readiness is worked out when first read, so a page of 25
+    rows costs 25 verdicts however many agents match (unless the list is filtered by it)."""
+
+    def __init__(self, *, agent: Agent, latest: AgentVersion | None, rollout: dict | None):
+        self.agent, self.latest, self.rollout = agent, latest, rollout
+
+    @cached_property
+    def readiness(self) -> Readiness | None:
+        return version_readiness(version=self.latest, cached=True) if self.latest else None
 
     @property
     def readiness_status(self) -> str:
@@ -104,8 +108,7 @@ def agent_rows(*, q: str = "", team: str = "", readiness: str = "") -> list[Agen
             "id": open_.pk, "state": open_.state, "stage": open_.stage_name,
             "traffic_percent": open_.traffic_percent, "url": rollout_url(open_.pk),
         }
-        verdict = version_readiness(version=latest, cached=True) if latest else None
-        row = AgentRow(agent=agent, latest=latest, rollout=rollout, readiness=verdict)
+        row = AgentRow(agent=agent, latest=latest, rollout=rollout)
         if readiness and row.readiness_status != readiness:
             continue
         rows.append(row)

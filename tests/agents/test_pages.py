@@ -156,3 +156,27 @@ def test_matrix_page_query_count_does_not_grow_with_items(client, operator, vers
     client.force_login(operator)
     with django_assert_max_num_queries(16):
         assert client.get(MATRIX).status_code == 200
+
+
+def test_agents_list_works_out_readiness_for_the_shown_page_only(client, operator, django_assert_max_num_queries):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.factories import AgentVersionFactory
+
+    client.force_login(operator)
+
+    def queries() -> int:
+        from django.core.cache import cache
+
+        cache.clear()  # no automatic figures reused from a previous request
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get("/agents/").status_code == 200
+        return len(captured)
+
+    for _ in range(30):
+        AgentVersionFactory()
+    with_30 = queries()
+    for _ in range(30):
+        AgentVersionFactory()
+    assert queries() == with_30  # 60 agents, still one page of 25 verdicts
