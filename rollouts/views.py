@@ -22,6 +22,11 @@ from .stages import allowed_actions
 LIST_FILTERS = ("state", "stage", "team", "health", "q", "sort")
 
 
+def _text(exc: DomainError) -> str:
+    """A domain error as one line for a page message (a plan error may list several problems)."""
+    return exc.detail if isinstance(exc.detail, str) else "; ".join(map(str, exc.detail))
+
+
 @require_GET
 def rollout_list(request):
     filters = {key: request.GET.get(key, "").strip() for key in LIST_FILTERS}
@@ -124,7 +129,7 @@ def rollout_create(request):
     try:
         rollout = rollout_start(actor=request.user, version=version, reason="started from the version page")
     except DomainError as exc:
-        messages.error(request, exc.detail if isinstance(exc.detail, str) else "; ".join(map(str, exc.detail)))
+        messages.error(request, _text(exc))
         return redirect(f"/agents/{version.agent.slug}/versions/{version.version}/")
     messages.success(request, f"Rollout #{rollout.pk} of {version} started in staging.")
     return redirect("rollouts:detail", rollout_id=rollout.pk)
@@ -149,8 +154,7 @@ def rollout_action(request, rollout_id: int, action: str):
             rollout_rollback(actor=request.user, rollout=rollout, reason=reason)
             return _after_action(request, rollout_id, "Rolled back: traffic to the agent is 0 %.")
     except DomainError as exc:
-        detail = exc.detail if isinstance(exc.detail, str) else "; ".join(map(str, exc.detail))
-        return _after_action(request, rollout_id, error=detail)
+        return _after_action(request, rollout_id, error=_text(exc))
     return HttpResponse(status=404)
 
 
@@ -192,8 +196,7 @@ def promotion_decide(request, promotion_id: int, decision: str):
         else:
             return HttpResponse(status=404)
     except DomainError as exc:
-        detail = exc.detail if isinstance(exc.detail, str) else "; ".join(map(str, exc.detail))
-        messages.error(request, detail)
+        messages.error(request, _text(exc))
     if request.htmx:
         # In place: the inbox re-renders with the outcome on top; other panels may listen.
         response = render(request, "rollouts/approvals.html#inbox", _approvals_context(request))

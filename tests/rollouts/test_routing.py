@@ -16,7 +16,9 @@ KEYS = [f"req-{i}" for i in range(10_000)]
 def test_bucket_is_stable_and_in_range():
     assert bucket("salt", "req-1") == bucket("salt", "req-1")
     assert all(0 <= bucket("s", k) < 10_000 for k in KEYS[:2000])
-    assert bucket("a", "req-1") != bucket("b", "req-1") or bucket("a", "req-2") != bucket("b", "req-2")
+    # A new salt reshuffles: another rollout's canary is not the same slice of customers.
+    same = sum(bucket("a", k) == bucket("b", k) for k in KEYS[:2000])
+    assert same < 10
 
 
 def test_raising_traffic_only_adds_keys_and_shares_match_targets():
