@@ -69,6 +69,7 @@ def test_pair_page_shows_both_sides_and_the_trace(client, reviewer, events_clien
     assert response.status_code == 200
     assert "disagree" in html and "deny" in html and "approve" in html
     assert "&quot;tool&quot;: &quot;lookup&quot;" in html  # pretty-printed trace, escaped
+    assert f'href="/rollouts/{shadow_rollout.pk}/"' in html  # back to the rollout it belongs to
     assert client.get(reverse("telemetry:pair", args=[shadow_rollout.pk, "nope"])).status_code == 404
 
 
