@@ -56,7 +56,6 @@ def bench_rollout(slug: str, start: datetime):
     """A fresh agent, version and shadow rollout (the previous run's are deleted)."""
     from agents.models import Agent, AgentVersion
     from rollouts.models import Rollout, RolloutStage, StageTransition
-    from telemetry.models import Event
 
     from django.db import connection
 

@@ -11,7 +11,6 @@ import json
 import time
 from datetime import datetime, timedelta, timezone
 
-from fold import SLUG as _FOLD_SLUG  # noqa: F401  (same folder: shared setup)
 from fold import bench_rollout, setup_django
 
 SLUG_API = "bench-telemetry-ingest-api"
@@ -48,8 +47,8 @@ def main() -> None:
     n = args.events - args.events % 2
     start = datetime(2026, 1, 5, tzinfo=timezone.utc)
     with transaction.atomic():
-        api_rollout = bench_rollout(SLUG_API, start)
-        copy_rollout = bench_rollout(SLUG_COPY, start)
+        bench_rollout(SLUG_API, start)  # fresh agents (a previous run's are deleted)
+        bench_rollout(SLUG_COPY, start)
         user, _ = User.objects.get_or_create(username="bench-runtime")
         user.groups.add(Group.objects.get(name="operator"))
         _, token = token_issue(user=user, scopes="events:write", name="bench")

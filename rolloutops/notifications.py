@@ -20,11 +20,6 @@ from django.utils import timezone
 
 log = logging.getLogger("rolloutops.notifications")
 
-KINDS = (
-    "rollout.rolled_back", "rollout.promoted", "promotion.requested", "promotion.decided",
-    "ticket.sla_breached", "segment.flagged",
-)
-
 
 def notify(*, kind: str, summary: str, payload: dict, severity: str = "info") -> None:
     """Announce `kind` to every configured webhook once the surrounding transaction commits."""

@@ -1,7 +1,6 @@
 """Reads of the cross-app records: the audit trail with its filters."""
 from datetime import datetime, time
 
-from django.contrib.auth import get_user_model
 from django.utils import timezone
 from django.utils.dateparse import parse_date
 
@@ -37,6 +36,3 @@ def audit_filter_choices() -> dict:
         ),
     }
 
-
-def user_by_username(username: str):
-    return get_user_model().objects.filter(username=username).first()

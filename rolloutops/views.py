@@ -3,7 +3,7 @@ import csv
 import json
 
 from django.contrib.auth.decorators import login_not_required
-from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -68,9 +68,7 @@ def healthz(request):
 
 
 def forbidden(request, exception=None):
-    return HttpResponse(
-        render(request, "403.html", {"message": str(exception) if exception else ""}).content, status=403
-    )
+    return render(request, "403.html", {"message": str(exception) if exception else ""}, status=403)
 
 
 @require_GET

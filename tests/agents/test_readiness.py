@@ -4,7 +4,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from agents.models import ChecklistItem, Evaluation
+from agents.models import ChecklistItem
 from agents.readiness import percentile_nearest_rank, version_readiness
 from agents.services import evaluation_record
 from tests.agents.conftest import all_pass_results, healthy_telemetry, make_events, make_tickets

@@ -6,7 +6,6 @@ from rollouts.routing import bucket, goes_to_agent, route
 from rollouts.services import rollout_pause, rollout_rollback
 from tests.factories import AgentFactory
 
-from .conftest import FAST_PLAN
 
 pytestmark = pytest.mark.django_db
 

@@ -1,7 +1,7 @@
 """manage.py adduser USERNAME --role operator|reviewer|manager [--password P]"""
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from rolloutops.audit import audit_record
