@@ -89,6 +89,10 @@ class World:
 
     # --- events ---------------------------------------------------------------------------
 
+    def past(self, at):
+        """People decide later than agents, but never after now (ingestion refuses the future)."""
+        return min(at, self.now - timedelta(seconds=30))
+
     def event(self, version, *, key, kind, label, at, latency=None, outcome="ok", segment="", input_hash=""):
         item = {"agent": version.agent.slug, "version": version.version, "request_key": key, "kind": kind,
                 "label": label, "occurred_at": at.isoformat(), "outcome": outcome}
@@ -121,7 +125,8 @@ class World:
                                      latency=self.rng.gauss(latency, latency * 0.25)))
             if self.rng.random() < human_share:
                 human = label if self.rng.random() < agreement else self.rng.choice([lb for lb in LABELS if lb != label])
-                events.append(self.event(version, key=key, kind="human", label=human, at=at + timedelta(minutes=7)))
+                events.append(self.event(version, key=key, kind="human", label=human,
+                                         at=self.past(at + timedelta(minutes=7))))
         self.ingest(events)
 
     def shadow_pairs(self, version, *, start, end, segments: dict[str, tuple[int, float]], prefix="shadow"):
@@ -140,7 +145,7 @@ class World:
                 events.append(self.event(version, key=key, kind="agent", label=agent_label, at=at, segment=segment,
                                          latency=self.rng.gauss(900, 200)))
                 events.append(self.event(version, key=key, kind="human", label=human,
-                                         at=at + timedelta(minutes=self.rng.randint(3, 240)), segment=segment))
+                                         at=self.past(at + timedelta(minutes=self.rng.randint(3, 240))), segment=segment))
         self.ingest(events)
 
     # --- rollout history ------------------------------------------------------------------
@@ -229,7 +234,7 @@ def seed_demo(*, stdout=None) -> dict:
         _, claims = w.agent("claims-triage", "Claims triage", "claims-ops",
                             "Sorts incoming insurance claims into fast-track, standard and investigate.", "2.3.0")
         w.evaluate(claims)
-        w.staging_run(claims, days_ago=30)
+        w.staging_run(claims, days_ago=25)
         full_plan = [{"name": "staging", "mode": "off"},
                      {"name": "shadow", "mode": "shadow", "min_duration_s": 86400, "min_samples": 500},
                      {"name": "canary", "mode": "live", "traffic_percent": 5, "min_duration_s": 7200, "min_samples": 200},

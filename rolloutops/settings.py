@@ -217,6 +217,10 @@ ROLLOUTOPS = {
         "P4": env_int("SLA_P4_SECONDS", 24 * 60 * 60),
     },
     "GUARDRAIL_INTERVAL_SECONDS": env_int("GUARDRAIL_INTERVAL_SECONDS", 30),
+    # Raw events: how old an occurred_at may be when it arrives (and how long raw events are kept),
+    # and how far ahead of our clock (runtimes' clocks drift a little).
+    "EVENT_RETENTION_DAYS": env_int("EVENT_RETENTION_DAYS", 30),
+    "EVENT_MAX_FUTURE_SECONDS": env_int("EVENT_MAX_FUTURE_SECONDS", 300),
     "WEBHOOK_URLS": env_list("WEBHOOK_URLS", []),
     "WEBHOOK_SECRET": os.environ.get("WEBHOOK_SECRET", ""),
 }

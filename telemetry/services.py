@@ -5,8 +5,9 @@ import json
 import math
 from bisect import bisect_right
 from dataclasses import dataclass
-from datetime import datetime, timezone as dt_timezone
+from datetime import datetime, timedelta, timezone as dt_timezone
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -17,6 +18,7 @@ from rolloutops.exceptions import DomainError
 from .models import Event, EventKind, Outcome, UnfoldedEvent
 
 MAX_BATCH = 5_000
+MAX_LATENCY_MS = 24 * 3600 * 1000.0  # a day: anything longer is a unit mistake, not a latency
 # Rows per INSERT statement: 17 parameters a row stays under SQLite's 32,766 and PostgreSQL's
 # 65,535 bound parameters, and 1,000-row statements are where multi-row VALUES stops getting faster.
 INSERT_ROWS = 1_000
@@ -89,6 +91,24 @@ def stage_timelines(*, agent_ids) -> dict[int, StageTimeline]:
 # --- validation ---------------------------------------------------------------------------
 
 
+# Nesting of a trace (objects and arrays inside each other) and its size once stored: a trace is
+# what an agent did, step by step; anything deeper or larger is a bug or an attack on the reader.
+MAX_TRACE_DEPTH = 32
+MAX_TRACE_BYTES = 256 * 1024
+
+
+def _storable(value: str, name: str) -> str:
+    """Text every database stores and every reader gets back: no NUL (PostgreSQL refuses it in
+    text) and no lone surrogate (not encodable as UTF-8)."""
+    if "\x00" in value:
+        raise _Rejected(f"{name} contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _Rejected(f"{name} contains an unpaired surrogate (not valid Unicode text)") from None
+    return value
+
+
 def _text(item: dict, name: str, *, required: bool, max_length: int) -> str:
     value = item.get(name)
     if value is None or value == "":
@@ -99,6 +119,40 @@ def _text(item: dict, name: str, *, required: bool, max_length: int) -> str:
         raise _Rejected(f"{name} must be a string")
     if len(value) > max_length:
         raise _Rejected(f"{name} is longer than {max_length} characters")
+    return _storable(value, name)
+
+
+def _choice(item: dict, name: str, choices: frozenset[str], default: str | None, message: str) -> str:
+    value = item.get(name, default)
+    # isinstance first: {} or [] are unhashable, and `in` a frozenset would raise on them.
+    if not isinstance(value, str) or value not in choices:
+        raise _Rejected(message)
+    return value
+
+
+def _trace(value) -> object:
+    """A JSON object or array of finite numbers and storable text, at most MAX_TRACE_DEPTH deep."""
+    if value is None:
+        return None
+    if not isinstance(value, (dict, list)):
+        raise _Rejected("trace must be a JSON object or array")
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_TRACE_DEPTH:
+            raise _Rejected(f"trace is nested more than {MAX_TRACE_DEPTH} levels deep")
+        children = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, child in children:
+            if isinstance(key, str):
+                _storable(key, "trace")
+            if isinstance(child, (dict, list)):
+                stack.append((child, depth + 1))
+            elif isinstance(child, str):
+                _storable(child, "trace")
+            elif isinstance(child, float) and not math.isfinite(child):
+                raise _Rejected("trace contains NaN or Infinity (not valid JSON numbers)")
+    if len(json.dumps(value)) > MAX_TRACE_BYTES:
+        raise _Rejected(f"trace is larger than {MAX_TRACE_BYTES // 1024} KiB")
     return value
 
 
@@ -106,31 +160,55 @@ def _number(item: dict, name: str, *, low: float, high: float | None = None) -> 
     value = item.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _Rejected(f"{name} must be a number")
+    # Compare before converting: float() of a 400-digit integer raises, and NaN compares false.
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _Rejected(f"{name} must be a finite number")
     if value < low or (high is not None and value > high):
         raise _Rejected(f"{name} must be between {low:g} and {high:g}" if high is not None else f"{name} must be >= {low:g}")
     return float(value)
 
 
-def _moment(item: dict) -> datetime:
+def accepted_window(now: datetime) -> tuple[datetime, datetime]:
+    """The occurred_at an event may have: within the raw-event retention, and not in the future
+    beyond a little clock skew. Anything else is refused at the door: a year-9999 timestamp once
+    made every later read of its rollout's figures fail (docs/decisions.md, "Input")."""
+    config = settings.ROLLOUTOPS
+    return (now - timedelta(days=config["EVENT_RETENTION_DAYS"]),
+            now + timedelta(seconds=config["EVENT_MAX_FUTURE_SECONDS"]))
+
+
+def _moment(item: dict, window: tuple[datetime, datetime]) -> datetime:
     raw = item.get("occurred_at")
     if not isinstance(raw, str) or not raw:
         raise _Rejected("occurred_at is required (ISO 8601 with a UTC offset, e.g. 2026-01-31T12:00:00Z)")
     try:
-        moment = datetime.fromisoformat(raw)
+        moment = datetime.fromisoformat(_storable(raw, "occurred_at"))
     except ValueError:
         raise _Rejected(f"occurred_at is not an ISO 8601 date-time: {raw[:40]!r}") from None
     if moment.tzinfo is None:
         # Without an offset the hour it belongs to is a guess; runtimes must say.
         raise _Rejected("occurred_at needs a UTC offset (e.g. 2026-01-31T12:00:00Z)")
+    try:
+        moment = moment.astimezone(dt_timezone.utc)
+    except OverflowError:
+        raise _Rejected(f"occurred_at is out of range: {raw[:40]!r}") from None
+    oldest, newest = window
+    if moment < oldest:
+        raise _Rejected(f"occurred_at {moment.isoformat()} is older than the retention of raw events "
+                        f"({settings.ROLLOUTOPS['EVENT_RETENTION_DAYS']} days)")
+    if moment > newest:
+        raise _Rejected(f"occurred_at {moment.isoformat()} is in the future (more than "
+                        f"{settings.ROLLOUTOPS['EVENT_MAX_FUTURE_SECONDS']} s ahead of the server's clock)")
     return moment
 
 
 class _Context:
     """Everything a batch needs from the database, loaded once: agents, versions, open rollouts, timelines."""
 
-    def __init__(self, items: list):
+    def __init__(self, items: list, now: datetime):
+        self.window = accepted_window(now)
         slugs = {item.get("agent") for item in items if isinstance(item, dict) and isinstance(item.get("agent"), str)}
         self.agents = dict(Agent.objects.filter(slug__in=slugs).values_list("slug", "id"))
         ids = list(self.agents.values())
@@ -159,21 +237,15 @@ def _row(item, ctx: _Context, received_at) -> tuple:
     if agent_id is None:
         raise _Rejected(f"unknown agent {slug!r}")
     request_key = _text(item, "request_key", required=True, max_length=200)
-    kind = item.get("kind")
-    if kind not in _KINDS:
-        raise _Rejected("kind must be 'agent' or 'human'")
+    kind = _choice(item, "kind", _KINDS, None, "kind must be 'agent' or 'human'")
     label = _text(item, "label", required=True, max_length=200)
     segment = _text(item, "segment", required=False, max_length=100)
-    outcome = item.get("outcome", Outcome.OK)
-    if outcome not in _OUTCOMES:
-        raise _Rejected("outcome must be one of ok, error, timeout, escalated")
+    outcome = _choice(item, "outcome", _OUTCOMES, Outcome.OK, "outcome must be one of ok, error, timeout, escalated")
     confidence = _number(item, "confidence", low=0.0, high=1.0)
-    latency_ms = _number(item, "latency_ms", low=0.0)
+    latency_ms = _number(item, "latency_ms", low=0.0, high=MAX_LATENCY_MS)
     input_hash = _text(item, "input_hash", required=False, max_length=128)
-    occurred_at = _moment(item)
-    trace = item.get("trace")
-    if trace is not None and not isinstance(trace, (dict, list)):
-        raise _Rejected("trace must be a JSON object or array")
+    occurred_at = _moment(item, ctx.window)
+    trace = _trace(item.get("trace"))
     rollout_id, stage, rollout_version_id = ctx.timelines[agent_id].at(occurred_at)
     version = _text(item, "version", required=False, max_length=64)
     if version:
@@ -281,8 +353,8 @@ def events_ingest(*, events: list) -> IngestResult:
     """
     if len(events) > MAX_BATCH:
         raise BatchTooLarge(f"a batch holds at most {MAX_BATCH:,} events, got {len(events):,}; split it")
-    ctx = _Context(events)
     received_at = timezone.now()
+    ctx = _Context(events, received_at)
     rows, errors = [], []
     for index, item in enumerate(events):
         try:

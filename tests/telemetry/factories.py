@@ -4,7 +4,8 @@ from datetime import datetime, timedelta, timezone
 from rollouts.models import Rollout, RolloutStage, StageMode, StageTransition
 from tests.factories import AgentVersionFactory
 
-T0 = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
+# A week ago, on the hour: inside the window of occurred_at that ingestion accepts (30 days back).
+T0 = (datetime.now(timezone.utc) - timedelta(days=7)).replace(minute=0, second=0, microsecond=0)
 
 
 def rollout_with_history(*, version=None, stages=(("staging", StageMode.OFF, 0), ("shadow", StageMode.SHADOW, 0)),
