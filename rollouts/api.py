@@ -28,11 +28,12 @@ MANAGER = {Role.MANAGER}
 
 
 class GuardrailsIn(Schema):
-    max_error_rate: float | None = Field(None, ge=0, le=1)
-    max_escalation_rate: float | None = Field(None, ge=0, le=1)
-    max_p95_latency_ms: float | None = Field(None, ge=0)
-    max_disagreement_rate: float | None = Field(None, ge=0, le=1)
-    baseline_error_rate: float | None = Field(None, ge=0, le=1)
+    # Ranges are checked by the plan rules (stages.parse_plan), which name the stage and the field.
+    max_error_rate: float | None = Field(None, description="a rate strictly between 0 and 1")
+    max_escalation_rate: float | None = Field(None, description="a rate strictly between 0 and 1")
+    max_p95_latency_ms: float | None = Field(None, description="milliseconds, > 0")
+    max_disagreement_rate: float | None = Field(None, description="a rate strictly between 0 and 1")
+    baseline_error_rate: float | None = Field(None, description="a rate strictly between 0 and 1")
 
 
 class StageIn(Schema):
@@ -43,6 +44,9 @@ class StageIn(Schema):
     min_samples: int = Field(0, ge=0)
     agreement_bar: float | None = Field(None, ge=0, le=1)
     guardrails: GuardrailsIn | None = None
+    inconclusive_after_s: int | None = Field(None, ge=0, le=7 * 24 * 3600,
+                                             description="live stages: seconds without agent events before the "
+                                             "rollout is paused as inconclusive (default 600)")
 
 
 class RolloutIn(Schema):
@@ -76,6 +80,7 @@ class StageOut(Schema):
     min_samples: int
     agreement_bar: float | None
     guardrails: dict
+    inconclusive_after_s: int | None = None
     entered_at: datetime | None
 
 

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from .guardrails import breaches, describe_breach, evaluate_guardrails
+from .guardrails import breaches, describe_breach, evaluate_guardrails, unevaluable
 from .models import Rollout, RolloutState, RolloutStage, StageMode
 
 
@@ -103,9 +103,14 @@ def promotion_gates(*, rollout: Rollout, now: datetime | None = None) -> GateRep
         check("samples", count >= stage.min_samples, f"{unit}: {count} of {stage.min_samples} in {stage.name}")
     breached = breaches(guardrails)
     if stage.mode == StageMode.LIVE:
+        blind = unevaluable(guardrails)
         if breached:
             for g in breached:
                 check("guardrails", False, f"guardrail breached: {describe_breach(g)}")
+        elif blind:
+            # "No data" never satisfies a gate (docs/decisions.md).
+            check("guardrails", False, "guardrails cannot be evaluated yet: no data for "
+                  + ", ".join(g.label for g in blind))
         else:
             check("guardrails", True, "guardrails healthy")
     if stage.mode == StageMode.SHADOW:

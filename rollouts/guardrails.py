@@ -79,9 +79,14 @@ def evaluate_guardrails(*, stage, metrics) -> list[GuardrailResult]:
     if "baseline_error_rate" in g:
         baseline = float(g["baseline_error_rate"])
         source = "the plan's baseline"
-        if metrics.human_events >= MIN_HUMAN_EVENTS_FOR_BASELINE:
-            baseline = metrics.human_errors / metrics.human_events
+        observed = metrics.human_errors / metrics.human_events if metrics.human_events else None
+        if metrics.human_events >= MIN_HUMAN_EVENTS_FOR_BASELINE and 0 < observed < 1:
+            baseline = observed
             source = f"the human workflow's observed rate over {metrics.human_events} requests"
+        elif metrics.human_events >= MIN_HUMAN_EVENTS_FOR_BASELINE:
+            # A rate of exactly 0 (or 1) cannot be tested against: keep the plan's baseline.
+            source = (f"the plan's baseline (the human workflow's observed rate, {observed:.0%} over "
+                      f"{metrics.human_events} requests, cannot serve as one)")
         results.append(_rate_guardrail("baseline_error_rate", "Error rate vs human baseline", events=metrics.errors,
                                        n=n, threshold=baseline, detail=f"baseline: {source}"))
     return results
@@ -89,6 +94,16 @@ def evaluate_guardrails(*, stage, metrics) -> list[GuardrailResult]:
 
 def breaches(results: list[GuardrailResult]) -> list[GuardrailResult]:
     return [r for r in results if r.verdict == BREACHED]
+
+
+# Guardrails that only apply where their data exists: disagreement needs human labels of the
+# agent's own decisions, which a live stage may never get.
+OPTIONAL = frozenset({"max_disagreement_rate"})
+
+
+def unevaluable(results: list[GuardrailResult]) -> list[GuardrailResult]:
+    """Guardrails a live stage needs but cannot evaluate yet: "no data" never reads as healthy."""
+    return [r for r in results if r.verdict == NO_DATA and r.name not in OPTIONAL]
 
 
 def describe_breach(result: GuardrailResult) -> str:

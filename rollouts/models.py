@@ -75,6 +75,8 @@ class RolloutStage(models.Model):
     min_samples = models.PositiveIntegerField(default=0)
     agreement_bar = models.FloatField(null=True, blank=True)
     guardrails = models.JSONField(default=dict, blank=True)
+    # Live stages: no agent event for this long pauses the rollout as inconclusive.
+    inconclusive_after_s = models.PositiveIntegerField(null=True, blank=True)
     entered_at = models.DateTimeField(null=True, blank=True)
     entered_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 

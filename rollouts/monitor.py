@@ -12,9 +12,9 @@ from rolloutops.exceptions import Conflict
 from rolloutops.notifications import notify
 
 from .gates import current_stage, next_stage, stage_figures
-from .guardrails import breaches, describe_breach
+from .guardrails import breaches, describe_breach, unevaluable
 from .models import Rollout, RolloutState, StageMode
-from .services import rollout_complete, rollout_rollback
+from .services import rollout_complete, rollout_pause, rollout_rollback
 
 log = logging.getLogger("rolloutops.rollouts")
 
@@ -46,8 +46,18 @@ def warm_shadow_figures(rollout: Rollout) -> None:
         rollout_discrepancy(rollout_id=rollout.pk)
 
 
+INCONCLUSIVE = "inconclusive: "
+
+
+def _silence_s(rollout: Rollout, metrics, now) -> float:
+    """Seconds since the stage last heard from the agent (since it was entered, if never)."""
+    last = metrics.last_agent_event_at
+    since = max(rollout.stage_entered_at, last) if last else rollout.stage_entered_at
+    return (now - since).total_seconds()
+
+
 def rollout_watch(*, rollout_id: int) -> str:
-    """One look at one rollout. Returns what happened: "rolled_back", "completed" or "ok"."""
+    """One look at one rollout. Returns what happened: "rolled_back", "paused", "completed" or "ok"."""
     rollout = Rollout.objects.select_related("agent", "version").filter(pk=rollout_id, state=RolloutState.ACTIVE).first()
     if rollout is None:
         return "ok"
@@ -58,18 +68,38 @@ def rollout_watch(*, rollout_id: int) -> str:
         return "ok"
     if stage.mode != StageMode.LIVE:
         return "ok"
+    now = timezone.now()
     measured = stage_figures(rollout=rollout, stage=stage)
+    metrics = measured["metrics"]
     breached = breaches(measured["guardrails"])
+    elapsed = (now - rollout.stage_entered_at).total_seconds()
     try:
         if breached:
             reason = "automatic rollback: " + "; ".join(describe_breach(g) for g in breached)
-            evidence = {"at": timezone.now().isoformat(), "rollout": rollout.pk, "version": str(rollout.version),
+            evidence = {"at": now.isoformat(), "rollout": rollout.pk, "version": str(rollout.version),
                         "stage": measured["figures"], "breached": [g.as_dict() for g in breached]}
             rollout_rollback(actor=None, rollout=rollout, reason=reason, automatic=True, evidence=evidence)
             return "rolled_back"
-        elapsed = (timezone.now() - rollout.stage_entered_at).total_seconds()
-        samples = measured["metrics"].agent_events
-        if next_stage(rollout) is None and elapsed >= stage.min_duration_s and samples >= stage.min_samples:
+        # Silence is not health (docs/decisions.md): a live stage that hears nothing from the
+        # agent, or cannot evaluate a guardrail it needs, stops and says so.
+        limit = stage.inconclusive_after_s
+        if limit:
+            silent = _silence_s(rollout, metrics, now)
+            blind = unevaluable(measured["guardrails"])
+            reason = None
+            if silent >= limit:
+                reason = (f"{INCONCLUSIVE}no agent events in {stage.name} for {int(silent)} s "
+                          f"(the plan allows {limit} s); the guardrails cannot tell health from silence")
+            elif blind and elapsed >= limit:
+                reason = (f"{INCONCLUSIVE}after {int(elapsed)} s in {stage.name} these guardrails still have no "
+                          f"data: {', '.join(g.label for g in blind)}")
+            if reason:
+                evidence = {"at": now.isoformat(), "rollout": rollout.pk, "version": str(rollout.version),
+                            "stage": measured["figures"], "inconclusive": True}
+                rollout_pause(actor=None, rollout=rollout, reason=reason, automatic=True, evidence=evidence)
+                return "paused"
+        if (next_stage(rollout) is None and elapsed >= stage.min_duration_s and metrics.agent_events >= stage.min_samples
+                and metrics.agent_events > 0 and not unevaluable(measured["guardrails"])):
             rollout_complete(actor=None, rollout=rollout)
             return "completed"
     except Conflict:
@@ -78,9 +108,32 @@ def rollout_watch(*, rollout_id: int) -> str:
     return "ok"
 
 
+def _pause_failed_watch(rollout_id: int, exc: Exception) -> str:
+    """An evaluation that fails is itself a finding: the rollout stops, inconclusive, with the error
+    named, rather than running unwatched. Evidence is the error only: the figures are what failed."""
+    reason = f"{INCONCLUSIVE}the guardrails could not be evaluated ({type(exc).__name__}: {str(exc)[:300]})"
+    try:
+        rollout = Rollout.objects.select_related("agent", "version").get(pk=rollout_id)
+        rollout_pause(actor=None, rollout=rollout, reason=reason, automatic=True,
+                      evidence={"at": timezone.now().isoformat(), "rollout": rollout_id, "inconclusive": True,
+                                "error": f"{type(exc).__name__}: {exc}"[:2000]})
+    except Exception:  # noqa: BLE001 - the watch of the other rollouts must go on
+        log.exception("could not pause a rollout whose watch failed", extra={"rollout": rollout_id})
+        return "error"
+    return "paused"
+
+
 def rollouts_watch_all() -> dict[str, int]:
-    outcome = {"rolled_back": 0, "completed": 0, "ok": 0}
+    """One look at every active rollout, each on its own: an error on one is logged, pauses that one
+    as inconclusive, and never stops the others from being watched."""
+    outcome = {"rolled_back": 0, "paused": 0, "completed": 0, "ok": 0, "errors": 0}
     watched = Rollout.objects.filter(state=RolloutState.ACTIVE, mode__in=[StageMode.LIVE, StageMode.SHADOW])
-    for rollout_id in watched.values_list("id", flat=True):
-        outcome[rollout_watch(rollout_id=rollout_id)] += 1
+    for rollout_id in list(watched.values_list("id", flat=True)):
+        try:
+            outcome[rollout_watch(rollout_id=rollout_id)] += 1
+        except Exception as exc:  # noqa: BLE001 - isolation is the point
+            log.exception("guardrail watch failed", extra={"rollout": rollout_id})
+            outcome["errors"] += 1
+            if _pause_failed_watch(rollout_id, exc) == "paused":
+                outcome["paused"] += 1
     return outcome

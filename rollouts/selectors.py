@@ -32,7 +32,7 @@ def rollout_as_dict(rollout: Rollout) -> dict:
         "plan": [
             {"name": s.name, "mode": s.mode, "traffic_percent": s.traffic_percent, "min_duration_s": s.min_duration_s,
              "min_samples": s.min_samples, "agreement_bar": s.agreement_bar, "guardrails": s.guardrails,
-             "entered_at": s.entered_at}
+             "inconclusive_after_s": s.inconclusive_after_s, "entered_at": s.entered_at}
             for s in stages
         ],
         "history": [

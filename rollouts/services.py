@@ -75,7 +75,8 @@ def rollout_start(*, actor, version, plan: list[dict] | None = None, reason: str
             RolloutStage.objects.bulk_create([
                 RolloutStage(rollout=rollout, position=i, name=s.name, mode=s.mode, traffic_percent=s.traffic_percent,
                              min_duration_s=s.min_duration_s, min_samples=s.min_samples, agreement_bar=s.agreement_bar,
-                             guardrails=s.guardrails, entered_at=now if i == 0 else None,
+                             guardrails=s.guardrails, inconclusive_after_s=s.inconclusive_after_s,
+                             entered_at=now if i == 0 else None,
                              entered_by=actor if i == 0 else None)
                 for i, s in enumerate(stages)
             ])
@@ -106,7 +107,8 @@ def rollout_plan_update(*, actor, rollout: Rollout, plan: list[dict]) -> Rollout
         RolloutStage.objects.bulk_create([
             RolloutStage(rollout=rollout, position=i, name=s.name, mode=s.mode, traffic_percent=s.traffic_percent,
                          min_duration_s=s.min_duration_s, min_samples=s.min_samples, agreement_bar=s.agreement_bar,
-                         guardrails=s.guardrails, entered_at=rollout.stage_entered_at if i == 0 else None)
+                         guardrails=s.guardrails, inconclusive_after_s=s.inconclusive_after_s,
+                         entered_at=rollout.stage_entered_at if i == 0 else None)
             for i, s in enumerate(stages)
         ])
         audit_record(actor=actor, action="rollout.plan_updated", obj=rollout, before={"stages": before},
@@ -128,13 +130,23 @@ def _check_allowed(rollout: Rollout, action: str) -> str:
     return to_state
 
 
-def rollout_pause(*, actor, rollout: Rollout, reason: str) -> Rollout:
+def rollout_pause(*, actor, rollout: Rollout, reason: str, automatic: bool = False,
+                  evidence: dict | None = None) -> Rollout:
+    """By hand, or automatically as *inconclusive* (the watch heard nothing, or could not evaluate
+    the guardrails): the incumbent takes all traffic until someone resumes."""
     reason = _require_reason(reason)
     with transaction.atomic():
         rollout = _locked(rollout)
         to_state = _check_allowed(rollout, "pause")
-        return _transition(rollout, action="pause", actor=actor, reason=reason, to_state=to_state,
-                           evidence=rollout_evidence(rollout=rollout, reason=reason))
+        rollout = _transition(rollout, action="pause", actor=actor, reason=reason, to_state=to_state,
+                              evidence=evidence or rollout_evidence(rollout=rollout, reason=reason),
+                              automatic=automatic)
+        if automatic:
+            notify(kind="rollout.inconclusive", severity="warning",
+                   summary=f"{rollout.version} paused in {rollout.stage_name}: {reason}",
+                   payload={"rollout": rollout.pk, "agent": rollout.agent.slug, "version": rollout.version.version,
+                            "stage": rollout.stage_name, "reason": reason})
+        return rollout
 
 
 def rollout_resume(*, actor, rollout: Rollout, reason: str) -> Rollout:

@@ -1,6 +1,7 @@
 """The default stage plan, plan validation and the transition table: pure, no database."""
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 from rolloutops.exceptions import Invalid
@@ -18,7 +19,13 @@ DEFAULT_GUARDRAILS = {
     "baseline_error_rate": 0.02,
 }
 GUARDRAIL_KEYS = frozenset(DEFAULT_GUARDRAILS)
+# Guardrails that are rates: their thresholds must lie strictly between 0 and 1, or no test can
+# tell a breach from health (a threshold of 0 is breached by one error; of 1 never).
+RATE_GUARDRAILS = frozenset({"max_error_rate", "max_escalation_rate", "max_disagreement_rate", "baseline_error_rate"})
 DEFAULT_AGREEMENT_BAR = 0.90
+# A live stage that hears nothing from the agent for this long is paused as inconclusive.
+DEFAULT_INCONCLUSIVE_AFTER_S = 600
+MIN_INCONCLUSIVE_AFTER_S = 60
 
 
 @dataclass
@@ -30,21 +37,28 @@ class StagePlan:
     min_samples: int = 0
     agreement_bar: float | None = None
     guardrails: dict = field(default_factory=dict)
+    inconclusive_after_s: int | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
+def _live(name: str, traffic: float, duration_s: int, samples: int) -> StagePlan:
+    return StagePlan(name, StageMode.LIVE, traffic, duration_s, samples, guardrails=dict(DEFAULT_GUARDRAILS),
+                     inconclusive_after_s=DEFAULT_INCONCLUSIVE_AFTER_S)
+
+
 def default_plan() -> list[StagePlan]:
-    """SPEC section 2's table."""
+    """The default plan (docs/decisions.md): full traffic bakes a day on 1,000 samples before the
+    candidate becomes the incumbent; nothing completes on silence."""
     return [
         StagePlan("staging", StageMode.OFF, 0, 0, 0),
         StagePlan("shadow", StageMode.SHADOW, 0, 24 * HOUR, 500, agreement_bar=DEFAULT_AGREEMENT_BAR),
-        StagePlan("canary", StageMode.LIVE, 5, 2 * HOUR, 200, guardrails=dict(DEFAULT_GUARDRAILS)),
-        StagePlan("expand-10", StageMode.LIVE, 10, 2 * HOUR, 200, guardrails=dict(DEFAULT_GUARDRAILS)),
-        StagePlan("expand-25", StageMode.LIVE, 25, 4 * HOUR, 500, guardrails=dict(DEFAULT_GUARDRAILS)),
-        StagePlan("expand-50", StageMode.LIVE, 50, 4 * HOUR, 500, guardrails=dict(DEFAULT_GUARDRAILS)),
-        StagePlan("full", StageMode.LIVE, 100, 0, 0, guardrails=dict(DEFAULT_GUARDRAILS)),
+        _live("canary", 5, 2 * HOUR, 200),
+        _live("expand-10", 10, 2 * HOUR, 200),
+        _live("expand-25", 25, 4 * HOUR, 500),
+        _live("expand-50", 50, 4 * HOUR, 500),
+        _live("full", 100, 24 * HOUR, 1000),
     ]
 
 
@@ -72,15 +86,28 @@ def parse_plan(raw: list[dict] | None) -> list[StagePlan]:
         names.add(name)
         if mode not in StageMode.values:
             problems.append(f"{where}.mode: must be one of off, shadow, live")
+        if name:
+            where = f"plan[{index}] ({name})"
         try:
             traffic = float(item.get("traffic_percent", 0))
             duration = int(item.get("min_duration_s", 0))
             samples = int(item.get("min_samples", 0))
             bar = item.get("agreement_bar")
             bar = None if bar is None else float(bar)
-        except (TypeError, ValueError):
-            problems.append(f"{where}: traffic_percent, min_duration_s, min_samples and agreement_bar are numbers")
+            silence = item.get("inconclusive_after_s")
+            silence = None if silence is None else int(silence)
+        except (TypeError, ValueError, OverflowError):
+            problems.append(f"{where}: traffic_percent, min_duration_s, min_samples, agreement_bar and "
+                            "inconclusive_after_s are numbers")
             continue
+        if mode == StageMode.LIVE:
+            if silence is None:
+                silence = DEFAULT_INCONCLUSIVE_AFTER_S
+            elif silence < MIN_INCONCLUSIVE_AFTER_S:
+                problems.append(f"{where}.inconclusive_after_s: at least {MIN_INCONCLUSIVE_AFTER_S} s")
+        elif silence is not None:
+            problems.append(f"{where}.inconclusive_after_s: only live stages are paused for silence")
+            silence = None
         if not 0 <= traffic <= 100:
             problems.append(f"{where}.traffic_percent: between 0 and 100")
         if mode in (StageMode.OFF, StageMode.SHADOW) and traffic != 0:
@@ -105,11 +132,18 @@ def parse_plan(raw: list[dict] | None) -> list[StagePlan]:
         if unknown:
             problems.append(f"{where}.guardrails: unknown {', '.join(sorted(unknown))}; known: {', '.join(sorted(GUARDRAIL_KEYS))}")
         for key, value in guardrails.items():
-            if key in GUARDRAIL_KEYS and (not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0):
-                problems.append(f"{where}.guardrails.{key}: a number ≥ 0")
+            if key not in GUARDRAIL_KEYS:
+                continue
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+                problems.append(f"{where}.guardrails.{key}: a number")
+            elif key in RATE_GUARDRAILS and not 0 < value < 1:
+                problems.append(f"{where}.guardrails.{key}: a rate strictly between 0 and 1 (got {value:g}); "
+                                "0 is breached by a single error and 1 can never be")
+            elif key not in RATE_GUARDRAILS and value <= 0:
+                problems.append(f"{where}.guardrails.{key}: a number > 0 (got {value:g})")
         if mode == StageMode.LIVE:
             guardrails = {**DEFAULT_GUARDRAILS, **guardrails}
-        stages.append(StagePlan(name, mode, traffic, duration, samples, bar, guardrails))
+        stages.append(StagePlan(name, mode, traffic, duration, samples, bar, guardrails, silence))
     if stages and (stages[0].name != "staging" or stages[0].mode != StageMode.OFF):
         problems.append("plan[0]: the first stage is staging (mode off)")
     if any(s.mode == StageMode.OFF for s in stages[1:]):

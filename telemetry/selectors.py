@@ -31,6 +31,8 @@ class StageMetrics:
     agreements: int = 0
     first_event_at: datetime | None = None
     last_event_at: datetime | None = None
+    # The latest event of an hour in which the agent decided (an hour's last event may be a human's).
+    last_agent_event_at: datetime | None = None
     computed_at: datetime | None = None
     pending_events: int = 0
 
@@ -54,13 +56,14 @@ def _pending(rollout_id: int) -> int:
 def stage_metrics(*, rollout_id: int, stage: str) -> StageMetrics:
     """Everything the rollouts app gates and guards on, for one stage of one rollout."""
     counts = StageHour.objects.filter(rollout_id=rollout_id, stage=stage).aggregate(
-        agent_events=Sum("agent_events"),
+        agents=Sum("agent_events"),
         errors=Sum("agent_errors"),
         escalations=Sum("agent_escalations"),
-        human_events=Sum("human_events"),
-        human_errors=Sum("human_errors"),
-        first_event_at=Min("first_event_at"),
-        last_event_at=Max("last_event_at"),
+        humans=Sum("human_events"),
+        human_errs=Sum("human_errors"),
+        first_at=Min("first_event_at"),
+        last_at=Max("last_event_at"),
+        last_agent_at=Max("last_event_at", filter=Q(agent_events__gt=0)),
     )
     latency = {
         bucket: int(count)
@@ -76,17 +79,18 @@ def stage_metrics(*, rollout_id: int, stage: str) -> StageMetrics:
     return StageMetrics(
         rollout_id=rollout_id,
         stage=stage,
-        agent_events=int(counts["agent_events"] or 0),
+        agent_events=int(counts["agents"] or 0),
         errors=int(counts["errors"] or 0),
         escalations=int(counts["escalations"] or 0),
         latency_counts=latency,
         p95_latency_ms=statistics.percentile_from_histogram(latency, 0.95),
-        human_events=int(counts["human_events"] or 0),
-        human_errors=int(counts["human_errors"] or 0),
+        human_events=int(counts["humans"] or 0),
+        human_errors=int(counts["human_errs"] or 0),
         pairs=int(pairs["n"] or 0),
         agreements=int(pairs["agreed"] or 0),
-        first_event_at=counts["first_event_at"],
-        last_event_at=counts["last_event_at"],
+        first_event_at=counts["first_at"],
+        last_event_at=counts["last_at"],
+        last_agent_event_at=counts["last_agent_at"],
         computed_at=_computed_at(rollout_id),
         pending_events=_pending(rollout_id),
     )

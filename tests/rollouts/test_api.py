@@ -1,17 +1,29 @@
 """The rollouts API as a script drives it: staging to full, refusals with reasons, roles."""
 import pytest
+from django.utils import timezone
 
 from rollouts.models import Rollout
+from telemetry.fold import events_fold
 
 from .conftest import FAST_PLAN
 
 pytestmark = pytest.mark.django_db
 
 
+def report_healthy_decisions(client, agent: str, stage: str, n: int = 20) -> None:
+    """What an agent's runtime sends while a live stage runs: without it no gate opens."""
+    now = timezone.now().isoformat()
+    events = [{"agent": agent, "request_key": f"{stage}-{i}", "kind": "agent", "label": "approve", "outcome": "ok",
+               "latency_ms": 200, "occurred_at": now, "trace": {"steps": ["lookup"]}} for i in range(n)]
+    response = client.post("/api/v1/events", {"events": events})
+    assert response.status_code == 200 and not response.json()["errors"], response.content
+    events_fold()
+
+
 def test_script_drives_a_rollout_from_staging_to_full(api_client_for, operator, manager, ready_version):
     ops = api_client_for(operator, "user")
     mgr = api_client_for(manager, "user")
-    runtime = api_client_for(operator, "route:read")
+    runtime = api_client_for(operator, "route:read,events:write")
     created = ops.post("/api/v1/rollouts", {"agent": ready_version.agent.slug, "version": ready_version.version,
                                              "plan": FAST_PLAN})
     assert created.status_code == 201, created.content
@@ -19,6 +31,11 @@ def test_script_drives_a_rollout_from_staging_to_full(api_client_for, operator, 
     assert created.json()["stage"] == "staging" and len(created.json()["plan"]) == 7
     stages = []
     for _ in range(6):
+        current = ops.get(f"/api/v1/rollouts/{rollout_id}").json()["stage"]
+        if current not in ("staging", "shadow"):
+            silent = ops.post(f"/api/v1/rollouts/{rollout_id}/promotions", {"reason": "next"})
+            assert silent.status_code == 409 and any("no data" in u for u in silent.json()["unmet"])
+            report_healthy_decisions(runtime, ready_version.agent.slug, current)
         requested = ops.post(f"/api/v1/rollouts/{rollout_id}/promotions", {"reason": "next"})
         assert requested.status_code == 201, requested.content
         approved = mgr.post(f"/api/v1/promotions/{requested.json()['id']}/approve", {"comment": "ok"})

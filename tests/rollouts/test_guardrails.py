@@ -16,8 +16,10 @@ pytestmark = pytest.mark.django_db
 
 
 def _live(rollout, operator, manager, stage="canary"):
-    while Rollout.objects.get(pk=rollout.pk).stage_name != stage:
-        promotion_approve(actor=manager, promotion=promotion_request(actor=operator, rollout=Rollout.objects.get(pk=rollout.pk)))
+    while (current := Rollout.objects.get(pk=rollout.pk)).stage_name != stage:
+        if current.mode == "live":  # a live stage opens no gate on silence
+            _agent_events(current, 20, prefix=current.stage_name)
+        promotion_approve(actor=manager, promotion=promotion_request(actor=operator, rollout=current))
     return Rollout.objects.get(pk=rollout.pk)
 
 
@@ -78,6 +80,8 @@ def test_breached_guardrail_refuses_promotion(fast_rollout, operator, manager):
 
 def test_full_stage_that_held_its_stabilization_completes(fast_rollout, operator, manager):
     rollout = _live(fast_rollout, operator, manager, stage="full")
+    assert rollout_watch(rollout_id=rollout.pk) == "ok"  # no data in full yet: nothing completes on silence
+    _agent_events(rollout, 20, prefix="full")
     assert rollout_watch(rollout_id=rollout.pk) == "completed"
     rollout = Rollout.objects.get(pk=rollout.pk)
     assert rollout.state == "completed" and route(rollout.agent.slug, "k").handler == "agent"

@@ -34,7 +34,7 @@ def test_plan_refuses_narrowing_live_traffic_and_names_every_problem():
     errors = exc.value.extra["errors"]
     assert any("appears twice" in e for e in errors)
     assert any("only widen" in e for e in errors)
-    assert any("plan[3].traffic_percent" in e for e in errors)
+    assert any("plan[3] (x).traffic_percent" in e for e in errors)
 
 
 def test_live_stages_get_default_guardrails_and_keep_overrides():
