@@ -137,10 +137,13 @@ def agent_detail(request, slug: str):
     versions = selectors.agent_versions(agent=agent)
     rollout = selectors.open_rollout(agent=agent)
     if rollout is not None:
-        rollout_version = next((v.version for v in versions if v.pk == rollout.pop("version_id")), None)
-        rollout["version"] = rollout_version
+        rollout.pop("version_id")
+    production = agent.production_version
     return {
         **_agent_out(agent, versions[0].version if versions else None),
+        "in_production": {"handler": "agent" if production else "human",
+                          "version": production.version if production else None, "since": agent.production_since},
+        "lineage": selectors.production_lineage(agent=agent),
         "versions": [_version_out(v) for v in versions],
         "active_rollout": rollout,
     }

@@ -12,12 +12,22 @@ class Agent(models.Model):
     description = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # The incumbent: who handles the agent's traffic when no rollout is open. Null is humans
+    # (until a first version completes); then the version whose rollout completed last, or the one
+    # an operator reverted to. Changed only by agents.services.production_change.
+    production_version = models.ForeignKey("AgentVersion", null=True, blank=True, on_delete=models.PROTECT,
+                                           related_name="+")
+    production_since = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["slug"]
 
     def __str__(self) -> str:
         return self.slug
+
+    @property
+    def in_production_label(self) -> str:
+        return self.production_version.version if self.production_version_id else "humans"
 
 
 version_validator = RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$", "letters, digits, . _ + - (e.g. 1.4.0)")
@@ -44,6 +54,36 @@ class AgentVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.agent.slug}@{self.version}"
+
+
+class ProductionChangeKind(models.TextChoices):
+    COMPLETED = "completed", "Rollout completed"
+    REVERTED = "reverted", "Reverted by hand"
+
+
+class ProductionChange(models.Model):
+    """One change of who is in production: the agent's version lineage (which version held
+    production when, and why it left)."""
+
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="production_changes")
+    from_version = models.ForeignKey(AgentVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    to_version = models.ForeignKey(AgentVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=10, choices=ProductionChangeKind.choices)
+    # The rollout that completed, or the completed rollout whose version a revert took out.
+    rollout_id = models.BigIntegerField(null=True, blank=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    reason = models.TextField(blank=True)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["agent", "-at", "-id"]
+        indexes = [models.Index(fields=["agent", "-at"])]
+
+    def __str__(self) -> str:
+        def label(v):
+            return v.version if v else "humans"
+
+        return f"{self.agent.slug}: {label(self.from_version)} → {label(self.to_version)}"
 
 
 class Dimension(models.TextChoices):

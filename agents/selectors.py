@@ -8,7 +8,7 @@ from django.shortcuts import get_object_or_404
 
 from rolloutops.exceptions import NotFound
 
-from .models import Agent, AgentVersion, ChecklistItem, Dimension
+from .models import Agent, AgentVersion, ChecklistItem, Dimension, ProductionChange
 from .readiness import Readiness, version_readiness
 
 OPEN_ROLLOUT_STATES = ("active", "paused")
@@ -16,7 +16,7 @@ READINESS_FILTERS = ("ready", "not-ready", "no-version")
 
 
 def agent_get(*, slug: str) -> Agent:
-    agent = Agent.objects.filter(slug=slug).first()
+    agent = Agent.objects.select_related("production_version").filter(slug=slug).first()
     if agent is None:
         raise NotFound(f"no agent {slug!r}")
     return agent
@@ -30,7 +30,7 @@ def version_get(*, agent: Agent, version: str) -> AgentVersion:
 
 
 def agent_get_or_404(*, slug: str) -> Agent:
-    return get_object_or_404(Agent, slug=slug)
+    return get_object_or_404(Agent.objects.select_related("production_version"), slug=slug)
 
 
 def version_get_or_404(*, slug: str, version: str) -> AgentVersion:
@@ -56,11 +56,12 @@ def open_rollout(*, agent: Agent) -> dict | None:
     from rollouts.models import Rollout
 
     rollout = (Rollout.objects.filter(agent=agent, state__in=OPEN_ROLLOUT_STATES)
-               .values("id", "state", "stage_name", "traffic_percent", "version_id").first())
+               .values("id", "state", "stage_name", "traffic_percent", "version_id", "version__version").first())
     if rollout is None:
         return None
     return {"id": rollout["id"], "state": rollout["state"], "stage": rollout["stage_name"],
-            "traffic_percent": rollout["traffic_percent"], "version_id": rollout["version_id"]}
+            "traffic_percent": rollout["traffic_percent"], "version_id": rollout["version_id"],
+            "version": rollout["version__version"]}
 
 
 def rollout_url(rollout_id: int) -> str:
@@ -126,3 +127,23 @@ def checklist_items(*, include_inactive: bool = False):
 
 def dimension_choices() -> list[tuple[str, str]]:
     return list(Dimension.choices)
+
+
+def production_lineage(*, agent: Agent, limit: int = 50) -> list[dict]:
+    """Which version was in production when, and why it left: newest first, from the changes."""
+    changes = list(ProductionChange.objects.filter(agent=agent).select_related("from_version", "to_version", "actor")
+                   .order_by("-at", "-id")[:limit])
+    rows = []
+    until = None
+    for change in changes:  # newest first: each change ends the reign of its from_version
+        rows.append({
+            "version": change.to_version.version if change.to_version else None,
+            "since": change.at, "until": until, "how": change.kind, "rollout": change.rollout_id,
+            "by": change.actor.get_username() if change.actor else None, "reason": change.reason,
+        })
+        until = change.at
+    if changes:
+        first = changes[-1]
+        rows.append({"version": first.from_version.version if first.from_version else None, "since": None,
+                     "until": until, "how": "initial", "rollout": None, "by": None, "reason": ""})
+    return rows

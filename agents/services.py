@@ -12,7 +12,9 @@ from django.utils import timezone
 from rolloutops.audit import audit_record
 from rolloutops.exceptions import Conflict, Invalid
 
-from .models import Agent, AgentVersion, ChecklistItem, Dimension, Evaluation, EvaluationResult, ResultStatus
+from .models import (
+    Agent, AgentVersion, ChecklistItem, Dimension, Evaluation, EvaluationResult, ProductionChange, ResultStatus,
+)
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
@@ -139,3 +141,29 @@ def checklist_item_add(*, actor, dimension: str, key: str, title: str, descripti
     except IntegrityError:
         raise Conflict(f"a checklist item {key!r} already exists", field="key") from None
     return item
+
+
+def production_change(*, actor, agent: Agent, to_version: AgentVersion | None, kind: str, reason: str,
+                      rollout_id: int | None = None, at=None) -> ProductionChange:
+    """Make `to_version` (None: humans) the agent's incumbent and keep the lineage. Called inside
+    the transaction of the rollout transition that causes it (completion, revert), which holds the
+    rollout's lock; the agent row is locked too, so two changes never interleave."""
+    at = at or timezone.now()
+    locked = Agent.objects.select_for_update(of=("self",)).select_related("production_version").get(pk=agent.pk)
+    change = ProductionChange.objects.create(
+        agent=locked, from_version=locked.production_version, to_version=to_version, kind=kind,
+        rollout_id=rollout_id, actor=actor if actor else None, reason=reason, at=at,
+    )
+    Agent.objects.filter(pk=locked.pk).update(production_version=to_version, production_since=at)
+    audit_record(actor=actor, action=f"agent.production_{kind}", obj=locked,
+                 before={"in_production": locked.in_production_label},
+                 after={"in_production": to_version.version if to_version else "humans", "reason": reason,
+                        "rollout": rollout_id})
+    agent.production_version, agent.production_since = to_version, at
+    return change
+
+
+def production_previous(*, agent: Agent) -> ProductionChange | None:
+    """The change that put today's incumbent in production (a revert goes back to its from_version)."""
+    return (ProductionChange.objects.filter(agent=agent).select_related("from_version", "to_version")
+            .order_by("-at", "-id").first())

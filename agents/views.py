@@ -48,6 +48,7 @@ def agent_detail(request, slug):
     context = {
         "agent": agent, "versions": versions, "open_rollout": selectors.open_rollout(agent=agent),
         "rollouts": selectors.agent_rollouts(agent=agent), "is_operator": has_role(request.user, Role.OPERATOR),
+        "lineage": selectors.production_lineage(agent=agent),
     }
     return render(request, "agents/agent_detail.html", context)
 

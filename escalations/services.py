@@ -19,6 +19,7 @@ from rolloutops.exceptions import Conflict, Forbidden, Invalid
 from rolloutops.notifications import notify
 from rolloutops.roles import Role, has_role
 from rollouts.models import Rollout, RolloutState
+from rollouts.routing import route
 
 from .exceptions import ContextTooLarge
 from .models import EscalationTicket, Priority, Reason, TicketEvent, TicketEventKind, TicketStatus
@@ -133,7 +134,14 @@ def ticket_open(*, actor, agent: str | Agent, request_key: str, reason: str, pri
         if version_obj is None:
             raise Invalid(f"agent '{agent_obj.slug}' has no version '{version}'", field="version")
     else:
-        version_obj = rollout.version if rollout else None
+        # The version routing gives this request; where people act, the only version that can have
+        # tried it is the open rollout's candidate (in shadow or staging) — as telemetry attributes events.
+        answer = route(agent_obj.slug, request_key)
+        acting = answer.version if answer is not None and answer.handler == "agent" else None
+        if acting is not None:
+            version_obj = AgentVersion.objects.filter(agent=agent_obj, version=acting).first()
+        else:
+            version_obj = rollout.version if rollout else None
 
     now = timezone.now()
     try:

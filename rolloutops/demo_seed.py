@@ -14,16 +14,18 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from agents.models import Agent, ChecklistItem
+from agents.models import Agent, ChecklistItem, ProductionChange
 from agents.services import agent_register, evaluation_record, version_add
 from escalations.models import EscalationTicket
 from escalations.services import ticket_claim, ticket_open, ticket_resolve
+from rolloutops.bucketing import bucket, goes_to_candidate
 from rollouts.models import PromotionRequest, PromotionStatus, Rollout, RolloutStage, StageTransition
 from rollouts.monitor import rollout_watch
 from rollouts.promotions import promotion_request
-from rollouts.services import rollout_start
+from rollouts.services import rollout_complete, rollout_start
 from telemetry.fold import events_fold
-from telemetry.services import events_ingest
+from telemetry.models import TrafficPeriod
+from telemetry.services import events_ingest, traffic_period_record
 
 from .audit import audit_record
 
@@ -111,25 +113,44 @@ class World:
             result = events_ingest(events=events[start:start + 5000])
             assert not result.errors, result.errors[:3]
 
-    def live_traffic(self, version, *, start, end, n, error_rate=0.01, escalation_rate=0.03, latency=800,
-                     human_share=0.3, agreement=0.95, prefix="live"):
-        events = []
+    def live_traffic(self, rollout, *, start, end, n, traffic, error_rate=0.01, escalation_rate=0.03, latency=800,
+                     human_share=0.3, agreement=0.95, control_ratio=3, control_error_rate=0.015, prefix="live"):
+        """Requests of a live stage as routing split them: `n` in the candidate's buckets (its decisions,
+        some labelled by people) and up to `control_ratio` × n of the rest, decided by the incumbent
+        (its version, or people) — the control the guardrails compare with."""
+        candidate, incumbent = rollout.version, rollout.incumbent_version
         span = (end - start).total_seconds()
-        for i in range(n):
-            at = start + timedelta(seconds=span * i / max(n, 1))
-            key = f"{prefix}-{version.pk}-{i}"
+        events, taken, controls, i = [], 0, 0, 0
+        while taken < n:
+            key = f"{prefix}-{rollout.pk}-{i}"
+            i += 1
+            at = start + timedelta(seconds=span * self.rng.random())
             roll = self.rng.random()
-            outcome = "error" if roll < error_rate else ("escalated" if roll < error_rate + escalation_rate else "ok")
-            label = self.rng.choice(LABELS)
-            events.append(self.event(version, key=key, kind="agent", label=label, at=at, outcome=outcome,
-                                     latency=self.rng.gauss(latency, latency * 0.25)))
-            if self.rng.random() < human_share:
-                human = label if self.rng.random() < agreement else self.rng.choice([lb for lb in LABELS if lb != label])
-                events.append(self.event(version, key=key, kind="human", label=human,
-                                         at=self.past(at + timedelta(minutes=7))))
+            if goes_to_candidate(bucket(rollout.salt, key), traffic):
+                taken += 1
+                outcome = "error" if roll < error_rate else ("escalated" if roll < error_rate + escalation_rate else "ok")
+                label = self.rng.choice(LABELS)
+                events.append(self.event(candidate, key=key, kind="agent", label=label, at=at, outcome=outcome,
+                                         latency=self.rng.gauss(latency, latency * 0.25)))
+                if self.rng.random() < human_share:
+                    human = label if self.rng.random() < agreement else self.rng.choice([lb for lb in LABELS if lb != label])
+                    events.append(self.event(candidate, key=key, kind="human", label=human,
+                                             at=self.past(at + timedelta(minutes=7))))
+            elif controls < n * control_ratio:
+                controls += 1
+                outcome = "error" if roll < control_error_rate else "ok"
+                if incumbent is not None:
+                    events.append(self.event(incumbent, key=key, kind="agent", label=self.rng.choice(LABELS), at=at,
+                                             outcome=outcome, latency=self.rng.gauss(700, 150)))
+                else:
+                    events.append(self.event(candidate, key=key, kind="human", label=self.rng.choice(LABELS),
+                                             at=at, outcome=outcome))
         self.ingest(events)
 
-    def shadow_pairs(self, version, *, start, end, segments: dict[str, tuple[int, float]], prefix="shadow"):
+    def shadow_pairs(self, version, *, start, end, segments: dict[str, tuple[int, float]], prefix="shadow",
+                     incumbent=None, human_share=1.0):
+        """Shadow: people (or the incumbent version, when there is one) decide every request and the
+        candidate decides beside them; people also decide `human_share` of the requests."""
         events = []
         span = (end - start).total_seconds()
         for segment, (count, agreement) in segments.items():
@@ -144,8 +165,15 @@ class World:
                     agent_label = "reject" if human == "request_info" else self.rng.choice([lb for lb in LABELS if lb != human])
                 events.append(self.event(version, key=key, kind="agent", label=agent_label, at=at, segment=segment,
                                          latency=self.rng.gauss(900, 200)))
-                events.append(self.event(version, key=key, kind="human", label=human,
-                                         at=self.past(at + timedelta(minutes=self.rng.randint(3, 240))), segment=segment))
+                if incumbent is not None:
+                    # The incumbent acts; it agrees with people a little more often than the candidate.
+                    label = human if self.rng.random() < 0.97 else self.rng.choice([lb for lb in LABELS if lb != human])
+                    events.append(self.event(incumbent, key=key, kind="agent", label=label, at=at, segment=segment,
+                                             latency=self.rng.gauss(700, 150)))
+                if incumbent is None or self.rng.random() < human_share:
+                    events.append(self.event(version, key=key, kind="human", label=human,
+                                             at=self.past(at + timedelta(minutes=self.rng.randint(3, 240))),
+                                             segment=segment))
         self.ingest(events)
 
     # --- rollout history ------------------------------------------------------------------
@@ -157,6 +185,7 @@ class World:
         rollout = rollout_start(actor=self.p[requester], version=version, plan=plan, reason="demo history")
         Rollout.objects.filter(pk=rollout.pk).update(created_at=started, stage_entered_at=started, updated_at=started)
         StageTransition.objects.filter(rollout=rollout).update(at=started)
+        TrafficPeriod.objects.filter(rollout=rollout).update(starts_at=started)
         RolloutStage.objects.filter(rollout=rollout, position=0).update(entered_at=started)
         previous = "staging"
         for stage_name, days_ago in steps:
@@ -175,14 +204,30 @@ class World:
                 evidence={"replayed": "demo history"}, promotion=promotion,
             )
             RolloutStage.objects.filter(pk=stage.pk).update(entered_at=at, entered_by=self.p[approver])
+            limit = (stage.guardrails or {}).get("max_p95_latency_ms")
+            traffic_period_record(agent_id=rollout.agent_id, at=at, rollout_id=rollout.pk, stage=stage.name,
+                                  mode=stage.mode, active=True, traffic_percent=stage.traffic_percent, salt=rollout.salt,
+                                  candidate_version_id=rollout.version_id,
+                                  incumbent_version_id=rollout.incumbent_version_id,
+                                  latency_limit_ms=float(limit) if limit is not None else None)
             Rollout.objects.filter(pk=rollout.pk).update(
                 stage_index=stage.position, stage_name=stage.name, mode=stage.mode,
                 traffic_percent=stage.traffic_percent, stage_entered_at=at, updated_at=at, revision=F("revision") + 1)
             audit_record(actor=self.p[approver], action="rollout.promote", obj=rollout,
                          after={"stage": stage_name, "replayed_at": at})
             previous = stage_name
-        rollout.refresh_from_db()
+        rollout = Rollout.objects.select_related("agent", "version", "incumbent_version").get(pk=rollout.pk)
         return rollout
+
+    def complete(self, rollout, *, days_ago: float):
+        """Complete through the service, then move the moment back into the past."""
+        rollout_complete(actor=None, rollout=rollout)
+        at = self.now - timedelta(days=days_ago)
+        Rollout.objects.filter(pk=rollout.pk).update(ended_at=at, updated_at=at)
+        StageTransition.objects.filter(rollout=rollout, action="complete").update(at=at)
+        ProductionChange.objects.filter(rollout_id=rollout.pk).update(at=at)
+        TrafficPeriod.objects.filter(agent_id=rollout.agent_id, rollout=None, starts_at__gt=at).update(starts_at=at)
+        Agent.objects.filter(pk=rollout.agent_id).update(production_since=at)
 
     # --- escalations ----------------------------------------------------------------------
 
@@ -230,7 +275,7 @@ def seed_demo(*, stdout=None) -> dict:
     now = w.now
 
     with transaction.atomic():
-        # 1. In production: completed two weeks ago.
+        # 1. In production since two weeks ago (2.3.0), and its successor 2.4.0 now in canary against it.
         _, claims = w.agent("claims-triage", "Claims triage", "claims-ops",
                             "Sorts incoming insurance claims into fast-track, standard and investigate.", "2.3.0")
         w.evaluate(claims)
@@ -240,13 +285,24 @@ def seed_demo(*, stdout=None) -> dict:
                      {"name": "canary", "mode": "live", "traffic_percent": 5, "min_duration_s": 7200, "min_samples": 200},
                      {"name": "full", "mode": "live", "traffic_percent": 100, "min_duration_s": 86400}]
         r = w.rollout(claims, started_days_ago=21, steps=[("shadow", 20), ("canary", 18), ("full", 16)], plan=full_plan)
-        w.live_traffic(claims, start=now - timedelta(days=16), end=now - timedelta(days=14), n=600, prefix="full")
-        from rollouts.services import rollout_complete
+        w.live_traffic(r, start=now - timedelta(days=16), end=now - timedelta(days=14.1), n=600, traffic=100,
+                       prefix="full")
+        w.complete(r, days_ago=14)
+        say("claims-triage 2.3.0: completed two weeks ago, in production")
+        claims_next = version_add(actor=w.p["olivia"], agent=claims.agent, version="2.4.0",
+                                  notes="Claims triage 2.4.0: new model, adds the fraud-signals tool",
+                                  sla_p95_latency_ms=2000, sla_max_error_rate=0.02)
+        w.evaluate(claims_next)
+        w.staging_run(claims_next, days_ago=5)
+        r = w.rollout(claims_next, started_days_ago=4, steps=[("shadow", 3), ("canary", 0.15)])
+        w.shadow_pairs(claims_next, start=now - timedelta(days=3), end=now - timedelta(days=0.2), prefix="cshadow",
+                       incumbent=claims, human_share=0.25,
+                       segments={"motor": (420, 0.95), "home": (300, 0.94), "travel": (160, 0.95)})
+        w.live_traffic(r, start=now - timedelta(minutes=210), end=now - timedelta(minutes=2), n=240, traffic=5,
+                       error_rate=0.012, control_error_rate=0.012, latency=900, prefix="ccanary")
+        say("claims-triage 2.4.0: canary at 5 %, compared with 2.3.0 in production")
 
-        rollout_complete(actor=None, rollout=r)
-        say("claims-triage 2.3.0: completed, 100 % in production")
-
-        # 2. Progressive expansion at 25 %, healthy.
+        # 2. Progressive expansion at 25 %, healthy (people are the incumbent).
         _, refund = w.agent("refund-assistant", "Refund assistant", "payments-ops",
                             "Decides card-payment refund requests under 500 EUR.", "1.4.0", p95=2500)
         w.evaluate(refund)
@@ -255,9 +311,12 @@ def seed_demo(*, stdout=None) -> dict:
                       steps=[("shadow", 8), ("canary", 6.5), ("expand-10", 5), ("expand-25", 0.3)])
         w.shadow_pairs(refund, start=now - timedelta(days=8), end=now - timedelta(days=6.6),
                        segments={"card": (400, 0.95), "sepa": (260, 0.94), "wallet": (140, 0.93)}, prefix="rshadow")
-        w.live_traffic(refund, start=now - timedelta(days=6.4), end=now - timedelta(days=5.1), n=500, prefix="rcanary")
-        w.live_traffic(refund, start=now - timedelta(days=4.9), end=now - timedelta(days=0.4), n=900, prefix="r10")
-        w.live_traffic(refund, start=now - timedelta(hours=7), end=now - timedelta(minutes=5), n=420, prefix="r25")
+        w.live_traffic(r, start=now - timedelta(days=6.4), end=now - timedelta(days=5.1), n=500, traffic=5,
+                       prefix="rcanary")
+        w.live_traffic(r, start=now - timedelta(days=4.9), end=now - timedelta(days=0.4), n=900, traffic=10,
+                       prefix="r10")
+        w.live_traffic(r, start=now - timedelta(hours=7), end=now - timedelta(minutes=5), n=420, traffic=25,
+                       prefix="r25")
         say("refund-assistant 1.4.0: expand-25, healthy")
 
         # 3. Shadow with a systematically discrepant segment.
@@ -280,7 +339,7 @@ def seed_demo(*, stdout=None) -> dict:
         canary = w.rollout(fraud, started_days_ago=5, steps=[("shadow", 4), ("canary", 0.1)])
         w.shadow_pairs(fraud, start=now - timedelta(days=4), end=now - timedelta(days=0.2),
                        segments={"card-fraud": (350, 0.95), "account-takeover": (250, 0.94)}, prefix="fshadow")
-        w.live_traffic(fraud, start=now - timedelta(minutes=140), end=now - timedelta(minutes=2), n=380,
+        w.live_traffic(canary, start=now - timedelta(minutes=140), end=now - timedelta(minutes=2), n=380, traffic=5,
                        error_rate=0.16, latency=2600, prefix="fcanary")
 
         # 5. A canary waiting for a manager's approval.
@@ -291,7 +350,7 @@ def seed_demo(*, stdout=None) -> dict:
         pending = w.rollout(router, started_days_ago=4, steps=[("shadow", 3), ("canary", 0.15)], requester="oscar")
         w.shadow_pairs(router, start=now - timedelta(days=3), end=now - timedelta(days=0.2),
                        segments={"billing": (300, 0.95), "technical": (300, 0.96), "complaints": (120, 0.96)}, prefix="sshadow")
-        w.live_traffic(router, start=now - timedelta(minutes=200), end=now - timedelta(minutes=3), n=260,
+        w.live_traffic(pending, start=now - timedelta(minutes=200), end=now - timedelta(minutes=3), n=260, traffic=5,
                        latency=600, prefix="scanary")
 
         # 6. Staging, held back by the checklist.

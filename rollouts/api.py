@@ -4,6 +4,9 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
+from typing import Any
+
+from django.http import HttpResponse
 from ninja import Field, Query, Router, Schema, Status
 from ninja.errors import HttpError
 
@@ -12,13 +15,16 @@ from rolloutops.api import require
 from rolloutops.exceptions import NotFound
 from rolloutops.models import Scope
 from rolloutops.roles import ALL_ROLES, Role
+from telemetry.selectors import rollout_discrepancy
 
 from . import selectors
 from .gates import current_stage, stage_figures
 from .models import PromotionRequest, Rollout
 from .promotions import promotion_approve, promotion_reject, promotion_request
-from .routing import route
-from .services import rollout_pause, rollout_plan_update, rollout_resume, rollout_rollback, rollout_start
+from .routing import route, routing_snapshot
+from .services import (
+    production_revert, rollout_pause, rollout_plan_update, rollout_resume, rollout_rollback, rollout_start,
+)
 
 router = Router(tags=["rollouts"])
 SLUG = re.compile(r"[-a-zA-Z0-9_]{1,64}")
@@ -54,6 +60,8 @@ class RolloutIn(Schema):
     version: str
     plan: list[StageIn] | None = None
     reason: str = ""
+    error_budget: float | None = Field(None, description="the probability that a healthy candidate is falsely "
+                                       "rolled back over the whole plan (default 0.01)")
 
 
 class PlanIn(Schema):
@@ -102,6 +110,9 @@ class RolloutOut(Schema):
     id: int
     agent: str
     version: str
+    incumbent: str | None = Field(None, description="the version the candidate is compared with and that keeps "
+                                  "the rest of the traffic; null: humans")
+    error_budget: float = 0.01
     state: str
     stage: str
     traffic_percent: float
@@ -129,14 +140,32 @@ class PromotionOut(Schema):
 
 
 class RouteOut(Schema):
-    handler: str
-    shadow: bool
+    handler: str = Field(..., description="who acts on this request: agent or human")
+    version: str | None = Field(..., description="the acting version; null when people act")
+    shadow: bool = Field(..., description="the candidate also runs on this request, beside the incumbent")
+    shadow_version: str | None = Field(..., description="the candidate running in shadow, or null")
     rollout: int | None
     stage: str | None
-    traffic_percent: float
+    traffic_percent: float = Field(..., description="the candidate's share of traffic now")
     bucket: int | None
     state: str | None
+
+
+class RevertIn(Schema):
+    reason: str = Field(..., min_length=1, max_length=2000)
+
+
+class ProductionOut(Schema):
+    agent: str
+    handler: str
     version: str | None
+    since: datetime
+    reverted_from: str | None
+    rollout: int | None
+
+
+class DetailOut(Schema):
+    detail: Any
 
 
 class GuardrailOut(Schema):
@@ -163,7 +192,7 @@ class GuardrailsOut(Schema):
 
 
 def _rollout(rollout_id: int) -> Rollout:
-    rollout = Rollout.objects.select_related("agent", "version").filter(pk=rollout_id).first()
+    rollout = Rollout.objects.select_related("agent", "version", "incumbent_version").filter(pk=rollout_id).first()
     if rollout is None:
         raise NotFound(f"no rollout #{rollout_id}")
     return rollout
@@ -195,7 +224,8 @@ def create_rollout(request, payload: RolloutIn):
         if not Agent.objects.filter(slug=payload.agent).exists():
             raise NotFound(f"no agent {payload.agent!r}")
         raise NotFound(f"agent {payload.agent!r} has no version {payload.version!r}")
-    rollout = rollout_start(actor=principal.user, version=version, plan=_plan_dicts(payload.plan), reason=payload.reason)
+    rollout = rollout_start(actor=principal.user, version=version, plan=_plan_dicts(payload.plan), reason=payload.reason,
+                            error_budget=payload.error_budget)
     return Status(201, selectors.rollout_as_dict(_rollout(rollout.pk)))
 
 
@@ -203,7 +233,7 @@ def create_rollout(request, payload: RolloutIn):
 def list_rollouts(request, state: str = "", agent: str = "", limit: int = Query(50, ge=1, le=200),
                   offset: int = Query(0, ge=0, le=1_000_000)):
     require(request, roles=ALL_ROLES)
-    qs = Rollout.objects.select_related("agent", "version", "started_by").order_by("-created_at")
+    qs = Rollout.objects.select_related("agent", "version", "incumbent_version", "started_by").order_by("-created_at")
     if state:
         qs = qs.filter(state=state)
     if agent:
@@ -303,7 +333,9 @@ def guardrails(request, rollout_id: int):
 
 @router.get("/route", response=RouteOut)
 def route_request(request, agent: str, key: str):
-    """Who handles this request. Sticky and monotone; when in doubt, the human path."""
+    """Who handles this request: the candidate for the keys in its buckets in a live stage, the
+    incumbent (humans or the version in production) for every other key, with the candidate
+    beside it in shadow. Sticky and monotone; when in doubt, the human path."""
     require(request, roles=OPERATOR, scope=Scope.ROUTE_READ)
     if not key or len(key) > 200:
         raise HttpError(422, "key: 1 to 200 characters")
@@ -313,3 +345,57 @@ def route_request(request, agent: str, key: str):
     if answer is None:
         raise NotFound(f"no agent {agent!r}")
     return answer.as_dict()
+
+
+class RoutingOut(Schema):
+    generated_at: datetime
+    buckets: int
+    agents: dict[str, Any]
+
+
+@router.get("/routing", response={200: RoutingOut, 304: None},
+            summary="The routing snapshot of every agent (for client libraries that route locally)",
+            description="Each agent's incumbent and open rollout (stage, mode, the candidate's traffic share, "
+            "salt, candidate version): with `bucket = sha256(salt + 0x1f + key)[:8] mod 10000`, a key goes to the "
+            "candidate when `bucket < traffic_percent × 100` in an active live stage, else to the incumbent. "
+            "Answers with an `ETag`; send it back in `If-None-Match` to get 304 while nothing changed.")
+def routing(request):
+    require(request, roles=OPERATOR, scope=Scope.ROUTE_READ)
+    snapshot, etag = routing_snapshot()
+    if request.headers.get("If-None-Match") == etag:
+        response = HttpResponse(status=304)
+    else:
+        response = HttpResponse(RoutingOut(**snapshot).model_dump_json(), content_type="application/json")
+    response["ETag"] = etag
+    response["Cache-Control"] = "no-cache"
+    return response
+
+
+@router.post("/agents/{slug}/revert", response=ProductionOut,
+             summary="Production back to the previous incumbent, at once, with a reason")
+def revert_production(request, slug: str, payload: RevertIn):
+    principal = require(request, roles=OPERATOR)
+    agent = Agent.objects.select_related("production_version").filter(slug=slug).first()
+    if agent is None:
+        raise NotFound(f"no agent {slug!r}")
+    change = production_revert(actor=principal.user, agent=agent, reason=payload.reason)
+    return {"agent": agent.slug, "handler": "agent" if change.to_version else "human",
+            "version": change.to_version.version if change.to_version else None, "since": change.at,
+            "reverted_from": change.from_version.version if change.from_version else None, "rollout": change.rollout_id}
+
+
+@router.get(
+    "/rollouts/{rollout_id}/discrepancy",
+    response={200: dict[str, Any], 404: DetailOut},
+    summary="Shadow comparison figures of a rollout, against humans or the incumbent version",
+    description="Pairs, agreement with its Wilson 95 % interval, Cohen's kappa, the confusion matrix "
+    "(rows candidate label, columns reference label), per-segment agreement with flags, direction of "
+    "disagreement per label pair (exact McNemar), the hourly series and the 20 most recent discrepant pairs. "
+    "`?against=human|incumbent` picks the reference (default: human when there are human pairs, else "
+    "incumbent); `references` counts the pairs of each. `?stage=` limits it to one stage. Read from rollups; "
+    "`pending_events` counts events received but not yet folded in.",
+)
+def get_discrepancy(request, rollout_id: int, stage: str | None = None, against: str | None = None):
+    require(request, roles=ALL_ROLES)
+    _rollout(rollout_id)
+    return rollout_discrepancy(rollout_id=rollout_id, stage=stage or None, against=against or None)

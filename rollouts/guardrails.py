@@ -58,15 +58,15 @@ def evaluate_guardrails(*, stage, metrics) -> list[GuardrailResult]:
                                        threshold=float(g["max_escalation_rate"])))
     if "max_p95_latency_ms" in g:
         limit = float(g["max_p95_latency_ms"])
-        timed = sum(metrics.latency_counts.values())
-        over = metrics.latency_over(limit)
+        timed, over = metrics.candidate.timed, metrics.candidate.slow
         if timed == 0:
             results.append(GuardrailResult("max_p95_latency_ms", "p95 latency (ms)", None, limit, NO_DATA, 0, None, None, ""))
         else:
-            # p95 exceeds the limit exactly when more than 5 % of requests exceed it.
+            # p95 exceeds the limit exactly when more than 5 % of requests exceed it; `slow` is
+            # counted against this stage's limit at ingestion, so the count is exact at any limit.
             test = statistics.p95_exceeds(over_threshold=over, n=timed, alpha=ALPHA)
             p95 = metrics.p95_latency_ms
-            verdict = BREACHED if test.breached else (WATCH if p95 is not None and p95 > limit else HEALTHY)
+            verdict = BREACHED if test.breached else (WATCH if over / timed > 0.05 else HEALTHY)
             results.append(GuardrailResult(
                 "max_p95_latency_ms", "p95 latency (ms)", p95, limit, verdict, timed, test.statistic, test.boundary,
                 test.method, f"{over} of {timed} requests above {limit:g} ms (p95 breaches when > 5 %)",
@@ -79,14 +79,15 @@ def evaluate_guardrails(*, stage, metrics) -> list[GuardrailResult]:
     if "baseline_error_rate" in g:
         baseline = float(g["baseline_error_rate"])
         source = "the plan's baseline"
-        observed = metrics.human_errors / metrics.human_events if metrics.human_events else None
-        if metrics.human_events >= MIN_HUMAN_EVENTS_FOR_BASELINE and 0 < observed < 1:
+        control = metrics.control
+        observed = control.errors / control.requests if control.requests else None
+        if control.requests >= MIN_HUMAN_EVENTS_FOR_BASELINE and 0 < observed < 1:
             baseline = observed
-            source = f"the human workflow's observed rate over {metrics.human_events} requests"
-        elif metrics.human_events >= MIN_HUMAN_EVENTS_FOR_BASELINE:
+            source = f"the incumbent's observed rate over {control.requests} concurrent requests"
+        elif control.requests >= MIN_HUMAN_EVENTS_FOR_BASELINE:
             # A rate of exactly 0 (or 1) cannot be tested against: keep the plan's baseline.
-            source = (f"the plan's baseline (the human workflow's observed rate, {observed:.0%} over "
-                      f"{metrics.human_events} requests, cannot serve as one)")
+            source = (f"the plan's baseline (the incumbent's observed rate, {observed:.0%} over "
+                      f"{control.requests} requests, cannot serve as one)")
         results.append(_rate_guardrail("baseline_error_rate", "Error rate vs human baseline", events=metrics.errors,
                                        n=n, threshold=baseline, detail=f"baseline: {source}"))
     return results

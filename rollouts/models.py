@@ -11,6 +11,8 @@ class RolloutState(models.TextChoices):
     PAUSED = "paused", "Paused"
     ROLLED_BACK = "rolled_back", "Rolled back"
     COMPLETED = "completed", "Completed"
+    # Completed, then production was reverted to the version before it by hand.
+    REVERTED = "reverted", "Reverted"
 
 
 class StageMode(models.TextChoices):
@@ -23,9 +25,20 @@ def new_salt() -> str:
     return secrets.token_hex(8)
 
 
+DEFAULT_ERROR_BUDGET = 0.01
+
+
 class Rollout(models.Model):
     agent = models.ForeignKey("agents.Agent", on_delete=models.PROTECT, related_name="rollouts")
+    # The candidate: the version this rollout moves through its plan.
     version = models.ForeignKey("agents.AgentVersion", on_delete=models.PROTECT, related_name="rollouts")
+    # Who keeps the traffic the candidate does not take, and takes it all back on a rollback:
+    # the agent's incumbent when the rollout started (null: humans).
+    incumbent_version = models.ForeignKey("agents.AgentVersion", null=True, blank=True, on_delete=models.PROTECT,
+                                          related_name="+")
+    # The probability that a healthy candidate is falsely rolled back over the whole plan
+    # (docs/decisions.md, "The error budget").
+    error_budget = models.FloatField(default=DEFAULT_ERROR_BUDGET)
     state = models.CharField(max_length=12, choices=RolloutState.choices, default=RolloutState.ACTIVE)
     stage_index = models.PositiveIntegerField(default=0)
     # Denormalized from the current stage so routing reads one row.
@@ -55,6 +68,10 @@ class Rollout(models.Model):
             models.CheckConstraint(
                 condition=models.Q(traffic_percent__gte=0) & models.Q(traffic_percent__lte=100),
                 name="rollout_traffic_is_a_percentage",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(error_budget__gt=0) & models.Q(error_budget__lt=0.5),
+                name="rollout_error_budget_is_a_probability",
             ),
         ]
         indexes = [models.Index(fields=["state", "-created_at"])]
@@ -100,7 +117,7 @@ class StageTransition(models.Model):
     from_state = models.CharField(max_length=12, blank=True)
     to_state = models.CharField(max_length=12)
     traffic_percent = models.FloatField(default=0)
-    action = models.CharField(max_length=20)  # start, promote, pause, resume, rollback, complete
+    action = models.CharField(max_length=20)  # start, promote, pause, resume, rollback, complete, revert
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     automatic = models.BooleanField(default=False)
     reason = models.TextField(blank=True)

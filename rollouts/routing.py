@@ -1,115 +1,197 @@
-"""The hot path: which handler takes a request. Sticky, monotone buckets; one query on a miss."""
+"""The hot path: who handles a request (docs/architecture.md, "Routing"). Sticky, monotone buckets.
+
+Routing state is cached in the process, under a *generation*: the newest routing period's id, which
+every change of routing writes (telemetry.TrafficPeriod). Each process looks the generation up at
+most once a second (one index probe), so a rollback is in force everywhere within a second,
+whatever the shared cache holds or whether it answers at all; the shared cache is keyed by the
+generation too, so an old entry can never come back to life.
+"""
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
+import threading
+import time
 from dataclasses import dataclass
 
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Case, FilteredRelation, IntegerField, Q, Value, When
+from django.db.models import Count, FilteredRelation, Max, Q
+from django.utils import timezone
 
 from agents.models import Agent
+from rolloutops.bucketing import BUCKETS, bucket, goes_to_candidate
+from telemetry.models import TrafficPeriod
 
 from .models import RolloutState, StageMode
 
-BUCKETS = 10_000
-CACHE_TTL_S = 300  # a safety net only: every transition deletes the entry at commit
-_MISSING = "missing"
+__all__ = ["BUCKETS", "bucket", "goes_to_candidate", "RouteAnswer", "route", "route_from_state", "routing_state",
+           "routing_snapshot", "routing_invalidate", "routing_cache_clear"]
 
+log = logging.getLogger("rolloutops.routing")
 
-def bucket(salt: str, request_key: str) -> int:
-    """Stable across processes and releases (not Python's hash()): sha256 of salt and key."""
-    digest = hashlib.sha256(f"{salt}\x1f{request_key}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") % BUCKETS
-
-
-def goes_to_agent(bucket_value: int, traffic_percent: float) -> bool:
-    # Raising the percentage only adds buckets below the bar: a key never moves back to humans.
-    return bucket_value < round(traffic_percent * 100)
+CACHE_TTL_S = 300
+GENERATION_CHECK_S = 1.0  # how stale a process's routing may be after another process changed it
+_OPEN = (RolloutState.ACTIVE, RolloutState.PAUSED)
+HUMAN, AGENT = "human", "agent"
 
 
 @dataclass(frozen=True)
 class RouteAnswer:
-    handler: str
+    handler: str  # who acts: "agent" or "human"
+    version: str | None  # the acting version, or None when people act
     shadow: bool
+    shadow_version: str | None  # the candidate running beside the incumbent in shadow
     rollout: int | None
     stage: str | None
-    traffic_percent: float
+    traffic_percent: float  # the candidate's share now
     bucket: int | None
     state: str | None = None
-    version: str | None = None
 
     def as_dict(self) -> dict:
         return {
-            "handler": self.handler, "shadow": self.shadow, "rollout": self.rollout, "stage": self.stage,
+            "handler": self.handler, "version": self.version, "shadow": self.shadow,
+            "shadow_version": self.shadow_version, "rollout": self.rollout, "stage": self.stage,
             "traffic_percent": self.traffic_percent, "bucket": self.bucket, "state": self.state,
-            "version": self.version,
         }
 
 
-def _cache_key(agent_slug: str) -> str:
-    return f"route:v1:{agent_slug}"
+class _Local:
+    """This process's routing states, valid for one generation."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.states: dict[str, dict] = {}
+        self.generation: tuple[int, int] | None = None
+        self.checked_at = 0.0
+
+    def current_generation(self) -> tuple[int, int]:
+        now = time.monotonic()
+        if self.generation is None or now - self.checked_at >= GENERATION_CHECK_S:
+            # The count as well as the newest id: two changes committing out of id order would
+            # leave the newest id alone but not the count. Routing periods are few (one per
+            # transition), so the count costs an index-only scan of a small table.
+            row = TrafficPeriod.objects.aggregate(g=Max("id"), n=Count("id"))
+            generation = (row["g"] or 0, row["n"])
+            with self.lock:
+                if generation != self.generation:
+                    self.states = {}
+                    self.generation = generation
+                self.checked_at = now
+        return self.generation
+
+    def clear(self) -> None:
+        with self.lock:
+            self.states = {}
+            self.generation = None
+
+
+_local = _Local()
+
+
+def routing_cache_clear() -> None:
+    """Forget this process's routing states (the next look re-reads the generation)."""
+    _local.clear()
+
+
+def _cache_key(agent_slug: str, generation: tuple[int, int]) -> str:
+    return f"route:v3:{generation[0]}.{generation[1]}:{agent_slug}"
+
+
+def _cache_get(key: str):
+    try:
+        return cache.get(key)
+    except Exception:  # noqa: BLE001 - a cache outage falls back to the database, never to a 500
+        log.warning("routing cache unavailable: reading the database", exc_info=True)
+        return None
+
+
+def _cache_set(key: str, value) -> None:
+    try:
+        cache.set(key, value, CACHE_TTL_S)
+    except Exception:  # noqa: BLE001
+        log.warning("routing cache unavailable: not cached", exc_info=True)
+
+
+_STATE_FIELDS = ("id", "slug", "production_version__version", "r__id", "r__state", "r__stage_name", "r__mode",
+                 "r__traffic_percent", "r__salt", "r__version__version")
+
+
+def _agents_with_open_rollout():
+    # At most one open rollout per agent (a unique constraint), so this join never repeats an agent.
+    return Agent.objects.annotate(r=FilteredRelation("rollouts", condition=Q(rollouts__state__in=_OPEN)))
+
+
+def _state(row: dict) -> dict:
+    rollout = None
+    if row["r__id"] is not None:
+        rollout = {"id": row["r__id"], "state": row["r__state"], "stage": row["r__stage_name"], "mode": row["r__mode"],
+                   "traffic_percent": row["r__traffic_percent"] or 0.0, "salt": row["r__salt"],
+                   "candidate": row["r__version__version"]}
+    version = row["production_version__version"]
+    return {"incumbent": {"handler": AGENT if version else HUMAN, "version": version}, "rollout": rollout}
 
 
 def routing_state(agent_slug: str) -> dict | None:
-    """The rollout that governs an agent's traffic, as a small dict; None for an unknown agent.
-    One indexed query on a cache miss: the agent LEFT JOIN its open rollout, else its most
-    recent ended one (completed: the agent is in production at 100 %; rolled back: humans)."""
-    key = _cache_key(agent_slug)
-    state = cache.get(key)
+    """What routing needs of one agent: its incumbent and its open rollout (None for an unknown agent).
+    In-process first, then the shared cache, then one indexed query. Unknown agents are not cached:
+    registering one writes no routing period."""
+    generation = _local.current_generation()
+    state = _local.states.get(agent_slug)
     if state is not None:
-        return None if state == _MISSING else state
-    open_states = [RolloutState.ACTIVE, RolloutState.PAUSED]
-    row = (
-        Agent.objects.filter(slug=agent_slug)
-        .annotate(r=FilteredRelation("rollouts", condition=Q(rollouts__state__in=[*open_states, RolloutState.COMPLETED, RolloutState.ROLLED_BACK])))
-        .annotate(governs=Case(When(r__state__in=open_states, then=Value(0)), default=Value(1), output_field=IntegerField()))
-        .values("id", "r__id", "r__state", "r__stage_name", "r__mode", "r__traffic_percent", "r__salt",
-                "r__version__version")
-        # The open rollout first, else the newest ended one.
-        .order_by("governs", "-r__id")
-        .first()
-    )
-    if row is None:
-        cache.set(key, _MISSING, CACHE_TTL_S)
-        return None
-    state = {
-        "agent_id": row["id"],
-        "rollout": row["r__id"],
-        "state": row["r__state"],
-        "stage": row["r__stage_name"],
-        "mode": row["r__mode"],
-        "traffic_percent": row["r__traffic_percent"] or 0.0,
-        "salt": row["r__salt"],
-        "version": row["r__version__version"],
-    }
-    cache.set(key, state, CACHE_TTL_S)
+        return state
+    key = _cache_key(agent_slug, generation)
+    state = _cache_get(key)
+    if state is None:
+        row = _agents_with_open_rollout().filter(slug=agent_slug).values(*_STATE_FIELDS).first()
+        if row is None:
+            return None
+        state = _state(row)
+        _cache_set(key, state)
+    if _local.generation == generation:
+        _local.states[agent_slug] = state
     return state
 
 
+def route_from_state(state: dict, request_key: str) -> RouteAnswer:
+    """The routing rules, on an agent's state: the candidate takes the keys in its buckets in a live,
+    active stage; the incumbent takes every other key, and acts in shadow with the candidate beside it."""
+    incumbent = state["incumbent"]
+    rollout = state["rollout"]
+    if rollout is None:
+        return RouteAnswer(incumbent["handler"], incumbent["version"], False, None, None, None, 0.0, None)
+    b = bucket(rollout["salt"], request_key)
+    common = {"rollout": rollout["id"], "stage": rollout["stage"], "bucket": b, "state": rollout["state"]}
+    if rollout["state"] != RolloutState.ACTIVE or rollout["mode"] == StageMode.OFF:
+        return RouteAnswer(incumbent["handler"], incumbent["version"], False, None, traffic_percent=0.0, **common)
+    if rollout["mode"] == StageMode.SHADOW:
+        return RouteAnswer(incumbent["handler"], incumbent["version"], True, rollout["candidate"], traffic_percent=0.0,
+                           **common)
+    traffic = rollout["traffic_percent"]
+    if goes_to_candidate(b, traffic):
+        return RouteAnswer(AGENT, rollout["candidate"], False, None, traffic_percent=traffic, **common)
+    return RouteAnswer(incumbent["handler"], incumbent["version"], False, None, traffic_percent=traffic, **common)
+
+
 def route(agent_slug: str, request_key: str) -> RouteAnswer | None:
-    """None for an unknown agent. Anything but an active live or shadow stage is the human path."""
+    """None for an unknown agent."""
     state = routing_state(agent_slug)
-    if state is None:
-        return None
-    if state["rollout"] is None:
-        return RouteAnswer("human", False, None, None, 0.0, None)
-    b = bucket(state["salt"], request_key)
-    common = dict(rollout=state["rollout"], stage=state["stage"], bucket=b, state=state["state"], version=state["version"])
-    if state["state"] == RolloutState.COMPLETED:
-        return RouteAnswer("agent", False, traffic_percent=100.0, **common)
-    if state["state"] != RolloutState.ACTIVE:
-        return RouteAnswer("human", False, traffic_percent=0.0, **common)
-    if state["mode"] == StageMode.SHADOW:
-        return RouteAnswer("human", True, traffic_percent=0.0, **common)
-    if state["mode"] == StageMode.LIVE:
-        traffic = state["traffic_percent"]
-        return RouteAnswer("agent" if goes_to_agent(b, traffic) else "human", False, traffic_percent=traffic, **common)
-    return RouteAnswer("human", False, traffic_percent=0.0, **common)
+    return None if state is None else route_from_state(state, request_key)
+
+
+def routing_snapshot() -> tuple[dict, str]:
+    """Every agent's routing state, as the client library routes from it, and its ETag (a digest of
+    the content: it changes exactly when some answer could). One query."""
+    agents = {row["slug"]: _state(row) for row in _agents_with_open_rollout().order_by("slug").values(*_STATE_FIELDS)}
+    body = json.dumps(agents, sort_keys=True, separators=(",", ":"))
+    etag = '"' + hashlib.sha256(body.encode()).hexdigest()[:32] + '"'
+    return {"generated_at": timezone.now().isoformat(), "buckets": BUCKETS, "agents": agents}, etag
 
 
 def routing_invalidate(agent_slug: str) -> None:
-    """Call inside the transaction that changes a rollout: the entry goes when it commits, so no
-    process can cache the old state after the change is visible."""
-    transaction.on_commit(lambda: cache.delete(_cache_key(agent_slug)))
-    cache.delete(_cache_key(agent_slug))
+    """Call inside the transaction that changes routing (which also writes a routing period, moving
+    the generation): this process forgets its states at once and again at commit; the others see
+    the new generation within GENERATION_CHECK_S."""
+    _local.clear()
+    transaction.on_commit(_local.clear)

@@ -21,6 +21,8 @@ def rollout_as_dict(rollout: Rollout) -> dict:
         "id": rollout.pk,
         "agent": rollout.agent.slug,
         "version": rollout.version.version,
+        "incumbent": rollout.incumbent_version.version if rollout.incumbent_version_id else None,
+        "error_budget": rollout.error_budget,
         "state": rollout.state,
         "stage": rollout.stage_name,
         "traffic_percent": rollout.traffic_percent,
@@ -107,7 +109,7 @@ def overview_rows() -> list[dict]:
 
     from escalations.models import EscalationTicket, TicketStatus
 
-    agents = list(Agent.objects.order_by("slug"))
+    agents = list(Agent.objects.select_related("production_version").order_by("slug"))
     latest: dict[int, Rollout] = {}
     for r in Rollout.objects.select_related("version").order_by("agent_id", "-created_at"):
         current = latest.get(r.agent_id)
@@ -174,14 +176,14 @@ def overview_totals(rows: list[dict]) -> dict:
 def guardrail_history(rollout: Rollout) -> dict:
     """Hourly live-traffic figures of a rollout (from the telemetry rollups, never raw events) and
     its transitions, for the guardrail chart."""
-    from telemetry.models import StageHour
+    from telemetry.models import Arm, StageHour
 
     live = set(rollout.stages.filter(mode="live").values_list("name", flat=True))
     hourly = [
-        {"hour": row["hour"].isoformat(), "stage": row["stage"], "events": row["agent_events"],
-         "errors": row["agent_errors"], "escalations": row["agent_escalations"]}
-        for row in StageHour.objects.filter(rollout=rollout, stage__in=live).order_by("hour")
-        .values("hour", "stage", "agent_events", "agent_errors", "agent_escalations")
+        {"hour": row["hour"].isoformat(), "stage": row["stage"], "events": row["decisions"],
+         "errors": row["errors"], "escalations": row["escalations"], "timed": row["timed"], "slow": row["slow"]}
+        for row in StageHour.objects.filter(rollout=rollout, stage__in=live, arm=Arm.CANDIDATE).order_by("hour")
+        .values("hour", "stage", "decisions", "errors", "escalations", "timed", "slow")
     ]
     # Only the transitions of the live period: earlier ones would stretch the time axis.
     first_live = rollout.stages.filter(mode="live", entered_at__isnull=False).order_by("position").values_list("entered_at", flat=True).first()

@@ -7,14 +7,39 @@ import logging
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from agents.models import Agent, ProductionChangeKind
+from agents.services import production_change, production_previous
 from rolloutops.audit import audit_record
 from rolloutops.exceptions import Conflict, Invalid
 from rolloutops.notifications import notify
+from telemetry.services import traffic_period_record
 
 from . import stages as stage_rules
 from .gates import rollout_evidence
-from .models import PromotionRequest, PromotionStatus, Rollout, RolloutStage, RolloutState, StageTransition
+from .models import (
+    DEFAULT_ERROR_BUDGET, PromotionRequest, PromotionStatus, Rollout, RolloutStage, RolloutState, StageMode,
+    StageTransition,
+)
 from .routing import routing_invalidate
+
+OPEN_STATES = (RolloutState.ACTIVE, RolloutState.PAUSED)
+
+
+def _record_routing(rollout: Rollout, at) -> None:
+    """Tell telemetry who handles the agent's traffic from `at` on (docs/architecture.md, "Events"):
+    while the rollout is open, its candidate and incumbent by its stage; once it ended, the incumbent."""
+    if rollout.state in OPEN_STATES:
+        stage = rollout.stages.get(position=rollout.stage_index)
+        limit = (stage.guardrails or {}).get("max_p95_latency_ms")
+        traffic_period_record(
+            agent_id=rollout.agent_id, at=at, rollout_id=rollout.pk, stage=rollout.stage_name, mode=rollout.mode,
+            active=rollout.state == RolloutState.ACTIVE, traffic_percent=rollout.traffic_percent, salt=rollout.salt,
+            candidate_version_id=rollout.version_id, incumbent_version_id=rollout.incumbent_version_id,
+            latency_limit_ms=float(limit) if limit is not None else None,
+        )
+    else:
+        incumbent = rollout.version_id if rollout.state == RolloutState.COMPLETED else rollout.incumbent_version_id
+        traffic_period_record(agent_id=rollout.agent_id, at=at, rollout_id=None, incumbent_version_id=incumbent)
 
 log = logging.getLogger("rolloutops.rollouts")
 
@@ -57,18 +82,41 @@ def _transition(rollout: Rollout, *, action: str, actor, reason: str, to_state: 
     )
     audit_record(actor=actor, action=f"rollout.{action}", obj=rollout, before=before,
                  after={**_snapshot(rollout), "reason": reason, "automatic": automatic})
+    if rollout.state in OPEN_STATES or from_state in OPEN_STATES:
+        _record_routing(rollout, now)
     routing_invalidate(rollout.agent.slug)
     return rollout
 
 
-def rollout_start(*, actor, version, plan: list[dict] | None = None, reason: str = "") -> Rollout:
-    """Open a rollout in staging with the given plan (the default plan otherwise)."""
+def _error_budget(value) -> float:
+    if value is None:
+        return DEFAULT_ERROR_BUDGET
+    try:
+        budget = float(value)
+    except (TypeError, ValueError):
+        raise Invalid("error_budget: a probability, e.g. 0.01") from None
+    if not 0 < budget < 0.5:
+        raise Invalid(f"error_budget: a probability strictly between 0 and 0.5 (got {budget:g}); it is the chance "
+                      "that a healthy candidate is falsely rolled back over the whole plan")
+    return budget
+
+
+def rollout_start(*, actor, version, plan: list[dict] | None = None, reason: str = "",
+                  error_budget: float | None = None) -> Rollout:
+    """Open a rollout of `version` (the candidate) in staging with the given plan (the default plan
+    otherwise), against the agent's incumbent of this moment. Routing does not change: staging
+    sends no traffic to the candidate."""
     stages = stage_rules.parse_plan(plan)
+    budget = _error_budget(error_budget)
     now = timezone.now()
+    agent = Agent.objects.select_related("production_version").get(pk=version.agent_id)  # today's incumbent, fresh
+    if agent.production_version_id == version.pk:
+        raise Conflict(f"{version} is already in production: roll out a new version")
     try:
         with transaction.atomic():
             rollout = Rollout.objects.create(
-                agent=version.agent, version=version, state=RolloutState.ACTIVE, stage_index=0,
+                agent=agent, version=version, incumbent_version_id=agent.production_version_id,
+                error_budget=budget, state=RolloutState.ACTIVE, stage_index=0,
                 stage_name=stages[0].name, mode=stages[0].mode, traffic_percent=0, stage_entered_at=now,
                 started_by=actor, created_at=now, updated_at=now,
             )
@@ -84,7 +132,9 @@ def rollout_start(*, actor, version, plan: list[dict] | None = None, reason: str
                                            to_state=RolloutState.ACTIVE, action="start", actor=actor,
                                            reason=reason or "rollout started", at=now)
             audit_record(actor=actor, action="rollout.started", obj=rollout,
-                         after={"version": str(version), "plan": [s.as_dict() for s in stages]})
+                         after={"version": str(version), "plan": [s.as_dict() for s in stages],
+                                "incumbent": agent.in_production_label, "error_budget": budget})
+            _record_routing(rollout, now)
             routing_invalidate(version.agent.slug)
     except IntegrityError as exc:
         open_rollout = Rollout.objects.filter(agent=version.agent, state__in=[RolloutState.ACTIVE, RolloutState.PAUSED]).first()
@@ -182,10 +232,53 @@ def rollout_rollback(*, actor, rollout: Rollout, reason: str, automatic: bool = 
 
 
 def rollout_complete(*, actor, rollout: Rollout, reason: str = "full traffic held its stabilization") -> Rollout:
+    """The candidate becomes the incumbent: it keeps all traffic, and the next rollout compares with it."""
     with transaction.atomic():
         rollout = _locked(rollout)
         to_state = _check_allowed(rollout, "complete")
         if rollout.stages.filter(position__gt=rollout.stage_index).exists():
             raise Conflict("only a rollout at its last stage completes")
-        return _transition(rollout, action="complete", actor=actor, reason=reason, to_state=to_state,
-                           evidence=rollout_evidence(rollout=rollout, reason=reason), automatic=actor is None)
+        rollout = _transition(rollout, action="complete", actor=actor, reason=reason, to_state=to_state,
+                              evidence=rollout_evidence(rollout=rollout, reason=reason), automatic=actor is None)
+        production_change(actor=actor, agent=rollout.agent, to_version=rollout.version,
+                          kind=ProductionChangeKind.COMPLETED, rollout_id=rollout.pk, at=rollout.ended_at,
+                          reason=f"rollout #{rollout.pk} completed: {reason}")
+        return rollout
+
+
+def production_revert(*, actor, agent, reason: str):
+    """Production back to the previous incumbent, at once, for the day a completed version turns out
+    bad. Refused while a rollout compares a candidate with today's incumbent (shadow or live): roll
+    that one back first. A rollout still in staging follows the new incumbent."""
+    reason = _require_reason(reason)
+    with transaction.atomic():
+        open_rollout = (Rollout.objects.select_for_update(of=("self",)).select_related("agent", "version")
+                        .filter(agent=agent, state__in=OPEN_STATES).first())
+        if open_rollout is not None and open_rollout.mode != StageMode.OFF:
+            raise Conflict(f"rollout #{open_rollout.pk} of {open_rollout.version} is in {open_rollout.stage_name} "
+                           "against today's incumbent: roll it back first, then revert", rollout=open_rollout.pk)
+        previous = production_previous(agent=agent)
+        if previous is None or agent.production_version_id is None:
+            raise Conflict(f"{agent.slug} has no earlier incumbent to revert to (in production: "
+                           f"{agent.in_production_label})")
+        current_id, back_to = agent.production_version_id, previous.from_version
+        completed = (Rollout.objects.select_for_update(of=("self",)).select_related("agent", "version")
+                     .filter(agent=agent, version_id=current_id, state=RolloutState.COMPLETED)
+                     .order_by("-ended_at", "-id").first())
+        if completed is not None:
+            _transition(completed, action="revert", actor=actor, reason=reason, to_state=RolloutState.REVERTED,
+                        evidence={"at": timezone.now().isoformat(), "reverted_to": back_to.version if back_to else "humans"})
+        change = production_change(actor=actor, agent=agent, to_version=back_to, kind=ProductionChangeKind.REVERTED,
+                                   rollout_id=completed.pk if completed else None, reason=reason)
+        now = change.at
+        if open_rollout is not None:
+            # Still in staging: it will compare its candidate with the incumbent it now has.
+            Rollout.objects.filter(pk=open_rollout.pk).update(incumbent_version=back_to, updated_at=now)
+            open_rollout.incumbent_version = back_to
+            _record_routing(open_rollout, now)
+        else:
+            traffic_period_record(agent_id=agent.pk, at=now, rollout_id=None,
+                                  incumbent_version_id=back_to.pk if back_to else None)
+        routing_invalidate(agent.slug)
+    log.warning("production reverted", extra={"agent": agent.slug, "to": back_to.version if back_to else "humans"})
+    return change

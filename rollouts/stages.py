@@ -166,7 +166,10 @@ TRANSITIONS: dict[str, dict[str, str]] = {
         "rollback": RolloutState.ROLLED_BACK,
     },
     RolloutState.ROLLED_BACK: {},
-    RolloutState.COMPLETED: {},
+    # A completed rollout's version is in production; an operator may revert production to the
+    # version before it (agents' lineage), which ends this rollout's hold on production.
+    RolloutState.COMPLETED: {"revert": RolloutState.REVERTED},
+    RolloutState.REVERTED: {},
 }
 
 

@@ -16,7 +16,7 @@ from . import selectors
 from .gates import human_duration, promotion_gates
 from .models import PromotionRequest, PromotionStatus, Rollout, RolloutState, StageMode
 from .promotions import promotion_approve, promotion_cancel, promotion_reject, promotion_request
-from .services import rollout_pause, rollout_resume, rollout_rollback, rollout_start
+from .services import production_revert, rollout_pause, rollout_resume, rollout_rollback, rollout_start
 from .stages import allowed_actions
 
 LIST_FILTERS = ("state", "stage", "team", "health", "q", "sort")
@@ -70,7 +70,7 @@ def _detail_context(request, rollout: Rollout) -> dict:
         "stage_rows": _stage_rows(rollout),
         "time_in_stage": human_duration(report.evidence["time_in_stage_s"]),
         "pending": pending,
-        "terminal": rollout.state in (RolloutState.ROLLED_BACK, RolloutState.COMPLETED),
+        "terminal": rollout.state in (RolloutState.ROLLED_BACK, RolloutState.COMPLETED, RolloutState.REVERTED),
         "has_shadow": rollout.stages.filter(mode=StageMode.SHADOW).exists(),
         "can_operate": has_role(user, Role.OPERATOR),
         "can_decide": bool(pending) and has_role(user, Role.MANAGER) and pending.requested_by_id != user.pk,
@@ -83,7 +83,8 @@ def _detail_context(request, rollout: Rollout) -> dict:
 
 @require_GET
 def rollout_detail(request, rollout_id: int):
-    rollout = get_object_or_404(Rollout.objects.select_related("agent", "version", "started_by"), pk=rollout_id)
+    rollout = get_object_or_404(Rollout.objects.select_related("agent", "version", "incumbent_version", "started_by"),
+                                pk=rollout_id)
     context = _detail_context(request, rollout)
     if htmx_partial(request):
         response = render(request, "rollouts/rollout_detail.html#live-panel", context)
@@ -102,7 +103,8 @@ def rollout_detail(request, rollout_id: int):
     if context["has_shadow"]:
         from telemetry.selectors import shadow_panel_context
 
-        context.update(shadow_panel_context(rollout=rollout))
+        bar = rollout.stages.filter(mode=StageMode.SHADOW).values_list("agreement_bar", flat=True).first()
+        context.update(shadow_panel_context(rollout=rollout, bar=bar, against=request.GET.get("against") or None))
     return render(request, "rollouts/rollout_detail.html", context)
 
 
@@ -112,7 +114,8 @@ def _after_action(request, rollout_id: int, message: str | None = None, error: s
     elif message:
         messages.success(request, message)
     if request.htmx:
-        rollout = get_object_or_404(Rollout.objects.select_related("agent", "version", "started_by"), pk=rollout_id)
+        rollout = get_object_or_404(Rollout.objects.select_related("agent", "version", "incumbent_version", "started_by"),
+                                    pk=rollout_id)
         response = render(request, "rollouts/rollout_detail.html#live-panel", _detail_context(request, rollout))
         return trigger_client_event(response, "rolloutChanged", {"rollout": rollout_id})
     return redirect("rollouts:detail", rollout_id=rollout_id)
@@ -133,6 +136,23 @@ def rollout_create(request):
         return redirect(f"/agents/{version.agent.slug}/versions/{version.version}/")
     messages.success(request, f"Rollout #{rollout.pk} of {version} started in staging.")
     return redirect("rollouts:detail", rollout_id=rollout.pk)
+
+
+@require_POST
+@role_required(Role.OPERATOR)
+def production_revert_view(request, slug: str):
+    """Production back to the previous incumbent, from the agent page."""
+    from agents.models import Agent
+
+    agent = get_object_or_404(Agent.objects.select_related("production_version"), slug=slug)
+    try:
+        change = production_revert(actor=request.user, agent=agent, reason=request.POST.get("reason", ""))
+    except DomainError as exc:
+        messages.error(request, f"Not reverted: {_text(exc)}")
+    else:
+        back = change.to_version.version if change.to_version else "humans"
+        messages.success(request, f"Production reverted: every request now goes to {back}.")
+    return redirect("agents:detail", slug=slug)
 
 
 @require_POST

@@ -7,9 +7,8 @@ from ninja import Field, Router, Schema
 
 from rolloutops.api import require
 from rolloutops.models import Scope
-from rolloutops.roles import ALL_ROLES, Role
+from rolloutops.roles import Role
 
-from .selectors import rollout_discrepancy
 from .services import MAX_BATCH, events_ingest
 
 router = Router(tags=["telemetry"])
@@ -62,18 +61,3 @@ def post_events(request, payload: EventsIn):
     require(request, roles={Role.OPERATOR}, scope=Scope.EVENTS_WRITE)
     result = events_ingest(events=payload.events)
     return {"accepted": result.accepted, "duplicates": result.duplicates, "errors": result.errors}
-
-
-@router.get(
-    "/rollouts/{rollout_id}/discrepancy",
-    response={200: dict[str, Any], 404: DetailOut},
-    summary="Shadow-versus-human discrepancy figures of a rollout (SPEC 3)",
-    description="Pairs, agreement with its Wilson 95 % interval, Cohen's kappa, the confusion matrix "
-    "(rows agent label, columns human label), per-segment agreement with flags (two-proportion test, "
-    "Benjamini–Hochberg q = 0.05, ≥ 30 pairs), direction of disagreement per label pair (exact McNemar), "
-    "the hourly series and the 20 most recent discrepant pairs. `?stage=` limits it to one stage. "
-    "Read from rollups; `pending_events` counts events received but not yet folded in.",
-)
-def get_discrepancy(request, rollout_id: int, stage: str | None = None):
-    require(request, roles=ALL_ROLES)
-    return rollout_discrepancy(rollout_id=rollout_id, stage=stage or None)

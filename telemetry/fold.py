@@ -19,10 +19,19 @@ _FOLD_LOCK = 0x7E1E_F01D
 _EVENT = Event._meta.db_table
 
 
-_BATCH_COLUMNS = ("id", "agent_id", "request_key", "kind", "rollout_id", "stage", "occurred_at", "segment", "label",
-                  "outcome", "latency_ms")
+_BATCH_COLUMNS = ("id", "agent_id", "request_key", "kind", "arm", "rollout_id", "stage", "occurred_at", "segment",
+                  "label", "outcome", "latency_ms", "slow")
 # SQLite keeps the batch taken off the queue in this per-connection temporary table.
 _SQLITE_BATCH = "temp.telemetry_fold_batch"
+
+# The halves of a pair, by (kind, arm): the candidate's decision, a human's, the incumbent version's.
+_HALVES = {
+    "c": "kind = 'agent' AND arm = 'candidate'",
+    "h": "kind = 'human'",
+    "i": "kind = 'agent' AND arm = 'control'",
+}
+# Each pair: the candidate's half with a reference half.
+_REFERENCES = {"human": "h", "incumbent": "i"}
 
 
 def _latency_case(column: str) -> str:
@@ -38,21 +47,25 @@ def _requests(batch: str) -> str:
 
     A grouping rather than a self-join: it costs the same whatever the planner guesses the batch
     size to be (a nested loop over a batch it takes for 20 rows costs minutes at 50,000).
-    (agent, request_key, kind) is unique, so each half is at most one row and MAX picks it.
+    Each half of a request is at most one row (the idempotency constraints; two candidate
+    decisions on one key would need two rollouts of different versions on the same key, and MAX
+    then picks one), so MAX picks it.
     """
-    agent, human = "FILTER (WHERE kind = 'agent')", "FILTER (WHERE kind = 'human')"
+    c, h, i = (f"FILTER (WHERE {_HALVES[x]})" for x in "chi")
     return f"""
-        SELECT agent_id, request_key, COUNT(*) {agent} AS agents, COUNT(*) {human} AS humans,
-               MAX(rollout_id) {agent} AS rollout_id, MAX(stage) {agent} AS stage,
-               MAX(occurred_at) {agent} AS occurred_at, MAX(segment) {agent} AS agent_segment,
-               MAX(label) {agent} AS agent_label, MAX(label) {human} AS human_label, MAX(segment) {human} AS human_segment
+        SELECT agent_id, request_key, COUNT(*) {c} AS cs, COUNT(*) {h} AS hs, COUNT(*) {i} AS incs,
+               MAX(rollout_id) {c} AS rollout_id, MAX(stage) {c} AS stage,
+               MAX(occurred_at) {c} AS occurred_at, MAX(segment) {c} AS c_segment, MAX(label) {c} AS c_label,
+               MAX(label) {h} AS h_label, MAX(segment) {h} AS h_segment,
+               MAX(label) {i} AS i_label, MAX(segment) {i} AS i_segment
         FROM {batch} GROUP BY agent_id, request_key"""
 
 
 def _completed(*, requests: str, lateral: bool) -> str:
-    """Pairs completed by this batch, one row each (the agent event's rollout, stage, time and segment).
+    """Pairs completed by this batch, one row each (the candidate event's rollout, stage, time and segment).
 
-    A pair completes when its second half is folded: when the batch holds both halves, or one
+    A pair (the candidate's decision with a human's, or with the incumbent version's, on the same
+    request) completes when its second half is folded: when the batch holds both halves, or one
     half whose partner was folded earlier (stored and no longer queued; a partner outside the
     batch that is still queued completes the pair when its own batch is folded). Folds are
     serialized, so each pair counts once; the partner lookup does not depend on the queue, so a
@@ -61,44 +74,48 @@ def _completed(*, requests: str, lateral: bool) -> str:
     """
     queue = UnfoldedEvent._meta.db_table
 
-    def partner(alias: str, kind: str, columns: str) -> str:
-        where = (f"{alias}.agent_id = r.agent_id AND {alias}.request_key = r.request_key AND {alias}.kind = '{kind}'"
-                 f"{f' AND {alias}.rollout_id IS NOT NULL' if kind == 'agent' else ''}"
+    def partner(alias: str, half: str, columns: str) -> str:
+        condition = " AND ".join(f"{alias}.{part.strip()}" for part in _HALVES[half].split(" AND "))
+        where = (f"{alias}.agent_id = r.agent_id AND {alias}.request_key = r.request_key AND {condition}"
+                 f"{f' AND {alias}.rollout_id IS NOT NULL' if half == 'c' else ''}"
                  f" AND NOT EXISTS (SELECT 1 FROM {queue} q WHERE q.event_id = {alias}.id)")
         if lateral:
             # PostgreSQL: one index lookup per lonely half, forced (LATERAL … OFFSET 0): the
             # planner knows nothing of the batch's size and could otherwise hash the event table.
-            return f"CROSS JOIN LATERAL (SELECT {columns} FROM {_EVENT} {alias} WHERE {where} OFFSET 0) {alias}"
+            return f"CROSS JOIN LATERAL (SELECT {columns} FROM {_EVENT} {alias} WHERE {where} LIMIT 1 OFFSET 0) {alias}"
         return f"JOIN {_EVENT} {alias} ON {where}"
 
     keys = "r.agent_id, r.request_key"
-    return f"""
-        SELECT r.rollout_id, r.stage, r.occurred_at, {keys},
-               CASE WHEN r.agent_segment <> '' THEN r.agent_segment ELSE r.human_segment END AS segment,
-               r.agent_label, r.human_label
-        FROM {requests} r WHERE r.agents = 1 AND r.humans = 1 AND r.rollout_id IS NOT NULL
-        UNION ALL
-        SELECT r.rollout_id, r.stage, r.occurred_at, {keys},
-               CASE WHEN r.agent_segment <> '' THEN r.agent_segment ELSE h.segment END, r.agent_label, h.label
-        FROM {requests} r {partner("h", "human", "h.label, h.segment")}
-        WHERE r.humans = 0 AND r.rollout_id IS NOT NULL
-        UNION ALL
-        SELECT a.rollout_id, a.stage, a.occurred_at, {keys},
-               CASE WHEN a.segment <> '' THEN a.segment ELSE r.human_segment END, a.label, r.human_label
-        FROM {requests} r {partner("a", "agent", "a.rollout_id, a.stage, a.occurred_at, a.segment, a.label")}
-        WHERE r.agents = 0
-    """
+    parts = []
+    for reference, half in _REFERENCES.items():
+        n = {"h": "hs", "i": "incs"}[half]
+        parts.append(f"""
+        SELECT r.rollout_id, r.stage, r.occurred_at, {keys}, '{reference}' AS reference,
+               CASE WHEN r.c_segment <> '' THEN r.c_segment ELSE r.{half}_segment END AS segment,
+               r.c_label AS agent_label, r.{half}_label AS reference_label
+        FROM {requests} r WHERE r.cs = 1 AND r.{n} = 1 AND r.rollout_id IS NOT NULL""")
+        parts.append(f"""
+        SELECT r.rollout_id, r.stage, r.occurred_at, {keys}, '{reference}',
+               CASE WHEN r.c_segment <> '' THEN r.c_segment ELSE p.segment END, r.c_label, p.label
+        FROM {requests} r {partner("p", half, "p.label, p.segment")}
+        WHERE r.{n} = 0 AND r.cs = 1 AND r.rollout_id IS NOT NULL""")
+        parts.append(f"""
+        SELECT a.rollout_id, a.stage, a.occurred_at, {keys}, '{reference}',
+               CASE WHEN a.segment <> '' THEN a.segment ELSE r.{half}_segment END, a.label, r.{half}_label
+        FROM {requests} r {partner("a", "c", "a.rollout_id, a.stage, a.occurred_at, a.segment, a.label")}
+        WHERE r.cs = 0 AND r.{n} = 1""")
+    return "\n        UNION ALL".join(parts)
 
 
 def _hourly(*, batch: str, hour) -> str:
     """The batch grouped once by everything the event rollups key or count on (a few hundred rows)."""
     return f"""
-        SELECT e.rollout_id AS rollout_id, e.stage AS stage, {hour("e.occurred_at")} AS hour, e.kind AS kind,
-               e.outcome AS outcome,
-               CASE WHEN e.kind = 'agent' AND e.latency_ms IS NOT NULL THEN {_latency_case("e.latency_ms")} END AS bucket,
+        SELECT e.rollout_id AS rollout_id, e.stage AS stage, {hour("e.occurred_at")} AS hour, e.arm AS arm,
+               e.outcome AS outcome, e.slow AS slow,
+               CASE WHEN e.latency_ms IS NOT NULL THEN {_latency_case("e.latency_ms")} END AS bucket,
                COUNT(*) AS events, MIN(e.occurred_at) AS first_at, MAX(e.occurred_at) AS last_at
-        FROM {batch} e WHERE e.rollout_id IS NOT NULL
-        GROUP BY 1, 2, 3, 4, 5, 6"""
+        FROM {batch} e WHERE e.rollout_id IS NOT NULL AND e.arm <> 'other'
+        GROUP BY 1, 2, 3, 4, 5, 6, 7"""
 
 
 def _upserts(*, hourly: str, completed: str, hour, least: str, greatest: str) -> list[tuple[str, str]]:
@@ -114,42 +131,43 @@ def _upserts(*, hourly: str, completed: str, hour, least: str, greatest: str) ->
 
     return [
         ("counts", f"""
-        INSERT INTO {stage_hour} (rollout_id, stage, hour, agent_events, agent_errors, agent_escalations,
-                                  human_events, human_errors, first_event_at, last_event_at, updated_at)
-        SELECT g.rollout_id, g.stage, g.hour, {count("g.kind = 'agent'")},
-               {count("g.kind = 'agent' AND g.outcome IN ('error', 'timeout')")},
-               {count("g.kind = 'agent' AND g.outcome = 'escalated'")}, {count("g.kind = 'human'")},
-               {count("g.kind = 'human' AND g.outcome IN ('error', 'timeout')")},
+        INSERT INTO {stage_hour} (rollout_id, stage, hour, arm, decisions, errors, escalations, timed, slow,
+                                  first_event_at, last_event_at, updated_at)
+        SELECT g.rollout_id, g.stage, g.hour, g.arm, SUM(g.events), {count("g.outcome IN ('error', 'timeout')")},
+               {count("g.outcome = 'escalated'")}, {count("g.bucket IS NOT NULL")}, {count("g.slow")},
                MIN(g.first_at), MAX(g.last_at), {{now}}
         FROM {hourly} g WHERE g.rollout_id IS NOT NULL
-        GROUP BY 1, 2, 3
-        ON CONFLICT (rollout_id, stage, hour) DO UPDATE SET
-            agent_events = {stage_hour}.agent_events + excluded.agent_events,
-            agent_errors = {stage_hour}.agent_errors + excluded.agent_errors,
-            agent_escalations = {stage_hour}.agent_escalations + excluded.agent_escalations,
-            human_events = {stage_hour}.human_events + excluded.human_events,
-            human_errors = {stage_hour}.human_errors + excluded.human_errors,
+        GROUP BY 1, 2, 3, 4
+        ON CONFLICT (rollout_id, stage, hour, arm) DO UPDATE SET
+            decisions = {stage_hour}.decisions + excluded.decisions,
+            errors = {stage_hour}.errors + excluded.errors,
+            escalations = {stage_hour}.escalations + excluded.escalations,
+            timed = {stage_hour}.timed + excluded.timed,
+            slow = {stage_hour}.slow + excluded.slow,
             first_event_at = {least}({stage_hour}.first_event_at, excluded.first_event_at),
             last_event_at = {greatest}({stage_hour}.last_event_at, excluded.last_event_at),
             updated_at = excluded.updated_at"""),
         ("latency", f"""
-        INSERT INTO {latency_hour} (rollout_id, stage, hour, bucket, count)
-        SELECT g.rollout_id, g.stage, g.hour, g.bucket, SUM(g.events)
+        INSERT INTO {latency_hour} (rollout_id, stage, hour, arm, bucket, count)
+        SELECT g.rollout_id, g.stage, g.hour, g.arm, g.bucket, SUM(g.events)
         FROM {hourly} g WHERE g.bucket IS NOT NULL
-        GROUP BY 1, 2, 3, 4
-        ON CONFLICT (rollout_id, stage, hour, bucket) DO UPDATE SET count = {latency_hour}.count + excluded.count"""),
+        GROUP BY 1, 2, 3, 4, 5
+        ON CONFLICT (rollout_id, stage, hour, arm, bucket) DO UPDATE SET count = {latency_hour}.count + excluded.count"""),
         ("pairs", f"""
-        INSERT INTO {pair_hour} (rollout_id, stage, hour, segment, agent_label, human_label, pairs)
-        SELECT c.rollout_id, c.stage, {hour("c.occurred_at")}, c.segment, c.agent_label, c.human_label, COUNT(*)
+        INSERT INTO {pair_hour} (rollout_id, stage, hour, reference, segment, agent_label, reference_label, pairs)
+        SELECT c.rollout_id, c.stage, {hour("c.occurred_at")}, c.reference, c.segment, c.agent_label,
+               c.reference_label, COUNT(*)
         FROM {completed} c WHERE c.rollout_id IS NOT NULL
-        GROUP BY 1, 2, 3, 4, 5, 6
-        ON CONFLICT (rollout_id, stage, hour, segment, agent_label, human_label)
+        GROUP BY 1, 2, 3, 4, 5, 6, 7
+        ON CONFLICT (rollout_id, stage, hour, reference, segment, agent_label, reference_label)
         DO UPDATE SET pairs = {pair_hour}.pairs + excluded.pairs"""),
         ("discrepant", f"""
-        INSERT INTO {discrepant} (rollout_id, stage, agent_id, request_key, segment, agent_label, human_label, occurred_at)
-        SELECT c.rollout_id, c.stage, c.agent_id, c.request_key, c.segment, c.agent_label, c.human_label, c.occurred_at
-        FROM {completed} c WHERE c.agent_label <> c.human_label
-        ON CONFLICT (agent_id, request_key) DO NOTHING"""),
+        INSERT INTO {discrepant} (rollout_id, stage, agent_id, request_key, reference, segment, agent_label,
+                                  reference_label, occurred_at)
+        SELECT c.rollout_id, c.stage, c.agent_id, c.request_key, c.reference, c.segment, c.agent_label,
+               c.reference_label, c.occurred_at
+        FROM {completed} c WHERE c.agent_label <> c.reference_label
+        ON CONFLICT (rollout_id, reference, request_key) DO NOTHING"""),
         ("computed_at", f"""
         INSERT INTO {rollout_fold} (rollout_id, computed_at)
         SELECT DISTINCT g.rollout_id, {{now}} FROM {hourly} g WHERE g.rollout_id IS NOT NULL

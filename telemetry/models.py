@@ -15,13 +15,62 @@ class Outcome(models.TextChoices):
     ESCALATED = "escalated", "Escalated"
 
 
-class Event(models.Model):
-    """One decision about one request. Idempotent on (agent, request_key, kind)."""
+class Arm(models.TextChoices):
+    """Which side of a rollout's comparison an event is on (docs/architecture.md, "Events")."""
+
+    CANDIDATE = "candidate", "Candidate"  # the rollout's candidate version decided
+    CONTROL = "control", "Control"  # the incumbent decided: its version, or humans when humans are the incumbent
+    LABEL = "label", "Label"  # a human decided a request an agent acted on: a pair's reference, not an outcome
+    OTHER = "other", "Other"  # a version that is neither candidate nor incumbent
+
+
+class Reference(models.TextChoices):
+    """What a candidate's decision is compared with in a pair."""
+
+    HUMAN = "human", "Humans"
+    INCUMBENT = "incumbent", "Incumbent version"
+
+
+class TrafficPeriod(models.Model):
+    """Who handled an agent's traffic from `starts_at` until the agent's next period.
+
+    Written by the rollouts app, through telemetry.services.traffic_period_record, in the
+    transaction of every change of routing (a rollout starts, moves, pauses, resumes, ends; an
+    incumbent changes). Ingestion reads it to attribute each event to the rollout, stage and arm
+    that governed its request at `occurred_at`, without reading the rollouts app's tables.
+    """
 
     agent = models.ForeignKey("agents.Agent", on_delete=models.CASCADE, related_name="+")
+    starts_at = models.DateTimeField()
+    rollout = models.ForeignKey("rollouts.Rollout", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    stage = models.CharField(max_length=40, blank=True)
+    mode = models.CharField(max_length=8, blank=True)  # off | shadow | live, "" with no open rollout
+    active = models.BooleanField(default=False)  # the rollout is active (not paused)
+    traffic_percent = models.FloatField(default=0)  # the candidate's share: 0 unless active and live
+    salt = models.CharField(max_length=32, blank=True)
+    candidate_version = models.ForeignKey("agents.AgentVersion", null=True, blank=True, on_delete=models.CASCADE,
+                                          related_name="+")
+    incumbent_version = models.ForeignKey("agents.AgentVersion", null=True, blank=True, on_delete=models.CASCADE,
+                                          related_name="+")  # null: humans
+    latency_limit_ms = models.FloatField(null=True, blank=True)  # the stage's p95 limit: `slow` is decided against it
+
+    class Meta:
+        ordering = ["agent", "starts_at", "id"]
+        indexes = [models.Index(fields=["agent", "starts_at"])]
+
+
+class Event(models.Model):
+    """One decision about one request: idempotent on (agent, version, request_key) for an agent's
+    decision and on (agent, request_key) for the human one (no version decided it)."""
+
+    agent = models.ForeignKey("agents.Agent", on_delete=models.CASCADE, related_name="+")
+    # The version that decided (agent events); null for a human's decision.
     version = models.ForeignKey("agents.AgentVersion", null=True, blank=True, on_delete=models.CASCADE, related_name="events")
     rollout = models.ForeignKey("rollouts.Rollout", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     stage = models.CharField(max_length=40, blank=True)  # the rollout's stage when it occurred
+    arm = models.CharField(max_length=9, choices=Arm.choices, default=Arm.OTHER)
+    # latency_ms above the stage's p95 limit (exact at any limit); null without a latency or a limit.
+    slow = models.BooleanField(null=True, blank=True)
     request_key = models.CharField(max_length=200)
     kind = models.CharField(max_length=5, choices=EventKind.choices)
     label = models.CharField(max_length=200)
@@ -37,12 +86,17 @@ class Event(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["agent", "request_key", "kind"], name="event_idempotency"),
+            models.UniqueConstraint(fields=["agent", "version", "request_key"], condition=models.Q(kind="agent"),
+                                    name="event_agent_idempotency"),
+            models.UniqueConstraint(fields=["agent", "request_key"], condition=models.Q(kind="human"),
+                                    name="event_human_idempotency"),
         ]
         indexes = [
             # The readiness checks walk a version's most recent agent events (newest id first).
             models.Index(fields=["version", "kind", "-id"], name="event_version_kind_recent"),
             models.Index(fields=["rollout", "stage"]),
+            # The fold finds a request's other halves (and the pair page both sides) by this.
+            models.Index(fields=["agent", "request_key"], name="event_request"),
         ]
 
 
@@ -60,76 +114,87 @@ class UnfoldedEvent(models.Model):
 
 
 # --- rollups: what the fold task maintains and every dashboard and gate reads -------------
-# Keys: rollout, stage (the rollout's stage when the event
-# occurred) and hour (occurred_at truncated to the hour, UTC).
+# Keys: rollout, stage (the rollout's stage when the event occurred), hour (occurred_at truncated
+# to the hour, UTC) and arm. Events of no rollout, and of arm "other", are not rolled up.
 
 
 class StageHour(models.Model):
-    """Per rollout, stage and hour: counts of agent and human events and their outcomes."""
+    """Per rollout, stage, hour and arm: decisions and their outcomes.
+
+    For the candidate and the control these are the decisions that acted on requests (outcomes);
+    for labels, the human decisions on requests an agent acted on.
+    """
 
     rollout = models.ForeignKey("rollouts.Rollout", on_delete=models.CASCADE, related_name="+")
     stage = models.CharField(max_length=40)
     hour = models.DateTimeField()
-    agent_events = models.BigIntegerField(default=0)
-    agent_errors = models.BigIntegerField(default=0)  # outcome error or timeout
-    agent_escalations = models.BigIntegerField(default=0)
-    human_events = models.BigIntegerField(default=0)
-    human_errors = models.BigIntegerField(default=0)
+    arm = models.CharField(max_length=9, choices=Arm.choices)
+    decisions = models.BigIntegerField(default=0)
+    errors = models.BigIntegerField(default=0)  # outcome error or timeout
+    escalations = models.BigIntegerField(default=0)
+    timed = models.BigIntegerField(default=0)  # with a latency
+    slow = models.BigIntegerField(default=0)  # latency above the stage's p95 limit
     first_event_at = models.DateTimeField()
     last_event_at = models.DateTimeField()
     updated_at = models.DateTimeField()
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["rollout", "stage", "hour"], name="stagehour_key")]
+        constraints = [models.UniqueConstraint(fields=["rollout", "stage", "hour", "arm"], name="stagehour_key")]
 
 
 class LatencyHour(models.Model):
-    """Per rollout, stage and hour: agent latencies counted in statistics.LATENCY_BUCKETS_MS buckets."""
+    """Per rollout, stage, hour and arm: latencies counted in statistics.LATENCY_BUCKETS_MS buckets (for charts)."""
 
     rollout = models.ForeignKey("rollouts.Rollout", on_delete=models.CASCADE, related_name="+")
     stage = models.CharField(max_length=40)
     hour = models.DateTimeField()
+    arm = models.CharField(max_length=9, choices=Arm.choices)
     bucket = models.PositiveSmallIntegerField()
     count = models.BigIntegerField(default=0)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["rollout", "stage", "hour", "bucket"], name="latencyhour_key")]
+        constraints = [models.UniqueConstraint(fields=["rollout", "stage", "hour", "arm", "bucket"], name="latencyhour_key")]
 
 
 class PairHour(models.Model):
-    """Completed agent/human pairs per rollout, stage, hour, segment and label pair (the agent event's rollout, stage and hour)."""
+    """Completed pairs per rollout, stage, hour, reference, segment and label pair: the candidate's
+    decision against a human's or the incumbent version's on the same request (keyed by the
+    candidate event's rollout, stage and hour)."""
 
     rollout = models.ForeignKey("rollouts.Rollout", on_delete=models.CASCADE, related_name="+")
     stage = models.CharField(max_length=40)
     hour = models.DateTimeField()
+    reference = models.CharField(max_length=9, choices=Reference.choices)
     segment = models.CharField(max_length=100)
     agent_label = models.CharField(max_length=200)
-    human_label = models.CharField(max_length=200)
+    reference_label = models.CharField(max_length=200)
     pairs = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["rollout", "stage", "hour", "segment", "agent_label", "human_label"], name="pairhour_key"
+                fields=["rollout", "stage", "hour", "reference", "segment", "agent_label", "reference_label"],
+                name="pairhour_key",
             )
         ]
 
 
 class DiscrepantPair(models.Model):
-    """One completed pair whose labels differ: the dashboard's list of recent discrepancies."""
+    """One completed pair whose labels differ: the dashboard's lists of discrepancies."""
 
     rollout = models.ForeignKey("rollouts.Rollout", on_delete=models.CASCADE, related_name="+")
     stage = models.CharField(max_length=40)
     agent = models.ForeignKey("agents.Agent", on_delete=models.CASCADE, related_name="+")
     request_key = models.CharField(max_length=200)
+    reference = models.CharField(max_length=9, choices=Reference.choices)
     segment = models.CharField(max_length=100)
     agent_label = models.CharField(max_length=200)
-    human_label = models.CharField(max_length=200)
-    occurred_at = models.DateTimeField()  # the agent event's
+    reference_label = models.CharField(max_length=200)
+    occurred_at = models.DateTimeField()  # the candidate event's
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["agent", "request_key"], name="discrepantpair_key")]
-        indexes = [models.Index(fields=["rollout", "-occurred_at"])]
+        constraints = [models.UniqueConstraint(fields=["rollout", "reference", "request_key"], name="discrepantpair_key")]
+        indexes = [models.Index(fields=["rollout", "reference", "-occurred_at"])]
 
 
 class RolloutFold(models.Model):

@@ -7,41 +7,74 @@ from datetime import datetime
 
 from django.db.models import F, Max, Min, Q, Sum
 
-from rollouts.models import Rollout, RolloutStage
 from rolloutops.exceptions import NotFound
 
 from . import statistics
-from .models import DiscrepantPair, Event, LatencyHour, PairHour, RolloutFold, StageHour, UnfoldedEvent
+from .models import (
+    Arm, DiscrepantPair, Event, EventKind, LatencyHour, PairHour, Reference, RolloutFold, StageHour, UnfoldedEvent,
+)
 
 RECENT_DISCREPANT = 20
 
 
 @dataclass(frozen=True)
+class ArmCounts:
+    """One arm's decisions in one stage (docs/architecture.md, "Events")."""
+
+    requests: int = 0  # decisions that acted on requests
+    errors: int = 0  # outcome error or timeout
+    escalations: int = 0
+    timed: int = 0  # with a latency
+    slow: int = 0  # latency above the stage's p95 limit
+    labelled: int = 0  # candidate only: decisions a human also decided
+    disagreements: int = 0  # candidate only: of those, where the labels differ
+    last_at: datetime | None = None  # the latest decision's occurred_at
+
+
+@dataclass(frozen=True)
+class StageCounts:
+    stage: str
+    candidate: ArmCounts
+    control: ArmCounts
+
+
+@dataclass(frozen=True)
 class StageMetrics:
+    """Everything a stage's gates and guardrails read: the candidate's arm, the control's, pairs."""
+
     rollout_id: int
     stage: str
-    agent_events: int  # the stage's samples
-    errors: int  # agent events with outcome error or timeout
-    escalations: int
-    latency_counts: dict[int, int] = field(default_factory=dict)  # bucket index -> count
-    p95_latency_ms: float | None = None
-    human_events: int = 0
-    human_errors: int = 0
-    pairs: int = 0
+    candidate: ArmCounts
+    control: ArmCounts
+    latency_counts: dict[int, int] = field(default_factory=dict)  # candidate: bucket index -> count
+    p95_latency_ms: float | None = None  # candidate, from the histogram (for display)
+    pairs: int = 0  # candidate decisions paired with a human's
     agreements: int = 0
+    incumbent_pairs: int = 0  # candidate decisions paired with the incumbent version's
+    incumbent_agreements: int = 0
     first_event_at: datetime | None = None
-    last_event_at: datetime | None = None
-    # The latest event of an hour in which the agent decided (an hour's last event may be a human's).
-    last_agent_event_at: datetime | None = None
     computed_at: datetime | None = None
     pending_events: int = 0
 
-    def latency_over(self, threshold_ms: float) -> int:
-        """Agent events whose latency is certainly above `threshold_ms` (their bucket's lower bound is >= it)."""
-        bounds = statistics.LATENCY_BUCKETS_MS
-        return sum(
-            count for index, count in self.latency_counts.items() if (bounds[index - 1] if index else 0.0) >= threshold_ms
-        )
+    # The candidate's figures under their historical names (pages, evidence, gates).
+    @property
+    def agent_events(self) -> int:
+        return self.candidate.requests
+
+    @property
+    def errors(self) -> int:
+        return self.candidate.errors
+
+    @property
+    def escalations(self) -> int:
+        return self.candidate.escalations
+
+    @property
+    def last_agent_event_at(self) -> datetime | None:
+        return self.candidate.last_at
+
+    def counts(self) -> StageCounts:
+        return StageCounts(self.stage, self.candidate, self.control)
 
 
 def _computed_at(rollout_id: int) -> datetime | None:
@@ -53,44 +86,71 @@ def _pending(rollout_id: int) -> int:
     return UnfoldedEvent.objects.filter(rollout_id=rollout_id).count()
 
 
+def _arms(rollout_id: int, stages: list[str] | None) -> dict[tuple[str, str], dict]:
+    rows = StageHour.objects.filter(rollout_id=rollout_id, arm__in=[Arm.CANDIDATE, Arm.CONTROL])
+    if stages is not None:
+        rows = rows.filter(stage__in=stages)
+    return {
+        (row["stage"], row["arm"]): row
+        for row in rows.values("stage", "arm").annotate(
+            n=Sum("decisions"), err=Sum("errors"), esc=Sum("escalations"), tm=Sum("timed"), sl=Sum("slow"),
+            first=Min("first_event_at"), last=Max("last_event_at"),
+        )
+    }
+
+
+def _human_pairs(rollout_id: int, stages: list[str] | None, reference: str = Reference.HUMAN) -> dict[str, tuple[int, int]]:
+    rows = PairHour.objects.filter(rollout_id=rollout_id, reference=reference)
+    if stages is not None:
+        rows = rows.filter(stage__in=stages)
+    return {
+        row["stage"]: (int(row["n"] or 0), int(row["agreed"] or 0))
+        for row in rows.values("stage").annotate(n=Sum("pairs"), agreed=Sum("pairs", filter=Q(agent_label=F("reference_label"))))
+    }
+
+
+def _arm_counts(row: dict | None, pairs: tuple[int, int] = (0, 0)) -> ArmCounts:
+    if not row:
+        return ArmCounts(labelled=pairs[0], disagreements=pairs[0] - pairs[1])
+    return ArmCounts(requests=int(row["n"] or 0), errors=int(row["err"] or 0), escalations=int(row["esc"] or 0),
+                     timed=int(row["tm"] or 0), slow=int(row["sl"] or 0), labelled=pairs[0],
+                     disagreements=pairs[0] - pairs[1], last_at=row["last"])
+
+
+def stage_counts(*, rollout_id: int, stages: list[str]) -> list[StageCounts]:
+    """Cumulative counts of each stage, per arm, in the order given (the watch's input)."""
+    arms = _arms(rollout_id, stages)
+    pairs = _human_pairs(rollout_id, stages)
+    return [StageCounts(stage, _arm_counts(arms.get((stage, Arm.CANDIDATE)), pairs.get(stage, (0, 0))),
+                        _arm_counts(arms.get((stage, Arm.CONTROL)))) for stage in stages]
+
+
 def stage_metrics(*, rollout_id: int, stage: str) -> StageMetrics:
     """Everything the rollouts app gates and guards on, for one stage of one rollout."""
-    counts = StageHour.objects.filter(rollout_id=rollout_id, stage=stage).aggregate(
-        agents=Sum("agent_events"),
-        errors=Sum("agent_errors"),
-        escalations=Sum("agent_escalations"),
-        humans=Sum("human_events"),
-        human_errs=Sum("human_errors"),
-        first_at=Min("first_event_at"),
-        last_at=Max("last_event_at"),
-        last_agent_at=Max("last_event_at", filter=Q(agent_events__gt=0)),
-    )
+    arms = _arms(rollout_id, [stage])
+    human = _human_pairs(rollout_id, [stage]).get(stage, (0, 0))
+    incumbent = _human_pairs(rollout_id, [stage], Reference.INCUMBENT).get(stage, (0, 0))
     latency = {
         bucket: int(count)
-        for bucket, count in LatencyHour.objects.filter(rollout_id=rollout_id, stage=stage)
+        for bucket, count in LatencyHour.objects.filter(rollout_id=rollout_id, stage=stage, arm=Arm.CANDIDATE)
         .values_list("bucket")
         .annotate(total=Sum("count"))
         .values_list("bucket", "total")
         if count
     }
-    pairs = PairHour.objects.filter(rollout_id=rollout_id, stage=stage).aggregate(
-        n=Sum("pairs"), agreed=Sum("pairs", filter=Q(agent_label=F("human_label")))
-    )
+    candidate_row = arms.get((stage, Arm.CANDIDATE))
     return StageMetrics(
         rollout_id=rollout_id,
         stage=stage,
-        agent_events=int(counts["agents"] or 0),
-        errors=int(counts["errors"] or 0),
-        escalations=int(counts["escalations"] or 0),
+        candidate=_arm_counts(candidate_row, human),
+        control=_arm_counts(arms.get((stage, Arm.CONTROL))),
         latency_counts=latency,
         p95_latency_ms=statistics.percentile_from_histogram(latency, 0.95),
-        human_events=int(counts["humans"] or 0),
-        human_errors=int(counts["human_errs"] or 0),
-        pairs=int(pairs["n"] or 0),
-        agreements=int(pairs["agreed"] or 0),
-        first_event_at=counts["first_at"],
-        last_event_at=counts["last_at"],
-        last_agent_event_at=counts["last_agent_at"],
+        pairs=human[0],
+        agreements=human[1],
+        incumbent_pairs=incumbent[0],
+        incumbent_agreements=incumbent[1],
+        first_event_at=candidate_row["first"] if candidate_row else None,
         computed_at=_computed_at(rollout_id),
         pending_events=_pending(rollout_id),
     )
@@ -107,31 +167,49 @@ def _rate(agreements: int, pairs: int) -> dict:
 DISCREPANCY_CACHE_SECONDS = 30
 
 
-def rollout_discrepancy(*, rollout_id: int, stage: str | None = None) -> dict:
-    """The SPEC 3 figures of a rollout (every stage, or one), from the pair rollup."""
+def reference_pairs(*, rollout_id: int, stage: str | None = None) -> dict[str, int]:
+    """How many pairs each reference has: {"human": n, "incumbent": m}."""
+    rows = PairHour.objects.filter(rollout_id=rollout_id)
+    if stage:
+        rows = rows.filter(stage=stage)
+    found = dict(rows.values_list("reference").annotate(n=Sum("pairs")).values_list("reference", "n"))
+    return {ref: int(found.get(ref) or 0) for ref in Reference.values}
+
+
+def default_reference(counts: dict[str, int]) -> str:
+    """Humans when any human decided a request the candidate decided too, else the incumbent version."""
+    return Reference.HUMAN if counts[Reference.HUMAN] or not counts[Reference.INCUMBENT] else Reference.INCUMBENT
+
+
+def rollout_discrepancy(*, rollout_id: int, stage: str | None = None, against: str | None = None) -> dict:
+    """The shadow-comparison figures of a rollout (every stage, or one) against one reference (humans
+    or the incumbent version; by default humans when there are human pairs), from the pair rollup."""
     from django.core.cache import cache
 
-    if not Rollout.objects.filter(pk=rollout_id).exists():
-        raise NotFound(f"no rollout {rollout_id}")
+    counts = reference_pairs(rollout_id=rollout_id, stage=stage)
+    if against is None:
+        against = default_reference(counts)
+    elif against not in Reference.values:
+        raise NotFound(f"no reference {against!r}: human or incumbent")
     watermark = _computed_at(rollout_id)
-    key = f"discrepancy:v1:{rollout_id}:{stage or '*'}:{watermark.timestamp() if watermark else 0}"
+    key = f"discrepancy:v2:{rollout_id}:{stage or '*'}:{against}:{watermark.timestamp() if watermark else 0}"
     report = cache.get(key)
     if report is None:
-        report = _discrepancy(rollout_id=rollout_id, stage=stage, computed_at=watermark)
+        report = _discrepancy(rollout_id=rollout_id, stage=stage, against=against, computed_at=watermark)
         cache.set(key, report, DISCREPANCY_CACHE_SECONDS)
-    return {**report, "pending_events": _pending(rollout_id)}
+    return {**report, "references": counts, "pending_events": _pending(rollout_id)}
 
 
-def _discrepancy(*, rollout_id: int, stage: str | None, computed_at) -> dict:
-    rows = PairHour.objects.filter(rollout_id=rollout_id)
+def _discrepancy(*, rollout_id: int, stage: str | None, against: str, computed_at) -> dict:
+    rows = PairHour.objects.filter(rollout_id=rollout_id, reference=against)
     if stage:
         rows = rows.filter(stage=stage)
 
     confusion: dict[tuple[str, str], int] = {}
     segments: dict[str, list[int]] = {}
     for segment, agent_label, human_label, pairs in (
-        rows.values_list("segment", "agent_label", "human_label").annotate(n=Sum("pairs"))
-        .values_list("segment", "agent_label", "human_label", "n")
+        rows.values_list("segment", "agent_label", "reference_label").annotate(n=Sum("pairs"))
+        .values_list("segment", "agent_label", "reference_label", "n")
     ):
         confusion[(agent_label, human_label)] = confusion.get((agent_label, human_label), 0) + pairs
         tally = segments.setdefault(segment, [0, 0])
@@ -141,7 +219,7 @@ def _discrepancy(*, rollout_id: int, stage: str | None, computed_at) -> dict:
 
     hourly = []
     for hour, pairs, agreements in (
-        rows.values_list("hour").annotate(n=Sum("pairs"), a=Sum("pairs", filter=Q(agent_label=F("human_label"))))
+        rows.values_list("hour").annotate(n=Sum("pairs"), a=Sum("pairs", filter=Q(agent_label=F("reference_label"))))
         .order_by("hour").values_list("hour", "n", "a")
     ):
         agreements = int(agreements or 0)
@@ -169,18 +247,19 @@ def _discrepancy(*, rollout_id: int, stage: str | None, computed_at) -> dict:
                                    "p_value": d.p_value, "dominant": d.dominant, "significant": d.significant})
     directions.sort(key=lambda d: (d["p_value"], -(d["a_to_b"] + d["b_to_a"])))
 
-    recent = DiscrepantPair.objects.filter(rollout_id=rollout_id)
+    recent = DiscrepantPair.objects.filter(rollout_id=rollout_id, reference=against)
     if stage:
         recent = recent.filter(stage=stage)
     recent_rows = [
-        {**row, "occurred_at": row["occurred_at"].isoformat()}
+        {**row, "human_label": row["reference_label"], "occurred_at": row["occurred_at"].isoformat()}
         for row in recent.order_by("-occurred_at", "-id").values(
-            "request_key", "segment", "agent_label", "human_label", "occurred_at"
+            "request_key", "segment", "agent_label", "reference_label", "occurred_at"
         )[:RECENT_DISCREPANT]
     ]
     return {
         "rollout": rollout_id,
         "stage": stage,
+        "against": against,
         "pairs": total,
         "agreements": agreements,
         "agreement": agreements / total if total else None,
@@ -196,22 +275,28 @@ def _discrepancy(*, rollout_id: int, stage: str | None, computed_at) -> dict:
     }
 
 
-def shadow_panel_context(*, rollout) -> dict:
-    """Context of telemetry/shadow_panel.html: {"rollout", "shadow": figures, charts, recent discrepancies}."""
+def reference_summary(*, rollout_id: int, against: str, stage: str | None = None) -> dict:
+    """Pairs, agreement and its Wilson interval against one reference (the side-by-side strip)."""
+    report = rollout_discrepancy(rollout_id=rollout_id, stage=stage, against=against)
+    return {"reference": against, "label": Reference(against).label, "pairs": report["pairs"],
+            "agreement": report["agreement"], "interval": report["interval"], "kappa": report["kappa"],
+            "flagged_segments": report["flagged_segments"]}
+
+
+def shadow_panel_context(*, rollout, bar: float | None, against: str | None = None) -> dict:
+    """Context of telemetry/shadow_panel.html: {"rollout", "shadow": figures against one reference,
+    charts, recent discrepancies, and both references side by side}."""
     from . import charts
 
-    report = rollout_discrepancy(rollout_id=rollout.pk)
-    bar = (
-        RolloutStage.objects.filter(rollout_id=rollout.pk, mode="shadow", agreement_bar__isnull=False)
-        .values_list("agreement_bar", flat=True)
-        .first()
-    )
+    report = rollout_discrepancy(rollout_id=rollout.pk, against=against)
     has_pairs = report["pairs"] > 0
     low, high = report["interval"]
     return {
         "rollout": rollout,
         "shadow": {
             "report": report,
+            "against": report["against"],
+            "references": [reference_summary(rollout_id=rollout.pk, against=ref) for ref in Reference.values],
             "has_pairs": has_pairs,
             "agreement_bar": bar,
             "below_bar": has_pairs and bar is not None and low < bar,
@@ -228,16 +313,29 @@ def shadow_panel_context(*, rollout) -> dict:
     }
 
 
-def pair_detail(*, agent_id: int, request_key: str) -> dict | None:
-    """Both halves of one pair (two rows by the idempotency key, not a scan), trace pretty-printed."""
-    events = {event.kind: event for event in Event.objects.filter(agent_id=agent_id, request_key=request_key)
-              .select_related("version")}
+def pair_detail(*, agent_id: int, request_key: str, rollout_id: int | None = None) -> dict | None:
+    """Every decision on one request (an index lookup, not a scan): the candidate's, a human's, the
+    incumbent version's; the candidate's trace pretty-printed."""
+    events = list(Event.objects.filter(agent_id=agent_id, request_key=request_key).select_related("version")
+                  .order_by("occurred_at", "id"))
     if not events:
         return None
-    agent, human = events.get("agent"), events.get("human")
+
+    def pick(kind: str, arms: tuple[str, ...]):
+        found = [e for e in events if e.kind == kind and e.arm in arms]
+        preferred = [e for e in found if rollout_id is None or e.rollout_id == rollout_id]
+        return (preferred or found or [None])[0]
+
+    agent = pick(EventKind.AGENT, (Arm.CANDIDATE,)) or pick(EventKind.AGENT, (Arm.OTHER, Arm.CONTROL))
+    incumbent = pick(EventKind.AGENT, (Arm.CONTROL,))
+    if incumbent is agent:
+        incumbent = None
+    human = pick(EventKind.HUMAN, (Arm.LABEL, Arm.CONTROL))
     return {
         "agent_event": agent,
         "human_event": human,
+        "incumbent_event": incumbent,
         "agrees": None if not (agent and human) else agent.label == human.label,
+        "agrees_with_incumbent": None if not (agent and incumbent) else agent.label == incumbent.label,
         "trace_text": json.dumps(agent.trace, indent=2, sort_keys=True, ensure_ascii=False) if agent and agent.has_trace else "",
     }

@@ -12,10 +12,10 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from agents.models import Agent, AgentVersion
-from rollouts.models import Rollout, RolloutState, StageTransition
+from rolloutops.bucketing import bucket, goes_to_candidate
 from rolloutops.exceptions import DomainError
 
-from .models import Event, EventKind, Outcome, UnfoldedEvent
+from .models import Arm, Event, EventKind, Outcome, TrafficPeriod, UnfoldedEvent
 
 MAX_BATCH = 5_000
 MAX_LATENCY_MS = 24 * 3600 * 1000.0  # a day: anything longer is a unit mistake, not a latency
@@ -30,8 +30,8 @@ _FIELDS = frozenset({
     "outcome", "input_hash", "occurred_at", "trace",
 })
 _COLUMNS = (
-    "agent_id", "version_id", "rollout_id", "stage", "request_key", "kind", "label", "segment", "confidence",
-    "latency_ms", "outcome", "input_hash", "trace", "has_trace", "occurred_at", "received_at",
+    "agent_id", "version_id", "rollout_id", "stage", "arm", "slow", "request_key", "kind", "label", "segment",
+    "confidence", "latency_ms", "outcome", "input_hash", "trace", "has_trace", "occurred_at", "received_at",
 )
 
 
@@ -50,42 +50,120 @@ class _Rejected(Exception):
     pass
 
 
-# --- which rollout and stage an event belongs to ------------------------------------------
+# --- which rollout, stage and arm an event belongs to --------------------------------------
 
 
-class StageTimeline:
-    """An agent's rollout history as points in time: (at, rollout, stage, ended_at), from StageTransition rows.
+@dataclass(frozen=True)
+class Period:
+    """A TrafficPeriod as plain values (ids), or the agent's standing routing before any period."""
 
-    A rollout holds from its first transition ("start") until Rollout.ended_at; at any moment
-    inside it, the stage is the to_stage of the latest transition at or before that moment.
-    """
+    starts_at: datetime | None
+    rollout_id: int | None
+    stage: str
+    mode: str
+    active: bool
+    traffic_percent: float
+    salt: str
+    candidate_id: int | None
+    incumbent_id: int | None  # None: humans
+    latency_limit_ms: float | None
 
-    def __init__(self, rows: list[tuple]):
-        self._rows = sorted(rows, key=lambda row: row[0])
-        self._ats = [row[0] for row in self._rows]
-
-    def at(self, moment: datetime) -> tuple[int | None, str, int | None]:
-        """(rollout id, stage, version id) at `moment`, or (None, "", None) outside every rollout."""
-        i = bisect_right(self._ats, moment) - 1
-        if i < 0:
-            return (None, "", None)
-        _, rollout_id, stage, ended_at, version_id = self._rows[i]
-        if ended_at is not None and moment >= ended_at:
-            return (None, "", None)
-        return (rollout_id, stage, version_id)
+    def acting_version(self, request_key: str) -> int | None:
+        """Who acted on this request under this period's routing: a version id, or None for humans
+        (the same rules as rollouts.routing)."""
+        if (self.rollout_id is not None and self.active and self.mode == MODE_LIVE
+                and goes_to_candidate(bucket(self.salt, request_key), self.traffic_percent)):
+            return self.candidate_id
+        return self.incumbent_id
 
 
-def stage_timelines(*, agent_ids) -> dict[int, StageTimeline]:
-    """One query for every agent of a batch."""
-    rows: dict[int, list[tuple]] = {agent_id: [] for agent_id in agent_ids}
-    transitions = (
-        StageTransition.objects.filter(rollout__agent_id__in=list(agent_ids))
-        .order_by("at", "id")
-        .values_list("at", "rollout_id", "to_stage", "rollout__ended_at", "rollout__version_id", "rollout__agent_id")
+MODE_LIVE, MODE_SHADOW, MODE_OFF = "live", "shadow", "off"
+_PERIOD_FIELDS = ("starts_at", "rollout_id", "stage", "mode", "active", "traffic_percent", "salt",
+                  "candidate_version_id", "incumbent_version_id", "latency_limit_ms")
+
+
+class PeriodTimeline:
+    """An agent's TrafficPeriods in time order; `at(moment)` is the one that governed `moment`."""
+
+    def __init__(self, periods: list[Period], standing: Period):
+        self._periods = periods
+        self._starts = [p.starts_at for p in periods]
+        self._standing = standing
+
+    def at(self, moment: datetime) -> Period:
+        i = bisect_right(self._starts, moment) - 1
+        return self._periods[i] if i >= 0 else self._standing
+
+
+def _standing(incumbent_id: int | None) -> Period:
+    return Period(None, None, "", "", False, 0.0, "", None, incumbent_id, None)
+
+
+def period_timelines(*, agent_ids) -> dict[int, PeriodTimeline]:
+    """Two queries for every agent of a batch: the agents' incumbents, their periods."""
+    agent_ids = list(agent_ids)
+    incumbents = dict(Agent.objects.filter(pk__in=agent_ids).values_list("id", "production_version_id"))
+    rows: dict[int, list[Period]] = {agent_id: [] for agent_id in agent_ids}
+    for agent_id, *values in (TrafficPeriod.objects.filter(agent_id__in=agent_ids).order_by("starts_at", "id")
+                              .values_list("agent_id", *_PERIOD_FIELDS)):
+        rows[agent_id].append(Period(*values))
+    # Before an agent's first period, its events fall to the humans who handled it then (or, for an
+    # agent set up before periods existed, today's incumbent).
+    return {agent_id: PeriodTimeline(periods, _standing(None if periods else incumbents.get(agent_id)))
+            for agent_id, periods in rows.items()}
+
+
+def traffic_period_record(*, agent_id: int, at: datetime, rollout_id: int | None, stage: str = "", mode: str = "",
+                          active: bool = False, traffic_percent: float = 0.0, salt: str = "",
+                          candidate_version_id: int | None = None, incumbent_version_id: int | None = None,
+                          latency_limit_ms: float | None = None) -> TrafficPeriod:
+    """Routing changed at `at`: record who handles the agent's traffic from then on. Call it in the
+    transaction of the change, so an event is never attributed to routing that did not commit."""
+    return TrafficPeriod.objects.create(
+        agent_id=agent_id, starts_at=at, rollout_id=rollout_id, stage=stage, mode=mode, active=active,
+        traffic_percent=traffic_percent if active and mode == MODE_LIVE else 0.0, salt=salt,
+        candidate_version_id=candidate_version_id, incumbent_version_id=incumbent_version_id,
+        latency_limit_ms=latency_limit_ms,
     )
-    for at, rollout_id, stage, ended_at, version_id, agent_id in transitions:
-        rows[agent_id].append((at, rollout_id, stage, ended_at, version_id))
-    return {agent_id: StageTimeline(points) for agent_id, points in rows.items()}
+
+
+@dataclass(frozen=True)
+class Attribution:
+    rollout_id: int | None
+    stage: str
+    arm: str
+    version_id: int | None
+    slow: bool | None
+
+
+def attribute(period: Period, *, kind: str, request_key: str, version_id: int | None,
+              latency_ms: float | None) -> Attribution:
+    """The rollout, stage and arm of one event, and the version that decided (docs/architecture.md,
+    "Events"). An agent event without a version is the version routing assigned its request (where
+    people act, the open rollout's candidate); a human decision has no version."""
+    acting = period.acting_version(request_key)
+    if kind == EventKind.HUMAN:
+        # A human outcome where humans acted (they are the incumbent and the key was theirs);
+        # otherwise a label of what an agent decided: a pair's reference, not an outcome.
+        arm = Arm.CONTROL if acting is None else Arm.LABEL
+        return Attribution(period.rollout_id, period.stage, arm, None, None)
+    if version_id is None:
+        # Where people act, the only version that can be running is an open rollout's candidate
+        # (in shadow beside them, or soaking in staging).
+        version_id = acting if acting is not None else period.candidate_id
+        if version_id is None:
+            raise _Rejected("version is required: people handle this agent's requests at occurred_at and no "
+                            "rollout is open, so the deciding version cannot be inferred")
+    if period.rollout_id is not None and version_id == period.candidate_id:
+        arm = Arm.CANDIDATE
+    elif version_id == period.incumbent_id:
+        arm = Arm.CONTROL
+    else:
+        arm = Arm.OTHER
+    slow = None
+    if latency_ms is not None and period.latency_limit_ms is not None:
+        slow = latency_ms > period.latency_limit_ms
+    return Attribution(period.rollout_id, period.stage, arm, version_id, slow)
 
 
 # --- validation ---------------------------------------------------------------------------
@@ -205,7 +283,7 @@ def _moment(item: dict, window: tuple[datetime, datetime]) -> datetime:
 
 
 class _Context:
-    """Everything a batch needs from the database, loaded once: agents, versions, open rollouts, timelines."""
+    """Everything a batch needs from the database, loaded once: agents, versions, routing timelines."""
 
     def __init__(self, items: list, now: datetime):
         self.window = accepted_window(now)
@@ -218,12 +296,7 @@ class _Context:
                 "agent_id", "version", "id"
             )
         }
-        self.open_versions = dict(
-            Rollout.objects.filter(agent_id__in=ids, state__in=[RolloutState.ACTIVE, RolloutState.PAUSED]).values_list(
-                "agent_id", "version_id"
-            )
-        )
-        self.timelines = stage_timelines(agent_ids=ids)
+        self.timelines = period_timelines(agent_ids=ids)
 
 
 def _row(item, ctx: _Context, received_at) -> tuple:
@@ -246,22 +319,19 @@ def _row(item, ctx: _Context, received_at) -> tuple:
     input_hash = _text(item, "input_hash", required=False, max_length=128)
     occurred_at = _moment(item, ctx.window)
     trace = _trace(item.get("trace"))
-    rollout_id, stage, rollout_version_id = ctx.timelines[agent_id].at(occurred_at)
     version = _text(item, "version", required=False, max_length=64)
-    if version:
+    version_id = None
+    if version and kind == EventKind.AGENT:  # a human's decision has no version: one given is ignored
         version_id = ctx.versions.get((agent_id, version))
         if version_id is None:
             raise _Rejected(f"unknown version {version!r} of agent {slug!r}")
-    else:
-        # SPEC 6: the open rollout's version; else the version of the rollout the event falls
-        # in (late human labels of a finished rollout). A human decision needs none.
-        version_id = ctx.open_versions.get(agent_id) or rollout_version_id
-        if version_id is None and kind == EventKind.AGENT:
-            raise _Rejected(f"version is required: agent {slug!r} has no open rollout to default to")
+    where = attribute(ctx.timelines[agent_id].at(occurred_at), kind=kind, request_key=request_key,
+                      version_id=version_id, latency_ms=latency_ms)
     return _db_row(
-        agent_id=agent_id, version_id=version_id, rollout_id=rollout_id, stage=stage, request_key=request_key,
-        kind=kind, label=label, segment=segment, confidence=confidence, latency_ms=latency_ms, outcome=outcome,
-        input_hash=input_hash, trace=trace, occurred_at=occurred_at, received_at=received_at,
+        agent_id=agent_id, version_id=where.version_id, rollout_id=where.rollout_id, stage=where.stage, arm=where.arm,
+        slow=where.slow, request_key=request_key, kind=kind, label=label, segment=segment, confidence=confidence,
+        latency_ms=latency_ms, outcome=outcome, input_hash=input_hash, trace=trace, occurred_at=occurred_at,
+        received_at=received_at,
     )
 
 
@@ -280,7 +350,8 @@ def _db_row(*, trace, occurred_at, received_at, **values) -> tuple:
 # PostgreSQL gets one array per column and unnest(): the statement text stays small (psycopg
 # would otherwise spend longer parsing 16,000 placeholders than the server spends inserting).
 _PG_TYPES = {
-    "agent_id": "bigint", "version_id": "bigint", "rollout_id": "bigint", "stage": "text", "request_key": "text",
+    "agent_id": "bigint", "version_id": "bigint", "rollout_id": "bigint", "stage": "text", "arm": "text",
+    "slow": "boolean", "request_key": "text",
     "kind": "text", "label": "text", "segment": "text", "confidence": "float8", "latency_ms": "float8",
     "outcome": "text", "input_hash": "text", "trace": "text", "has_trace": "boolean", "occurred_at": "timestamptz",
     "received_at": "timestamptz",
@@ -289,7 +360,9 @@ _PG_TYPES = {
 
 def _insert_statement(rows: list[tuple]) -> tuple[str, list]:
     table = Event._meta.db_table
-    conflict = "ON CONFLICT (agent_id, request_key, kind) DO NOTHING RETURNING id, rollout_id"
+    # No conflict target: either idempotency constraint (agent decisions per version, human
+    # decisions per request) makes a repeat a no-op.
+    conflict = "ON CONFLICT DO NOTHING RETURNING id, rollout_id"
     if connection.vendor == "postgresql":
         arrays = ", ".join(f"%s::{_PG_TYPES[column]}[]" for column in _COLUMNS)
         select = ", ".join("u.trace::jsonb" if column == "trace" else f"u.{column}" for column in _COLUMNS)
@@ -373,26 +446,21 @@ def human_decision_record(
 ) -> bool:
     """Store the human decision of a pair (kind human, outcome ok); False if it was already stored.
 
-    Called by the escalations app when a reviewer resolves a ticket; attaches the rollout and
-    stage as ingestion does and schedules the fold after commit.
+    Called by the escalations app when a reviewer resolves a ticket; attributed to the rollout,
+    stage and arm as ingestion does (`version` is accepted for the caller's convenience and
+    ignored: no version decided), and schedules the fold after commit.
     """
     if timezone.is_naive(occurred_at):
         occurred_at = timezone.make_aware(occurred_at, dt_timezone.utc)
     agent_id = agent.pk if isinstance(agent, Agent) else int(agent)
-    timeline = stage_timelines(agent_ids=[agent_id])[agent_id]
-    rollout_id, stage, rollout_version_id = timeline.at(occurred_at)
-    if version is None:
-        version_id = (
-            Rollout.objects.filter(agent_id=agent_id, state__in=[RolloutState.ACTIVE, RolloutState.PAUSED])
-            .values_list("version_id", flat=True)
-            .first()
-        ) or rollout_version_id
-    else:
-        version_id = version.pk if isinstance(version, AgentVersion) else int(version)
+    request_key = request_key[:200]
+    period = period_timelines(agent_ids=[agent_id])[agent_id].at(occurred_at)
+    where = attribute(period, kind=EventKind.HUMAN, request_key=request_key, version_id=None, latency_ms=None)
     row = _db_row(
-        agent_id=agent_id, version_id=version_id, rollout_id=rollout_id, stage=stage, request_key=request_key[:200],
-        kind=EventKind.HUMAN, label=label[:200], segment=(segment or "")[:100], confidence=None, latency_ms=None,
-        outcome=Outcome.OK, input_hash="", trace=None, occurred_at=occurred_at, received_at=timezone.now(),
+        agent_id=agent_id, version_id=None, rollout_id=where.rollout_id, stage=where.stage, arm=where.arm, slow=None,
+        request_key=request_key, kind=EventKind.HUMAN, label=label[:200], segment=(segment or "")[:100],
+        confidence=None, latency_ms=None, outcome=Outcome.OK, input_hash="", trace=None, occurred_at=occurred_at,
+        received_at=timezone.now(),
     )
     with transaction.atomic():
         stored = _insert_rows([row]) == 1

@@ -15,9 +15,13 @@ def _plain_http_and_private_cache(settings):
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "tests"}}
     from django.core.cache import cache
 
+    from rollouts.routing import routing_cache_clear
+
     cache.clear()
+    routing_cache_clear()
     yield
     cache.clear()
+    routing_cache_clear()
 
 
 @pytest.fixture

@@ -108,7 +108,9 @@ def test_resolution_becomes_the_human_event_of_the_request(make_ticket, reviewer
     ticket_claim(reviewer=reviewer, ticket=ticket)
     ticket_resolve(reviewer=reviewer, ticket=ticket, label="approve")
     event = Event.objects.get(agent=ticket.agent, request_key="claim-1042", kind="human")
-    assert (event.label, event.segment, event.version_id) == ("approve", "motor", version.pk)
+    # A person decided: the event names no version (the ticket keeps which version escalated).
+    assert (event.label, event.segment, event.version_id) == ("approve", "motor", None)
+    assert ticket.version_id == version.pk
     assert AuditEntry.objects.filter(action="ticket.resolved", object_id=str(ticket.pk)).exists()
 
 

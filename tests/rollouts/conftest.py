@@ -20,13 +20,13 @@ def make_ready(version, evaluator):
     ])
     now = timezone.now() - timedelta(days=1)
     Event.objects.bulk_create([
-        Event(agent=version.agent, version=version, request_key=f"staging-{i}", kind="agent", label="approve",
+        Event(agent=version.agent, version=version, request_key=f"staging-{version.pk}-{i}", kind="agent", label="approve",
               outcome="ok", latency_ms=120, input_hash=f"h{i % 24}", trace={"steps": ["lookup"]}, has_trace=True,
               occurred_at=now)
         for i in range(120)
     ])
     EscalationTicket.objects.bulk_create([
-        EscalationTicket(agent=version.agent, version=version, request_key=f"esc-{i}", reason="low_confidence",
+        EscalationTicket(agent=version.agent, version=version, request_key=f"esc-{version.pk}-{i}", reason="low_confidence",
                          priority="P3", status="resolved", context={"input": "x", "attempts": [{"tool": "t"}]},
                          has_context=True, due_at=now + timedelta(hours=4))
         for i in range(10)

@@ -100,9 +100,10 @@ def test_route_needs_route_scope_and_knows_unknown_agents(api_client_for, operat
     runtime = api_client_for(operator, "route:read")
     assert runtime.get("/api/v1/route", {"agent": "ghost", "key": "k"}).status_code == 404
     answer = runtime.get("/api/v1/route", {"agent": fast_rollout.agent.slug, "key": "k"}).json()
-    assert answer == {"handler": "human", "shadow": False, "rollout": fast_rollout.pk, "stage": "staging",
-                      "traffic_percent": 0.0, "bucket": answer["bucket"], "state": "active",
-                      "version": fast_rollout.version.version}
+    # Staging changes no routing: the incumbent (people, for a first version) acts.
+    assert answer == {"handler": "human", "version": None, "shadow": False, "shadow_version": None,
+                      "rollout": fast_rollout.pk, "stage": "staging", "traffic_percent": 0.0,
+                      "bucket": answer["bucket"], "state": "active"}
 
 
 def test_guardrails_endpoint_reports_each_metric(api_client_for, operator, fast_rollout):

@@ -54,4 +54,5 @@ def test_transition_table():
     assert allowed_actions("active") == {"promote", "complete", "pause", "rollback"}
     assert next_state("paused", "resume") == "active"
     assert next_state("rolled_back", "resume") is None
-    assert allowed_actions("completed") == set()
+    assert allowed_actions("completed") == {"revert"}
+    assert allowed_actions("reverted") == set()

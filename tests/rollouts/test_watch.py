@@ -13,6 +13,7 @@ from rollouts.promotions import promotion_approve, promotion_request
 from rollouts.services import rollout_start
 from rollouts.stages import default_plan, parse_plan
 from telemetry.fold import events_fold
+from telemetry.models import TrafficPeriod
 from telemetry.services import events_ingest
 from tests.factories import AgentVersionFactory
 
@@ -33,6 +34,8 @@ def _entered_ago(rollout, delta: timedelta) -> Rollout:
     """As if the rollout had reached its stage `delta` ago: history and stage clock move back together."""
     for t in StageTransition.objects.filter(rollout=rollout):
         StageTransition.objects.filter(pk=t.pk).update(at=t.at - delta)
+    for p in TrafficPeriod.objects.filter(agent=rollout.agent):
+        TrafficPeriod.objects.filter(pk=p.pk).update(starts_at=p.starts_at - delta)
     Rollout.objects.filter(pk=rollout.pk).update(stage_entered_at=rollout.stage_entered_at - delta)
     return Rollout.objects.get(pk=rollout.pk)
 

@@ -4,7 +4,7 @@ from datetime import timedelta
 import pytest
 
 from telemetry.fold import events_fold
-from telemetry.models import Event, LatencyHour, PairHour, StageHour, UnfoldedEvent
+from telemetry.models import Event, LatencyHour, PairHour, StageHour, TrafficPeriod, UnfoldedEvent
 from telemetry.selectors import rollout_discrepancy, stage_metrics
 from tests.telemetry.factories import T0
 
@@ -20,9 +20,10 @@ def _event(slug, key, kind="agent", label="approve", hours=2.0, **extra):
 
 def _snapshot():
     return (
-        sorted(StageHour.objects.values_list("rollout_id", "stage", "hour", "agent_events", "human_events")),
-        sorted(PairHour.objects.values_list("rollout_id", "stage", "hour", "segment", "agent_label", "human_label", "pairs")),
-        sorted(LatencyHour.objects.values_list("rollout_id", "stage", "hour", "bucket", "count")),
+        sorted(StageHour.objects.values_list("rollout_id", "stage", "hour", "arm", "decisions", "errors", "slow")),
+        sorted(PairHour.objects.values_list("rollout_id", "stage", "hour", "reference", "segment", "agent_label",
+                                            "reference_label", "pairs")),
+        sorted(LatencyHour.objects.values_list("rollout_id", "stage", "hour", "arm", "bucket", "count")),
     )
 
 
@@ -68,6 +69,8 @@ def test_pair_completed_a_day_later_after_the_rollout_ended(events_client, shado
     events_fold()
     shadow_rollout.state, shadow_rollout.ended_at = "rolled_back", T0 + timedelta(hours=10)
     shadow_rollout.save()
+    # As rollouts.services records a rollback: from then on the incumbent (people) handle everything.
+    TrafficPeriod.objects.create(agent=shadow_rollout.agent, starts_at=shadow_rollout.ended_at, rollout=None)
     events_client.post(URL, {"events": [_event(slug, "k1", kind="human", label="approve", hours=26)]})
     human = Event.objects.get(kind="human")
     assert human.rollout_id is None  # no rollout held a day later …

@@ -28,31 +28,37 @@ def _recount():
     events = list(Event.objects.all())
     counts = Counter()
     for e in events:
-        if e.rollout_id is not None:
-            counts[(e.rollout_id, e.stage, _hour(e.occurred_at), e.kind)] += 1
-    halves = {(e.agent_id, e.request_key, e.kind): e for e in events}
+        if e.rollout_id is not None and e.arm != "other":
+            counts[(e.rollout_id, e.stage, _hour(e.occurred_at), e.arm)] += 1
+    candidates = {(e.agent_id, e.request_key): e for e in events if e.kind == "agent" and e.arm == "candidate"}
+    references = {
+        "human": {(e.agent_id, e.request_key): e for e in events if e.kind == "human"},
+        "incumbent": {(e.agent_id, e.request_key): e for e in events if e.kind == "agent" and e.arm == "control"},
+    }
     pairs, discrepant = Counter(), set()
-    for (agent_id, key, kind), a in halves.items():
-        h = halves.get((agent_id, key, "human"))
-        if kind != "agent" or h is None or a.rollout_id is None:
+    for key, a in candidates.items():
+        if a.rollout_id is None:
             continue
-        segment = a.segment or h.segment
-        pairs[(a.rollout_id, a.stage, _hour(a.occurred_at), segment, a.label, h.label)] += 1
-        if a.label != h.label:
-            discrepant.add((a.rollout_id, a.stage, agent_id, key, segment, a.label, h.label))
+        for reference, halves in references.items():
+            h = halves.get(key)
+            if h is None:
+                continue
+            segment = a.segment or h.segment
+            pairs[(a.rollout_id, a.stage, _hour(a.occurred_at), reference, segment, a.label, h.label)] += 1
+            if a.label != h.label:
+                discrepant.add((a.rollout_id, a.stage, key[0], key[1], reference, segment, a.label, h.label))
     return counts, pairs, discrepant
 
 
 def _rollups():
     counts = Counter()
     for row in StageHour.objects.all():
-        for kind, n in (("agent", row.agent_events), ("human", row.human_events)):
-            if n:
-                counts[(row.rollout_id, row.stage, row.hour, kind)] += n
-    pairs = Counter({(p.rollout_id, p.stage, p.hour, p.segment, p.agent_label, p.human_label): p.pairs
+        if row.decisions:
+            counts[(row.rollout_id, row.stage, row.hour, row.arm)] += row.decisions
+    pairs = Counter({(p.rollout_id, p.stage, p.hour, p.reference, p.segment, p.agent_label, p.reference_label): p.pairs
                      for p in PairHour.objects.all()})
-    discrepant = set(DiscrepantPair.objects.values_list("rollout_id", "stage", "agent_id", "request_key", "segment",
-                                                        "agent_label", "human_label"))
+    discrepant = set(DiscrepantPair.objects.values_list("rollout_id", "stage", "agent_id", "request_key", "reference",
+                                                        "segment", "agent_label", "reference_label"))
     return counts, pairs, discrepant
 
 
@@ -178,3 +184,38 @@ def test_folds_racing_with_ingestion_count_each_event_and_pair_once(_only_postgr
     expected = _recount()
     assert sum(expected[1].values()) == 270
     assert _rollups() == expected
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("batch_size", [1, 4, None])
+def test_pairs_against_the_incumbent_version_and_humans_recount(events_client, batch_size):
+    """A candidate in shadow beside an incumbent version: both versions' decisions on one request are
+    kept, and the candidate's pairs against the incumbent and against humans count once each."""
+    from agents.models import Agent
+    from tests.factories import AgentVersionFactory
+
+    v1 = AgentVersionFactory(version="1.0.0")
+    Agent.objects.filter(pk=v1.agent_id).update(production_version=v1)
+    v2 = AgentVersionFactory(agent=Agent.objects.get(pk=v1.agent_id), version="2.0.0")
+    rollout = rollout_with_history(version=v2)
+    assert rollout.incumbent_version_id == v1.pk
+    slug = v1.agent.slug
+    posts = [
+        [_event(slug, f"k{i}", version="2.0.0", label="approve" if i % 3 else "deny") for i in range(9)],
+        # The incumbent acted on every request (no version: routing says v1 acts in shadow) …
+        [_event(slug, f"k{i}", label="approve", hours=2.6) for i in range(9)],
+        # … and people reviewed a few, some before the candidate's half was folded.
+        [_event(slug, f"k{i}", kind="human", label="deny" if i == 0 else "approve", hours=4) for i in (0, 1, 5)],
+    ]
+    for post in (posts[1], posts[2], posts[0], posts[0] + posts[1]):
+        events_client.post(URL, {"events": post})
+        events_fold(**({"batch_size": batch_size} if batch_size else {}))
+    assert Event.objects.count() == 21  # 9 candidate, 9 incumbent, 3 human: the replay changed nothing
+    assert set(Event.objects.filter(kind="agent").values_list("arm", flat=True)) == {"candidate", "control"}
+    assert set(Event.objects.filter(kind="human").values_list("arm", flat=True)) == {"label"}
+    expected = _recount()
+    assert _rollups() == expected
+    by_reference = Counter()
+    for key, n in expected[1].items():
+        by_reference[key[3]] += n
+    assert by_reference == {"incumbent": 9, "human": 3}

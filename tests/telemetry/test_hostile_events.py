@@ -21,40 +21,42 @@ def _event(slug, key, **extra):
             "occurred_at": (T0 + timedelta(hours=2)).isoformat(), **extra}
 
 
-# Each bad value as raw JSON text (lone surrogates and NaN cannot be written with json.dumps).
-HOSTILE = {
-    "nul in request_key": '"request_key": "k\\u0000x"',
-    "surrogate in request_key": '"request_key": "k\\ud800"',
-    "nul in label": '"label": "a\\u0000"',
-    "surrogate in label": '"label": "\\udfff"',
-    "nul in segment": '"segment": "eu\\u0000"',
-    "surrogate in segment": '"segment": "\\ud83d"',
-    "nul in input_hash": '"input_hash": "\\u0000"',
-    "surrogate in input_hash": '"input_hash": "\\udc00"',
-    "nul in trace": '"trace": {"step": "a\\u0000b"}',
-    "surrogate in trace key": '"trace": {"\\ud800": 1}',
-    "NaN in trace": '"trace": {"score": NaN}',
-    "Infinity in trace": '"trace": [1, Infinity]',
-    "-Infinity in trace": '"trace": {"a": [{"b": -Infinity}]}',
-    "object outcome": '"outcome": {}',
-    "array outcome": '"outcome": []',
-    "object kind": '"kind": {}',
-    "array label": '"label": ["x"]',
-    "NaN latency": '"latency_ms": NaN',
-    "huge latency": '"latency_ms": 1e300',
-    "huge integer confidence": '"confidence": ' + "9" * 400,
-    "year 9999": '"occurred_at": "9999-12-31T23:59:59-14:00"',
-    "year 1": '"occurred_at": "0001-01-01T00:00:00+14:00"',
-    "older than retention": f'"occurred_at": "{(datetime.now(timezone.utc) - timedelta(days=31)).isoformat()}"',
-    "in the future": f'"occurred_at": "{(datetime.now(timezone.utc) + timedelta(minutes=10)).isoformat()}"',
-    "deep trace": '"trace": ' + "[" * 40 + "]" * 40,
-}
+def _hostile() -> dict[str, str]:
+    """Each bad value as raw JSON text (lone surrogates and NaN cannot be written with json.dumps);
+    built at call time: the window of accepted times moves with the clock."""
+    return {
+        "nul in request_key": '"request_key": "k\\u0000x"',
+        "surrogate in request_key": '"request_key": "k\\ud800"',
+        "nul in label": '"label": "a\\u0000"',
+        "surrogate in label": '"label": "\\udfff"',
+        "nul in segment": '"segment": "eu\\u0000"',
+        "surrogate in segment": '"segment": "\\ud83d"',
+        "nul in input_hash": '"input_hash": "\\u0000"',
+        "surrogate in input_hash": '"input_hash": "\\udc00"',
+        "nul in trace": '"trace": {"step": "a\\u0000b"}',
+        "surrogate in trace key": '"trace": {"\\ud800": 1}',
+        "NaN in trace": '"trace": {"score": NaN}',
+        "Infinity in trace": '"trace": [1, Infinity]',
+        "-Infinity in trace": '"trace": {"a": [{"b": -Infinity}]}',
+        "object outcome": '"outcome": {}',
+        "array outcome": '"outcome": []',
+        "object kind": '"kind": {}',
+        "array label": '"label": ["x"]',
+        "NaN latency": '"latency_ms": NaN',
+        "huge latency": '"latency_ms": 1e300',
+        "huge integer confidence": '"confidence": ' + "9" * 400,
+        "year 9999": '"occurred_at": "9999-12-31T23:59:59-14:00"',
+        "year 1": '"occurred_at": "0001-01-01T00:00:00+14:00"',
+        "older than retention": f'"occurred_at": "{(datetime.now(timezone.utc) - timedelta(days=31)).isoformat()}"',
+        "in the future": f'"occurred_at": "{(datetime.now(timezone.utc) + timedelta(minutes=10)).isoformat()}"',
+        "deep trace": '"trace": ' + "[" * 40 + "]" * 40,
+    }
 
 
 def _batch(slug: str) -> str:
     """A valid event, then one event per hostile value (each overriding one field), then a valid one."""
     items = [json.dumps(_event(slug, "good-first"))]
-    for i, fragment in enumerate(HOSTILE.values()):
+    for i, fragment in enumerate(_hostile().values()):
         base = json.dumps(_event(slug, f"bad-{i}"))[:-1]  # drop the closing brace
         items.append(base + ", " + fragment + "}")
     items.append(json.dumps(_event(slug, "good-last")))
@@ -68,7 +70,7 @@ def test_each_hostile_value_is_a_per_index_error_and_valid_events_are_kept(event
     data = response.json()
     assert data["accepted"] == 2
     rejected = {e["index"] for e in data["errors"]}
-    assert rejected == set(range(1, len(HOSTILE) + 1)), [(e["index"], e["detail"]) for e in data["errors"]]
+    assert rejected == set(range(1, len(_hostile()) + 1)), [(e["index"], e["detail"]) for e in data["errors"]]
     assert set(Event.objects.values_list("request_key", flat=True)) == {"good-first", "good-last"}
 
 

@@ -38,17 +38,34 @@ def test_stage_metrics_counts_samples_errors_escalations_latency_and_pairs(shado
     assert events_fold() == 7
     m = stage_metrics(rollout_id=shadow_rollout.pk, stage="shadow")
     assert (m.agent_events, m.errors, m.escalations) == (4, 2, 1)
-    assert (m.human_events, m.human_errors, m.pairs, m.agreements) == (2, 0, 2, 1)
-    assert sum(m.latency_counts.values()) == 3
-    assert m.p95_latency_ms == 10000.0  # the bucket (7500, 10000] holds the 95th percentile
-    assert m.latency_over(3000) == 1  # only 9,000 ms is certainly above 3 s; 3,000 sits in (2500, 3000]
-    assert m.latency_over(2500) == 2
+    # People are the incumbent in this shadow: their two decisions are the control's outcomes.
+    assert (m.control.requests, m.control.errors, m.pairs, m.agreements) == (2, 0, 2, 1)
+    assert (m.candidate.labelled, m.candidate.disagreements) == (2, 1)
+    assert sum(m.latency_counts.values()) == 3 and m.candidate.timed == 3
+    assert m.p95_latency_ms == 10000.0  # the bucket (7500, 10000] holds the 95th percentile (for display)
+    assert m.candidate.slow == 0  # shadow has no latency limit: `slow` is decided against a live stage's
     assert m.first_event_at == T0 + timedelta(hours=2)
-    assert m.last_event_at == T0 + timedelta(hours=5)
+    assert m.last_agent_event_at == T0 + timedelta(hours=3)
     assert m.pending_events == 0 and m.computed_at is not None
     assert stage_metrics(rollout_id=shadow_rollout.pk, stage="staging").agent_events == 1
 
 
 def test_unknown_stage_has_zero_figures(shadow_rollout):
     m = stage_metrics(rollout_id=shadow_rollout.pk, stage="canary")
-    assert (m.agent_events, m.pairs, m.p95_latency_ms, m.latency_over(0)) == (0, 0, None, 0)
+    assert (m.agent_events, m.pairs, m.p95_latency_ms, m.candidate.slow, m.control.requests) == (0, 0, None, 0, 0)
+
+
+def test_slow_is_exact_at_any_limit_in_a_live_stage():
+    """A 2,999 ms and a 3,001 ms decision sit in the same histogram bucket; against a 3,000 ms limit
+    one is slow and the other is not (docs/decisions.md, "Latency")."""
+    from rollouts.models import StageMode
+    from tests.telemetry.factories import rollout_with_history
+
+    rollout = rollout_with_history(stages=(("staging", StageMode.OFF, 0), ("canary", StageMode.LIVE, 100)))
+    slug = rollout.agent.slug
+    events = [{"agent": slug, "request_key": f"k{ms}", "kind": "agent", "label": "ok", "occurred_at": _at(2),
+               "latency_ms": ms} for ms in (2999, 3000, 3000.5, 3001, 120)]
+    assert events_ingest(events=events).accepted == 5
+    events_fold()
+    m = stage_metrics(rollout_id=rollout.pk, stage="canary")
+    assert (m.candidate.requests, m.candidate.timed, m.candidate.slow) == (5, 5, 2)
