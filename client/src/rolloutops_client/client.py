@@ -73,7 +73,11 @@ def _detail(response: httpx.Response) -> Any:
     try:
         body = response.json()
     except ValueError:
-        return response.text[:500] or None
+        text = response.text.strip()
+        if text.startswith("<"):
+            # A proxy's or the site's HTML error page: its markup says nothing useful in a log line.
+            return f"{response.reason_phrase} (an HTML page, not an API answer)"
+        return text[:300] or None
     return body.get("detail", body) if isinstance(body, dict) else body
 
 
