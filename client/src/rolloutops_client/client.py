@@ -20,7 +20,7 @@ from .decision import Decision
 from .errors import ApiError, RolloutOpsError, Unreachable, error_for
 from .events import KINDS, OUTCOMES, EventSender, TelemetryStats
 from .retry import backoff_s, retry_after_s, retryable_status
-from .routing import FailSafeReason, Route, Snapshot, SnapshotError, compile_snapshot, fail_safe_route
+from .routing import AgentPlan, FailSafeReason, Route, Snapshot, SnapshotError, compile_snapshot, fail_safe_route
 
 logger = logging.getLogger("rolloutops_client")
 
@@ -123,7 +123,7 @@ class Client:
         )
         # The hot path reads these two attributes and nothing else that changes: a refresh swaps in a
         # new immutable dict of plans and moves the deadline, each a single atomic store.
-        self._plans: Mapping[str, Any] | None = None
+        self._plans: Mapping[str, AgentPlan] | None = None
         self._fresh_until = 0.0
         self._snapshot: Snapshot | None = None
         self._refreshed_at: float | None = None

@@ -15,7 +15,7 @@ def backoff_s(attempt: int, *, base_s: float, max_s: float) -> float:
     """Delay before retry number `attempt` (1, 2, …): base · 2^(attempt-1), capped, then "equal
     jitter" (half fixed, half random) so that many runtimes restarted together do not retry in step,
     yet none retries at once."""
-    ceiling = min(max_s, base_s * (2 ** min(attempt - 1, 30)))
+    ceiling = min(max_s, base_s * 2.0 ** min(attempt - 1, 30))
     return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 

@@ -1,5 +1,6 @@
-"""The routing rules (client/README.md, "Routing rules"), client side: the bucket function, the answer for a key, and
-a snapshot compiled into per-agent plans so that answering costs one hash and two lookups."""
+"""The routing rules of client/README.md ("Routing rules"), client side: the bucket function, the
+answer for a key, and a snapshot compiled into per-agent plans so that answering costs one hash
+and two lookups."""
 from __future__ import annotations
 
 import hashlib
@@ -103,7 +104,8 @@ def _rollout(entry: Mapping[str, Any]) -> Mapping[str, Any] | None:
 
 
 def answer_for_bucket(entry: Mapping[str, Any], b: int) -> Route:
-    """Rules 2–4 (client/README.md, "Routing rules") for an agent with an open rollout, given the key's bucket."""
+    """Rules 2–4 (client/README.md, "Routing rules") for an agent with an open rollout, given the
+    key's bucket."""
     handler, version = _incumbent(entry)
     r = _rollout(entry)
     assert r is not None
