@@ -256,7 +256,8 @@ class Client:
         """Queue one decision for `POST /api/v1/events` and return at once: True when queued, False
         when dropped (buffer full or client closed; counted in stats()). `version`: say it whenever
         you know it — without it the server attributes an agent event to the open rollout's
-        candidate. `occurred_at` defaults to now; a datetime must carry its UTC offset.
+        candidate. `occurred_at` defaults to now; a datetime must carry its UTC offset. The values
+        are read when the batch is sent: do not change a `trace` object after recording it.
         Raises ValueError for a kind or outcome the server would refuse."""
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {sorted(KINDS)}, got {kind!r}")
