@@ -3,12 +3,12 @@ any state and any key, the client's in-process answer is the server's `GET /api/
 import httpx
 import pytest
 from django.core.cache import cache
-from django.utils import timezone
 from rolloutops_client import Client, FailSafeReason, bucket
 from rolloutops_client.cli import main as cli
 
 from rollouts.models import Rollout
-from rollouts.services import rollout_pause, rollout_rollback, rollout_start
+from rollouts.routing import routing_cache_clear
+from rollouts.services import rollout_complete, rollout_pause, rollout_rollback, rollout_start
 from rolloutops.tokens import token_issue, token_revoke
 from tests.factories import AgentFactory, AgentVersionFactory, UserFactory
 from tests.rollouts.conftest import FAST_PLAN
@@ -27,6 +27,7 @@ def _move(rollout, stage_name, **extra):
     Rollout.objects.filter(pk=rollout.pk).update(stage_index=stage.position, stage_name=stage.name, mode=stage.mode,
                                                  traffic_percent=stage.traffic_percent, **extra)
     cache.clear()
+    routing_cache_clear()  # written behind the services' back: no routing period moved the generation
 
 
 @pytest.fixture
@@ -52,11 +53,11 @@ def fleet(operator):
     # An agent in production (its first version's rollout completed) with a second version in canary.
     first = AgentVersionFactory(agent__slug="upgrading", version="2.3.0")
     done = rollout_start(actor=operator, version=first, plan=FAST_PLAN)
-    _move(done, "full", state="completed", ended_at=timezone.now())
+    _move(done, "full")
+    rollout_complete(actor=None, rollout=Rollout.objects.get(pk=done.pk))  # 2.3.0 becomes the incumbent
     second = rollout_start(actor=operator, version=AgentVersionFactory(agent=first.agent, version="2.4.0"),
                            plan=FAST_PLAN)
     _move(second, "expand-25")
-    cache.clear()
     return {"in-staging": staging, "in-shadow": shadow, "in-canary": canary, "paused": paused, "rolled-back": rolled,
             "upgrading": second}
 

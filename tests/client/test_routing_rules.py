@@ -6,7 +6,7 @@ from rolloutops_client.routing import (
     AgentPlan, FailSafeReason, Route, SnapshotError, answer, bucket, compile_snapshot, goes_to_candidate,
 )
 
-from rollouts.routing import bucket as server_bucket, goes_to_agent as server_goes_to_agent
+from rollouts.routing import bucket as server_bucket, goes_to_candidate as server_goes_to_candidate
 
 KEYS = [f"req-{i}" for i in range(10_000)]
 SALT = "9f2c4a1b0d3e5f67"
@@ -36,7 +36,7 @@ def test_the_compiled_hot_path_hashes_like_the_server():
 @pytest.mark.parametrize("percent", [0, 0.01, 0.5, 1, 5, 12.345, 33.33, 50, 99.99, 100])
 def test_the_share_threshold_matches_the_server(percent):
     assert [goes_to_candidate(b, percent) for b in range(10_000)] == \
-        [server_goes_to_agent(b, percent) for b in range(10_000)]
+        [server_goes_to_candidate(b, percent) for b in range(10_000)]
 
 
 def test_rule_1_without_a_rollout_the_incumbent_acts_and_there_is_no_bucket():
