@@ -1,6 +1,7 @@
 """Settings for rolloutops, read from the environment (see .env.example)."""
 from pathlib import Path
 import os
+import secrets
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -41,15 +42,40 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [part.strip() for part in raw.split(",") if part.strip()]
 
 
+def persisted_secret(path: Path) -> str:
+    """A random secret generated on first use and kept in `path` (mode 0600), for the embedded
+    set-up only. Written to a private file first and linked into place, so processes starting
+    together (the demo's web server and worker) all end up with the same value."""
+    try:
+        value = path.read_text().strip()
+        if value:
+            return value
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_urlsafe(48) + "\n")
+    try:
+        os.link(draft, path)  # fails if another process got there first: theirs wins
+    except FileExistsError:
+        pass
+    finally:
+        draft.unlink()
+    return path.read_text().strip()
+
+
 # Embedded: no DATABASE_URL, so SQLite in the project folder and a folder-based broker, for
 # one machine (the demo, the tests on a bare machine). Production sets DATABASE_URL.
 EMBEDDED = "DATABASE_URL" not in os.environ
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
-    if not (DEBUG or EMBEDDED):
-        raise ImproperlyConfigured("SECRET_KEY is required when DEBUG is off and DATABASE_URL is set")
-    SECRET_KEY = "insecure-local-key-only-for-debug-and-the-embedded-demo"
+    # A shared database means a real deployment, DEBUG or not: never a key anyone could know.
+    if not EMBEDDED:
+        raise ImproperlyConfigured("SECRET_KEY is required when DATABASE_URL is set (with DEBUG on or off)")
+    SECRET_KEY = persisted_secret(VAR_DIR / "secret_key")
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -225,11 +251,18 @@ ROLLOUTOPS = {
 # invalidates it everywhere at once: Redis in production, a folder on one machine otherwise.
 CACHE_URL = os.environ.get("CACHE_URL", "")
 if CACHE_URL.startswith(("redis://", "rediss://")):
+    # Short socket timeouts: a cache that hangs must cost a request milliseconds, not seconds,
+    # before it falls back to the database (rolloutops/cache.py).
+    _cache_timeout = env_int("CACHE_SOCKET_TIMEOUT_MS", 500) / 1000
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL,
-                          "KEY_PREFIX": "rolloutops"}}
+                          "KEY_PREFIX": "rolloutops",
+                          "OPTIONS": {"socket_connect_timeout": _cache_timeout, "socket_timeout": _cache_timeout}}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
                           "LOCATION": str(VAR_DIR / "cache")}}
+
+# After a cache failure, reads and writes skip the cache (straight to the database) this long.
+CACHE_FAILURE_BACKOFF_SECONDS = env_int("CACHE_FAILURE_BACKOFF_MS", 1000) / 1000
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 16 * 1024 * 1024)  # 5,000 events a batch
 

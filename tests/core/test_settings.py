@@ -79,3 +79,39 @@ def test_sqlite_connection_uses_wal_and_a_busy_timeout(db):
         assert cursor.fetchone()[0] == "wal"
         cursor.execute("PRAGMA busy_timeout")
         assert cursor.fetchone()[0] >= 30000
+
+
+def test_debug_with_a_database_url_still_requires_secret_key(tmp_path):
+    # DEBUG on a shared database is still a deployment: no key that anyone could know.
+    result = manage("check", tmp_path=tmp_path, env={
+        "DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite3", "DEBUG": "true",
+    })
+    assert result.returncode != 0
+    assert "SECRET_KEY is required" in result.stderr
+
+
+def test_embedded_set_up_generates_a_random_key_once_and_keeps_it(tmp_path):
+    show = "from django.conf import settings as s; print(s.SECRET_KEY)"
+    keys = []
+    for debug in ("false", "true", "false"):
+        result = manage("shell", "-c", show, tmp_path=tmp_path, env={"DEBUG": debug})
+        assert result.returncode == 0, result.stderr
+        keys.append(result.stdout.strip().splitlines()[-1])
+    key_file = tmp_path / "var" / "secret_key"
+    assert keys[0] == keys[1] == keys[2] == key_file.read_text().strip()
+    assert len(keys[0]) >= 50
+    assert "insecure" not in keys[0]
+    assert key_file.stat().st_mode & 0o077 == 0  # readable by its owner only
+
+    # Another project folder (another var/) gets another key: nothing is fixed in the code.
+    other = tmp_path / "other"
+    other.mkdir()
+    result = manage("shell", "-c", show, tmp_path=other, env={})
+    assert result.stdout.strip().splitlines()[-1] != keys[0]
+
+
+def test_an_explicit_secret_key_wins_and_nothing_is_written(tmp_path):
+    result = manage("shell", "-c", "from django.conf import settings as s; print(s.SECRET_KEY)",
+                    tmp_path=tmp_path, env={"SECRET_KEY": "from-the-environment-" + "x" * 40})
+    assert result.stdout.strip().splitlines()[-1] == "from-the-environment-" + "x" * 40
+    assert not (tmp_path / "var" / "secret_key").exists()
