@@ -1,10 +1,11 @@
 """Settings for rolloutops, read from the environment (see .env.example)."""
 from pathlib import Path
 import os
-import secrets
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+
+from rolloutops.local_secret import persisted_secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("ROLLOUTOPS_VAR_DIR", BASE_DIR / "var"))
@@ -40,30 +41,6 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [part.strip() for part in raw.split(",") if part.strip()]
-
-
-def persisted_secret(path: Path) -> str:
-    """A random secret generated on first use and kept in `path` (mode 0600), for the embedded
-    set-up only. Written to a private file first and linked into place, so processes starting
-    together (the demo's web server and worker) all end up with the same value."""
-    try:
-        value = path.read_text().strip()
-        if value:
-            return value
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secrets.token_urlsafe(48) + "\n")
-    try:
-        os.link(draft, path)  # fails if another process got there first: theirs wins
-    except FileExistsError:
-        pass
-    finally:
-        draft.unlink()
-    return path.read_text().strip()
 
 
 # Embedded: no DATABASE_URL, so SQLite in the project folder and a folder-based broker, for
@@ -230,7 +207,23 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-claim-leases": {"task": "escalations.sweep_leases", "schedule": 30},
     # Tickets past their SLA are announced once each.
     "notify-sla-breaches": {"task": "escalations.notify_sla_breaches", "schedule": 60},
+    # Safety net: link audit entries whose on-commit sealing request was lost (docs/audit.md).
+    "seal-audit": {"task": "rolloutops.seal_audit", "schedule": env_int("AUDIT_SEAL_INTERVAL_SECONDS", 10)},
+    # A keyed checkpoint of the audit chain's head, written outside the database.
+    "checkpoint-audit": {"task": "rolloutops.checkpoint_audit",
+                         "schedule": env_int("AUDIT_CHECKPOINT_INTERVAL_SECONDS", 300)},
 }
+
+# The audit chain's key (HMAC of new entries and of checkpoints). It must live outside the
+# database, or whoever can rewrite the table could recompute the chain. Production sets it (and
+# lists retired keys, comma-separated, after a rotation so older entries still verify); without
+# it, one is generated under var/ on first use, with a warning (rolloutops/audit_keys.py).
+AUDIT_CHECKPOINT_KEY = os.environ.get("AUDIT_CHECKPOINT_KEY", "")
+AUDIT_RETIRED_KEYS = env_list("AUDIT_RETIRED_KEYS", [])
+# Checkpoints go to the log (one JSON line each) and, when set, are appended to this file too.
+AUDIT_CHECKPOINT_FILE = os.environ.get("AUDIT_CHECKPOINT_FILE",
+                                       str(VAR_DIR / "audit-checkpoints.jsonl") if EMBEDDED else "")
+AUDIT_CHECKPOINT_WEBHOOK = env_bool("AUDIT_CHECKPOINT_WEBHOOK", False)
 
 # Product defaults (SPEC): overridable per deployment.
 ROLLOUTOPS = {

@@ -47,13 +47,17 @@ class _Echo:
 def audit_export(request):
     rows = audit_entries(**_audit_filters(request)).iterator(chunk_size=2000)
     writer = csv.writer(_Echo())
-    header = ["id", "at", "actor", "action", "object_type", "object_id", "object", "before", "after", "source_ip", "hash"]
+    # "hash" is empty and "seq" (the chain position, last so existing readers keep their columns)
+    # too for an entry the sealer has not linked yet.
+    header = ["id", "at", "actor", "action", "object_type", "object_id", "object", "before", "after", "source_ip", "hash",
+              "seq"]
 
     def lines():
         yield writer.writerow(header)
         for e in rows:
             yield writer.writerow([e.pk, e.at.isoformat(), e.actor_label, e.action, e.object_type, e.object_id,
-                                   e.object_repr, _json(e.before), _json(e.after), e.source_ip or "", e.hash])
+                                   e.object_repr, _json(e.before), _json(e.after), e.source_ip or "", e.hash or "",
+                                   "" if e.seq is None else e.seq])
 
     response = StreamingHttpResponse(lines(), content_type="text/csv")
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
