@@ -10,16 +10,17 @@ import contextvars
 import hashlib
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from datetime import timezone as dt_timezone
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 
 from .audit_keys import current_key, known_keys, mac, mac_matches
-from .cache import cache_add, cache_delete
 from .models import AuditCheckpoint, AuditEntry
 
 log = logging.getLogger("rolloutops.audit")
@@ -28,8 +29,6 @@ GENESIS = "0" * 64
 ALG_SHA256 = "sha256"  # entries chained before migration 0003: plain SHA-256, no key
 ALG_HMAC = "hmac-sha256"  # stored as "hmac-sha256:<key id>"
 SEAL_TASK = "rolloutops.seal_audit"
-SEAL_PENDING_KEY = "audit:seal-pending"
-SEAL_PENDING_SECONDS = 60  # a lost request is picked up by beat; this only bounds the debounce
 SEAL_BATCH = 1000
 _SEAL_LOCK = 7310244117  # pg advisory lock id: taken by sealers only, never by a recording write
 
@@ -120,17 +119,26 @@ def audit_record(*, actor, action: str, obj=None, object_type: str = "", object_
     return entry
 
 
+_next_request_at = 0.0  # monotonic time from which this process asks for sealing again
+
+
 def request_seal() -> None:
-    """Ask a worker to seal, at most one queued request at a time: the flag is cleared by the
-    task before it reads, so an entry committed before a refused add is seen by the queued run."""
-    if cache_add(SEAL_PENDING_KEY, 1, timeout=SEAL_PENDING_SECONDS) is False:
+    """Ask a worker to seal, at most once per SEAL_DELAY_SECONDS per process, and no network call
+    in between: the run asked for is delayed by more than that window, so it starts after every
+    commit that this process skipped asking for, and sees their entries. Beat is the safety net
+    (a lost message, a worker whose clock runs ahead)."""
+    global _next_request_at
+    now = time.monotonic()
+    if now < _next_request_at:
         return
+    delay = settings.AUDIT_SEAL_DELAY_SECONDS
+    _next_request_at = now + delay
     from .celery import app
 
     try:
-        app.send_task(SEAL_TASK, retry=False)
-    except Exception as exc:  # noqa: BLE001 (broker down: beat seals later)
-        cache_delete(SEAL_PENDING_KEY)
+        app.send_task(SEAL_TASK, countdown=delay * 1.5, retry=False)
+    except Exception as exc:  # noqa: BLE001 (broker down: the next write or beat asks again)
+        _next_request_at = 0.0
         log.warning("could not queue audit sealing; beat will seal", extra={"error": f"{type(exc).__name__}: {exc}"})
 
 

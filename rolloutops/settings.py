@@ -219,6 +219,8 @@ CELERY_BEAT_SCHEDULE = {
 # lists retired keys, comma-separated, after a rotation so older entries still verify); without
 # it, one is generated under var/ on first use, with a warning (rolloutops/audit_keys.py).
 AUDIT_CHECKPOINT_KEY = os.environ.get("AUDIT_CHECKPOINT_KEY", "")
+# Each process asks a worker to seal at most once per this window (entries are sealed within ~2x).
+AUDIT_SEAL_DELAY_SECONDS = env_int("AUDIT_SEAL_DELAY_MS", 1000) / 1000
 AUDIT_RETIRED_KEYS = env_list("AUDIT_RETIRED_KEYS", [])
 # Checkpoints go to the log (one JSON line each) and, when set, are appended to this file too.
 AUDIT_CHECKPOINT_FILE = os.environ.get("AUDIT_CHECKPOINT_FILE",

@@ -2,16 +2,13 @@
 from celery import shared_task
 from django.db import OperationalError
 
-from .audit import SEAL_PENDING_KEY, audit_seal
+from .audit import audit_seal
 from .audit_checkpoints import audit_checkpoint
-from .cache import cache_delete
 
 
 @shared_task(name="rolloutops.seal_audit", ignore_result=True, autoretry_for=(OperationalError,),
              retry_backoff=2, max_retries=5, soft_time_limit=120, time_limit=150)
 def seal_audit() -> None:
-    # Cleared before reading: an entry committed after this point queues another run.
-    cache_delete(SEAL_PENDING_KEY)
     audit_seal()
 
 
