@@ -1,4 +1,5 @@
 """Settings for rolloutops, read from the environment (see .env.example)."""
+from datetime import timedelta
 from pathlib import Path
 import os
 
@@ -68,6 +69,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "ninja",  # so /api/v1/docs serves its bundled Swagger UI, not one from a CDN
+    "axes",  # sign-in throttling
     "rolloutops",
     "agents",
     "rollouts",
@@ -88,6 +90,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "rolloutops.middleware.UserTimezone",
+    # Last, as django-axes asks: turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "rolloutops.urls"
@@ -135,6 +139,19 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# Sign-in throttling (django-axes): after SIGNIN_FAILURE_LIMIT failures for one username from
+# one address, that pair is locked out for SIGNIN_LOCKOUT_MINUTES (counted from the lockout, not
+# extended by attempts during it), and the correct password is refused meanwhile. Audited as
+# auth.locked_out (rolloutops/signals.py); each failure stays audited as auth.login_failed.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("SIGNIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("SIGNIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "rolloutops.views.signin_locked_out"
+AXES_VERBOSE = False  # the audit trail and our own log line say it once
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "overview"
 LOGOUT_REDIRECT_URL = "login"

@@ -115,6 +115,16 @@ def server_error(request):
     return default_server_error(request)
 
 
+def signin_locked_out(request, original_response=None, credentials=None):
+    """django-axes calls this instead of the sign-in page once a username and address are locked out."""
+    from django.conf import settings
+
+    username = (credentials or {}).get("username") or request.POST.get("username", "")
+    context = {"username": str(username)[:150], "limit": settings.AXES_FAILURE_LIMIT,
+               "minutes": int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)}
+    return render(request, "registration/locked_out.html", context, status=429)
+
+
 def forbidden(request, exception=None):
     return render(request, "403.html", {"message": str(exception) if exception else ""}, status=403)
 
