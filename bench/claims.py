@@ -90,6 +90,9 @@ def prepare(args) -> tuple[list[tuple[int, str]], list[int]]:
 
     agent, _ = Agent.objects.get_or_create(slug="bench-claims", defaults={"name": "Bench claims", "owner_team": "bench"})
     EscalationTicket.objects.filter(agent=agent).delete()
+    # Only this run's tickets may be claimable: leftovers (another script's, or leases that lapsed
+    # since) would be claimed too and blur both the rate and the exactly-once check.
+    EscalationTicket.objects.exclude(status="resolved").delete()
     group = Group.objects.get(name="reviewer")
     reviewers = []
     for i in range(args.reviewers):

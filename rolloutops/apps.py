@@ -7,6 +7,6 @@ class RolloutopsConfig(AppConfig):
     verbose_name = "rolloutops core (tokens, audit)"
 
     def ready(self):
-        from . import signals  # connects the audit receivers
+        from . import checks, signals  # noqa: F401 (registers the deploy checks, connects the audit receivers)
 
         post_migrate.connect(signals.ensure_role_groups, sender=self, dispatch_uid="rolloutops.ensure_role_groups")

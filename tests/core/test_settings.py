@@ -10,7 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 # Everything the settings read; each test starts from none of them, then sets its own.
-SETTINGS_ENV = ("DATABASE_URL", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS", "CELERY_BROKER_URL",
+SETTINGS_ENV = ("DATABASE_URL", "SECRET_KEY", "AUDIT_CHECKPOINT_KEY", "DEBUG", "ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS", "CELERY_BROKER_URL",
                 "CACHE_URL", "SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE",
                 "SECURE_HSTS_SECONDS", "STATIC_MANIFEST", "SQLITE_TEST_NAME", "DJANGO_ALLOW_ASYNC_UNSAFE")
 
@@ -28,14 +28,25 @@ def random_secret(n=50) -> str:
     return "".join(secrets.choice(alphabet) for _ in range(n))
 
 
+PRODUCTION = {"DEBUG": "false", "ALLOWED_HOSTS": "rolloutops.example"}
+
+
 def test_check_deploy_is_clean_under_production_settings(tmp_path):
     result = manage("check", "--deploy", "--fail-level", "WARNING", tmp_path=tmp_path, env={
-        "DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite3", "SECRET_KEY": random_secret(), "DEBUG": "false",
-        "ALLOWED_HOSTS": "rolloutops.example",
+        **PRODUCTION, "DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite3", "SECRET_KEY": random_secret(),
+        "AUDIT_CHECKPOINT_KEY": random_secret(),
     })
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
     assert "WARNING" not in result.stdout + result.stderr
+
+
+def test_check_deploy_warns_when_the_audit_key_is_missing(tmp_path):
+    result = manage("check", "--deploy", tmp_path=tmp_path, env={
+        **PRODUCTION, "DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite3", "SECRET_KEY": random_secret(),
+    })
+    assert "rolloutops.W001" in result.stderr + result.stdout
+    assert "AUDIT_CHECKPOINT_KEY is not set" in result.stderr + result.stdout
 
 
 def test_production_without_secret_key_refuses_to_start(tmp_path):
