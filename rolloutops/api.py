@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import BadRequest, PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.db import DataError, InterfaceError, OperationalError
 from django.http import HttpRequest
 from ninja import NinjaAPI
@@ -14,6 +14,7 @@ from ninja.security import APIKeyCookie, HttpBearer
 from .audit import RequestContext, request_context
 from .exceptions import DomainError
 from .models import ApiToken, Scope
+from .probes import RETRY_AFTER_SECONDS, UNAVAILABLE, dependency_down
 from .roles import user_roles
 from .tokens import token_authenticate
 
@@ -152,8 +153,6 @@ _mount_routers()
 @api.exception_handler(OperationalError)
 @api.exception_handler(InterfaceError)
 def _dependency_down(request, exc):
-    from .probes import RETRY_AFTER_SECONDS, dependency_down
-
     down = dependency_down(exc) or "database"
     _log.warning("dependency down during an API call",
                  extra={"path": request.path, "dependency": down, "error": f"{type(exc).__name__}: {exc}"[:300]})
@@ -163,14 +162,24 @@ def _dependency_down(request, exc):
 
 
 def _register_unavailable_handlers() -> None:
-    from .probes import UNAVAILABLE
-
     for exc_type in UNAVAILABLE:
         if exc_type not in (OperationalError, InterfaceError):
             api.add_exception_handler(exc_type, _dependency_down)
 
 
 _register_unavailable_handlers()
+
+
+@api.exception_handler(PermissionDenied)
+def _permission_denied(request, exc):
+    return api.create_response(request, {"detail": str(exc) or "permission denied"}, status=403)
+
+
+@api.exception_handler(SuspiciousOperation)
+@api.exception_handler(BadRequest)
+def _bad_request(request, exc):
+    # What Django itself answers 400 to (malformed headers, too many fields…), in our shape.
+    return api.create_response(request, {"detail": "bad request"}, status=400)
 
 
 @api.exception_handler(Exception)

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.core.checks import Tags, register
 from django.db.models.signals import post_migrate
 
 
@@ -7,6 +8,9 @@ class RolloutopsConfig(AppConfig):
     verbose_name = "rolloutops core (tokens, audit)"
 
     def ready(self):
-        from . import checks, signals  # noqa: F401 (registers the deploy checks, connects the audit receivers)
+        from . import signals  # connects the audit receivers
+        from .checks import audit_key_configured
+
+        register(audit_key_configured, Tags.security, deploy=True)
 
         post_migrate.connect(signals.ensure_role_groups, sender=self, dispatch_uid="rolloutops.ensure_role_groups")

@@ -1,9 +1,8 @@
-"""System checks for a deployment (`manage.py check --deploy`)."""
+"""System checks for a deployment (`manage.py check --deploy`); registered in apps.py."""
 from django.conf import settings
-from django.core.checks import Tags, Warning, register
+from django.core.checks import Warning
 
 
-@register(Tags.security, deploy=True)
 def audit_key_configured(app_configs, **kwargs):
     if settings.AUDIT_CHECKPOINT_KEY or settings.EMBEDDED:
         return []
