@@ -479,3 +479,16 @@ def test_an_entry_that_commits_late_is_sealed_after_the_ones_before_it(postgres_
     assert late["entry"].pk < quick.pk
     assert dict(AuditEntry.objects.values_list("action", "seq")) == {"test.quick": 1, "test.late": 2}
     assert audit_verify().intact
+
+
+def test_a_checkpoint_goes_to_the_webhooks_when_asked(audit_settings, django_capture_on_commit_callbacks, caplog):
+    audit_settings.ROLLOUTOPS = {**audit_settings.ROLLOUTOPS, "WEBHOOK_URLS": ["https://hooks.example.internal/x"]}
+    _entries(1)
+    with django_capture_on_commit_callbacks() as callbacks:
+        audit_checkpoint()
+    assert callbacks == []  # off by default
+    audit_settings.AUDIT_CHECKPOINT_WEBHOOK = True
+    with caplog.at_level("INFO", logger="rolloutops.notifications"), django_capture_on_commit_callbacks() as callbacks:
+        audit_checkpoint()
+    assert len(callbacks) == 1  # one delivery per configured URL, after commit
+    assert [r.kind for r in caplog.records if r.getMessage() == "notification"] == ["audit.checkpoint"]
