@@ -1,13 +1,15 @@
 """Benchmark: N concurrent reviewers draining an escalation queue through the HTTP API.
 
-Runs the real app under gunicorn on PostgreSQL, bulk-creates open tickets, then has every
-reviewer (a thread with its own HTTP client and its own database connection) call
-POST /api/v1/escalations/claim-next with its bearer token until the queue answers 204.
-Checks that every ticket was claimed exactly once (none twice, none lost), and prints
+Runs the real app under gunicorn on PostgreSQL, with a Celery worker sealing the audit trail as
+production does, bulk-creates open tickets, then has every reviewer (a thread with its own HTTP
+client and its own database connection) call POST /api/v1/escalations/claim-next with its bearer
+token until the queue answers 204. Checks that every ticket was claimed exactly once (none twice,
+none lost) and that every claim's audit entry is sealed into a chain that verifies, and prints
 claims/s and p50/p99 latency beside a baseline: GET /healthz from the same clients.
 
     .venv/bin/python bench/claims.py                  # 10,000 tickets, 20 reviewers
     .venv/bin/python bench/claims.py --tickets 500    # a quick run
+    .venv/bin/python bench/claims.py --json           # … and one JSON line at the end
 """
 from __future__ import annotations
 
@@ -36,6 +38,9 @@ def parse_args():
     parser.add_argument("--port", type=int, default=8766)
     parser.add_argument("--web-workers", type=int, default=4)
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB))
+    parser.add_argument("--no-worker", action="store_true",
+                        help="no Celery worker during the run (the audit entries are sealed at the end)")
+    parser.add_argument("--json", action="store_true", help="end with one JSON line holding the figures")
     return parser.parse_args()
 
 
@@ -55,6 +60,7 @@ def server_env(args) -> dict:
     env.update({
         "DATABASE_URL": args.database_url,
         "SECRET_KEY": env.get("SECRET_KEY", "bench-claims-not-secret"),
+        "AUDIT_CHECKPOINT_KEY": env.get("AUDIT_CHECKPOINT_KEY", "bench-claims-audit-key-not-secret"),
         "SECURE_SSL_REDIRECT": "false",
         "ALLOWED_HOSTS": "127.0.0.1",
         "DB_CONN_MAX_AGE": "60",  # what production runs with: one connection per web process
@@ -84,6 +90,9 @@ def prepare(args) -> tuple[list[tuple[int, str]], list[int]]:
 
     agent, _ = Agent.objects.get_or_create(slug="bench-claims", defaults={"name": "Bench claims", "owner_team": "bench"})
     EscalationTicket.objects.filter(agent=agent).delete()
+    # Only this run's tickets may be claimable: leftovers (another script's, or leases that lapsed
+    # since) would be claimed too and blur both the rate and the exactly-once check.
+    EscalationTicket.objects.exclude(status="resolved").delete()
     group = Group.objects.get(name="reviewer")
     reviewers = []
     for i in range(args.reviewers):
@@ -134,6 +143,47 @@ def start_server(args) -> subprocess.Popen:
     raise SystemExit(f"gunicorn did not answer on port {args.port}; see var/bench-claims-gunicorn.log")
 
 
+def start_worker(args) -> subprocess.Popen:
+    """One worker process, as a small deployment runs: it seals audit entries while claims go on."""
+    log = open(ROOT / "var" / "bench-claims-worker.log", "w")  # noqa: SIM115 (closed with the process)
+    return subprocess.Popen(
+        [str(ROOT / ".venv" / "bin" / "celery"), "-A", "rolloutops", "worker", "-l", "WARNING", "--pool", "solo",
+         "--without-gossip", "--without-mingle", "--without-heartbeat"],
+        cwd=ROOT, env=server_env(args), stdout=log, stderr=subprocess.STDOUT,
+    )
+
+
+def stop(process: subprocess.Popen | None) -> None:
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def audit_after(ticket_ids: list[int], wait_seconds: float) -> dict:
+    """Wait for the worker to seal the claims' entries, seal what is left, verify the chain."""
+    from rolloutops import audit
+    from rolloutops.models import AuditEntry
+
+    claims = AuditEntry.objects.filter(action="ticket.claimed", object_type="escalations.escalationticket",
+                                       object_id__in=[str(pk) for pk in ticket_ids])
+    has_outbox = hasattr(audit, "audit_seal")  # the chain before the outbox sealed inside each write
+    started = time.monotonic()
+    unsealed = claims.filter(seq__isnull=True).count() if has_outbox else 0
+    while has_outbox and unsealed and time.monotonic() - started < wait_seconds:
+        time.sleep(0.2)
+        unsealed = claims.filter(seq__isnull=True).count()
+    lag = time.monotonic() - started
+    if has_outbox:
+        audit.audit_seal()
+    report = audit.audit_verify()
+    return {"audit_entries": claims.count(), "unsealed_when_done": unsealed, "seal_lag_s": round(lag, 2),
+            "audit_intact": report.intact, "audit_problem": report.problem}
+
+
 def run_clients(count: int, work) -> tuple[list, float]:
     results, errors = [None] * count, []
     barrier = threading.Barrier(count + 1)
@@ -176,6 +226,7 @@ def main() -> None:
     print(f"preparing {args.tickets} open tickets and {args.reviewers} reviewers on {args.database_url}")
     reviewers, ticket_ids = prepare(args)
     server = start_server(args)
+    worker = None if args.no_worker else start_worker(args)
     try:
         per_client = max(1, len(ticket_ids) // args.reviewers)
 
@@ -239,11 +290,29 @@ def main() -> None:
               f"max {per_reviewer[-1]}")
         print(f"claims/s over healthz/s: {claims['rate'] / base['rate']:.2f} "
               f"(p50 {claims['p50'] / base['p50']:.1f}x the baseline's)")
-        ok = not twice and not lost and not still_open and not mismatched and len(counts) == len(ticket_ids)
-        print("OK: every ticket claimed exactly once" if ok else "FAILED")
+        ratio = claims["rate"] / base["rate"]
+        audit_figures = audit_after(ticket_ids, wait_seconds=0 if worker is None else 60)
+        print(f"audit: {audit_figures['audit_entries']} claim entries, "
+              f"{audit_figures['unsealed_when_done']} unsealed {audit_figures['seal_lag_s']} s after the last claim, "
+              f"chain {'intact' if audit_figures['audit_intact'] else 'BROKEN: ' + str(audit_figures['audit_problem'])}")
+        ok = (not twice and not lost and not still_open and not mismatched and len(counts) == len(ticket_ids)
+              and audit_figures["audit_entries"] == len(ticket_ids) and audit_figures["audit_intact"])
+        print("OK: every ticket claimed exactly once, every claim audited in an intact chain" if ok else "FAILED")
+        if args.json:
+            print(json.dumps({
+                "bench": "claims", "tickets": len(ticket_ids), "reviewers": args.reviewers,
+                "web_workers": args.web_workers, "seal_worker": worker is not None,
+                "baseline": {"name": "GET /healthz", "rate": round(base["rate"], 1), "p50_ms": round(base["p50"], 2),
+                             "p99_ms": round(base["p99"], 2)},
+                "claims": {"rate": round(claims["rate"], 1), "p50_ms": round(claims["p50"], 2),
+                           "p99_ms": round(claims["p99"], 2)},
+                "ratio": round(ratio, 3), "claimed_twice": len(twice), "lost": len(lost), "still_open": still_open,
+                **{k: v for k, v in audit_figures.items() if k != "audit_problem"}, "ok": ok,
+            }))
         if not ok:
             raise SystemExit(1)
     finally:
+        stop(worker)
         server.terminate()
         server.wait(timeout=30)
 

@@ -1,10 +1,11 @@
 """The HTTP API root (/api/v1/): authentication, authorization and error shapes for every router."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
-from django.core.exceptions import RequestDataTooBig
-from django.db import DataError
+from django.core.exceptions import BadRequest, PermissionDenied, RequestDataTooBig, SuspiciousOperation
+from django.db import DataError, InterfaceError, OperationalError
 from django.http import HttpRequest
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -13,8 +14,11 @@ from ninja.security import APIKeyCookie, HttpBearer
 from .audit import RequestContext, request_context
 from .exceptions import DomainError
 from .models import ApiToken, Scope
+from .probes import RETRY_AFTER_SECONDS, UNAVAILABLE, dependency_down
 from .roles import user_roles
 from .tokens import token_authenticate
+
+_log = logging.getLogger("rolloutops.api")
 
 MACHINE_SCOPES = frozenset({Scope.ROUTE_READ, Scope.EVENTS_WRITE, Scope.ESCALATIONS_WRITE})
 
@@ -141,3 +145,44 @@ def _mount_routers() -> None:
 
 
 _mount_routers()
+
+
+# Last resorts, so that nothing under /api/ ever answers HTML (the project's handler404/handler500
+# cover what happens outside django-ninja). A dependency that is down is 503 with Retry-After: the
+# client's retry is right (ingestion is idempotent); anything else is our bug, logged, 500.
+@api.exception_handler(OperationalError)
+@api.exception_handler(InterfaceError)
+def _dependency_down(request, exc):
+    down = dependency_down(exc) or "database"
+    _log.warning("dependency down during an API call",
+                 extra={"path": request.path, "dependency": down, "error": f"{type(exc).__name__}: {exc}"[:300]})
+    response = api.create_response(request, {"detail": f"the {down} is unavailable; retry shortly"}, status=503)
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+def _register_unavailable_handlers() -> None:
+    for exc_type in UNAVAILABLE:
+        if exc_type not in (OperationalError, InterfaceError):
+            api.add_exception_handler(exc_type, _dependency_down)
+
+
+_register_unavailable_handlers()
+
+
+@api.exception_handler(PermissionDenied)
+def _permission_denied(request, exc):
+    return api.create_response(request, {"detail": str(exc) or "permission denied"}, status=403)
+
+
+@api.exception_handler(SuspiciousOperation)
+@api.exception_handler(BadRequest)
+def _bad_request(request, exc):
+    # What Django itself answers 400 to (malformed headers, too many fields…), in our shape.
+    return api.create_response(request, {"detail": "bad request"}, status=400)
+
+
+@api.exception_handler(Exception)
+def _unhandled(request, exc):
+    _log.error("unhandled error in an API call", exc_info=exc, extra={"path": request.path})
+    return api.create_response(request, {"detail": "internal error; it has been logged"}, status=500)

@@ -21,6 +21,10 @@ class AuditEntryOut(Schema):
     before: dict | list | None
     after: dict | list | None
     source_ip: str | None
+    # Until the sealer links an entry into the chain (seconds after its commit) it has no
+    # position and no hash: sealed false, seq null, hash and prev_hash "".
+    sealed: bool
+    seq: int | None
     hash: str
     prev_hash: str
 
@@ -47,7 +51,8 @@ def audit_list(request, action: str = "", actor: str = "", object_type: str = ""
         "results": [
             {"id": e.pk, "at": e.at, "actor": e.actor_label, "action": e.action, "object_type": e.object_type,
              "object_id": e.object_id, "object": e.object_repr, "before": e.before, "after": e.after,
-             "source_ip": e.source_ip, "hash": e.hash, "prev_hash": e.prev_hash}
+             "source_ip": e.source_ip, "sealed": e.sealed, "seq": e.seq, "hash": e.hash or "",
+             "prev_hash": e.prev_hash}
             for e in rows
         ],
         "next_before_id": rows[-1].pk if more and rows else None,

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.core.checks import Tags, register
 from django.db.models.signals import post_migrate
 
 
@@ -8,5 +9,8 @@ class RolloutopsConfig(AppConfig):
 
     def ready(self):
         from . import signals  # connects the audit receivers
+        from .checks import audit_key_configured
+
+        register(audit_key_configured, Tags.security, deploy=True)
 
         post_migrate.connect(signals.ensure_role_groups, sender=self, dispatch_uid="rolloutops.ensure_role_groups")

@@ -6,6 +6,7 @@ from django.http import HttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from .audit_checkpoints import audit_checkpoint_metrics
 from .tokens import token_authenticate
 
 
@@ -76,7 +77,24 @@ def metrics_exposition() -> str:
         out.add("rolloutops_escalations_open", "", row["open"], priority=row["priority"])
         out.add("rolloutops_escalations_claimed", "", row["claimed"], priority=row["priority"])
         out.add("rolloutops_escalations_sla_breached", "", row["breached"], priority=row["priority"])
+    _add_audit_checkpoint(out)
     return out.text()
+
+
+def _add_audit_checkpoint(out: Exposition) -> None:
+    # A scraper that stores these keeps a copy of each checkpoint outside the database (docs/audit.md).
+    audit = audit_checkpoint_metrics()
+    out.add("rolloutops_audit_unsealed_entries", "Audit entries recorded but not yet sealed into the chain.",
+            audit["unsealed_entries"])
+    out.add("rolloutops_audit_checkpoint_entries", "Entries the newest keyed checkpoint of the audit chain vouches for.",
+            audit["checkpoint_entries"])
+    out.add("rolloutops_audit_checkpoint_timestamp_seconds", "When the newest audit checkpoint was made (Unix time).",
+            audit["checkpoint_timestamp_seconds"])
+    if audit["checkpoint_mac"]:
+        out.add("rolloutops_audit_checkpoint_info", "The newest audit checkpoint; verify_audit can check it.", 1,
+                seq=audit["checkpoint_entries"], head_id=audit["checkpoint_head_id"] or "",
+                head_hash=audit["checkpoint_head_hash"], key_id=audit["checkpoint_key_id"],
+                at=audit["checkpoint_at"], mac=audit["checkpoint_mac"])
 
 
 @require_GET

@@ -7,7 +7,7 @@ from django.utils import timezone
 from .audit import RequestContext, request_context
 
 # The API answers 401 itself (JSON, bearer tokens); health and metrics are for probes.
-_OPEN_PREFIXES = ("/api/", "/static/", "/healthz", "/metrics")
+_OPEN_PREFIXES = ("/api/", "/static/", "/healthz", "/readyz", "/metrics")
 
 
 class AuditContext:

@@ -36,8 +36,9 @@ class ApiToken(models.Model):
 
 
 class AuditEntry(models.Model):
-    """Append-only. Each row stores the hash of the previous one; on PostgreSQL a trigger
-    refuses UPDATE and DELETE (migration 0002)."""
+    """Append-only. A write inserts its entry unsealed (seq NULL) inside its own transaction; the
+    sealer then links committed entries into one hash chain in `seq` order (docs/audit.md). On
+    PostgreSQL triggers refuse UPDATE (except that one sealing), DELETE and TRUNCATE (0003)."""
 
     at = models.DateTimeField(default=timezone.now, db_index=True)
     actor = models.ForeignKey(
@@ -52,13 +53,44 @@ class AuditEntry(models.Model):
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField(null=True, blank=True)
     source_ip = models.GenericIPAddressField(null=True, blank=True)
-    prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
+    # Written once, by the sealer; empty/NULL until then.
+    seq = models.BigIntegerField(null=True, blank=True, unique=True)  # position in the chain, from 1
+    prev_hash = models.CharField(max_length=64, blank=True, default="")
+    hash = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    alg = models.CharField(max_length=40, blank=True, default="")  # "sha256" (before 0003) or "hmac-sha256:<key id>"
+    sealed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index(fields=["object_type", "object_id"])]
+        indexes = [
+            models.Index(fields=["object_type", "object_id"]),
+            # The sealer's work queue: only unsealed rows, so it stays tiny.
+            models.Index(fields=["id"], condition=models.Q(seq__isnull=True), name="audit_unsealed"),
+        ]
         verbose_name_plural = "audit entries"
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.action} {self.object_repr}"
+
+    @property
+    def sealed(self) -> bool:
+        return self.seq is not None
+
+
+class AuditCheckpoint(models.Model):
+    """A keyed statement of the chain's head at a moment: "N entries, the Nth is #id with hash h".
+    The same record is written outside the database (log line, file, /metrics); the copy kept here
+    lets `verify_audit` check itself without them. Append-only like the entries."""
+
+    at = models.DateTimeField()
+    seq = models.BigIntegerField()  # entries in the chain (the head's position)
+    head_id = models.BigIntegerField(null=True)
+    head_hash = models.CharField(max_length=64)
+    key_id = models.CharField(max_length=32)
+    mac = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"checkpoint {self.at:%Y-%m-%d %H:%M:%S} at entry {self.seq}"

@@ -1,9 +1,12 @@
 """Settings for rolloutops, read from the environment (see .env.example)."""
+from datetime import timedelta
 from pathlib import Path
 import os
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+
+from rolloutops.local_secret import persisted_secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("ROLLOUTOPS_VAR_DIR", BASE_DIR / "var"))
@@ -47,9 +50,10 @@ EMBEDDED = "DATABASE_URL" not in os.environ
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
-    if not (DEBUG or EMBEDDED):
-        raise ImproperlyConfigured("SECRET_KEY is required when DEBUG is off and DATABASE_URL is set")
-    SECRET_KEY = "insecure-local-key-only-for-debug-and-the-embedded-demo"
+    # A shared database means a real deployment, DEBUG or not: never a key anyone could know.
+    if not EMBEDDED:
+        raise ImproperlyConfigured("SECRET_KEY is required when DATABASE_URL is set (with DEBUG on or off)")
+    SECRET_KEY = persisted_secret(VAR_DIR / "secret_key")
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -65,6 +69,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "ninja",  # so /api/v1/docs serves its bundled Swagger UI, not one from a CDN
+    "axes",  # sign-in throttling
     "rolloutops",
     "agents",
     "rollouts",
@@ -85,6 +90,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "rolloutops.middleware.UserTimezone",
+    # Last, as django-axes asks: turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "rolloutops.urls"
@@ -132,6 +139,19 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# Sign-in throttling (django-axes): after SIGNIN_FAILURE_LIMIT failures for one username from
+# one address, that pair is locked out for SIGNIN_LOCKOUT_MINUTES (counted from the lockout, not
+# extended by attempts during it), and the correct password is refused meanwhile. Audited as
+# auth.locked_out (rolloutops/signals.py); each failure stays audited as auth.login_failed.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("SIGNIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("SIGNIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "rolloutops.views.signin_locked_out"
+AXES_VERBOSE = False  # the audit trail and our own log line say it once
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "overview"
 LOGOUT_REDIRECT_URL = "login"
@@ -204,7 +224,25 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-claim-leases": {"task": "escalations.sweep_leases", "schedule": 30},
     # Tickets past their SLA are announced once each.
     "notify-sla-breaches": {"task": "escalations.notify_sla_breaches", "schedule": 60},
+    # Safety net: link audit entries whose on-commit sealing request was lost (docs/audit.md).
+    "seal-audit": {"task": "rolloutops.seal_audit", "schedule": env_int("AUDIT_SEAL_INTERVAL_SECONDS", 10)},
+    # A keyed checkpoint of the audit chain's head, written outside the database.
+    "checkpoint-audit": {"task": "rolloutops.checkpoint_audit",
+                         "schedule": env_int("AUDIT_CHECKPOINT_INTERVAL_SECONDS", 300)},
 }
+
+# The audit chain's key (HMAC of new entries and of checkpoints). It must live outside the
+# database, or whoever can rewrite the table could recompute the chain. Production sets it (and
+# lists retired keys, comma-separated, after a rotation so older entries still verify); without
+# it, one is generated under var/ on first use, with a warning (rolloutops/audit_keys.py).
+AUDIT_CHECKPOINT_KEY = os.environ.get("AUDIT_CHECKPOINT_KEY", "")
+# Each process asks a worker to seal at most once per this window (entries are sealed within ~2x).
+AUDIT_SEAL_DELAY_SECONDS = env_int("AUDIT_SEAL_DELAY_MS", 1000) / 1000
+AUDIT_RETIRED_KEYS = env_list("AUDIT_RETIRED_KEYS", [])
+# Checkpoints go to the log (one JSON line each) and, when set, are appended to this file too.
+AUDIT_CHECKPOINT_FILE = os.environ.get("AUDIT_CHECKPOINT_FILE",
+                                       str(VAR_DIR / "audit-checkpoints.jsonl") if EMBEDDED else "")
+AUDIT_CHECKPOINT_WEBHOOK = env_bool("AUDIT_CHECKPOINT_WEBHOOK", False)
 
 # Product defaults (SPEC): overridable per deployment.
 ROLLOUTOPS = {
@@ -229,11 +267,18 @@ ROLLOUTOPS = {
 # invalidates it everywhere at once: Redis in production, a folder on one machine otherwise.
 CACHE_URL = os.environ.get("CACHE_URL", "")
 if CACHE_URL.startswith(("redis://", "rediss://")):
+    # Short socket timeouts: a cache that hangs must cost a request milliseconds, not seconds,
+    # before it falls back to the database (rolloutops/cache.py).
+    _cache_timeout = env_int("CACHE_SOCKET_TIMEOUT_MS", 500) / 1000
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL,
-                          "KEY_PREFIX": "rolloutops"}}
+                          "KEY_PREFIX": "rolloutops",
+                          "OPTIONS": {"socket_connect_timeout": _cache_timeout, "socket_timeout": _cache_timeout}}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
                           "LOCATION": str(VAR_DIR / "cache")}}
+
+# After a cache failure, reads and writes skip the cache (straight to the database) this long.
+CACHE_FAILURE_BACKOFF_SECONDS = env_int("CACHE_FAILURE_BACKOFF_MS", 1000) / 1000
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 16 * 1024 * 1024)  # 5,000 events a batch
 

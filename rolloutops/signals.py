@@ -1,4 +1,8 @@
-"""Audit entries for events Django raises itself: failed sign-ins (SPEC 7)."""
+"""Audit entries for events Django and django-axes raise themselves: failed sign-ins, lockouts."""
+import logging
+
+from axes.signals import user_locked_out
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_login_failed
 from django.dispatch import receiver
@@ -16,6 +20,22 @@ def audit_login_failed(sender, credentials, request=None, **kwargs):
     source_ip = (request.META.get("REMOTE_ADDR") or None) if request is not None else None
     audit_record(actor=None, action="auth.login_failed", object_type="auth.user", object_id=user_id or "",
                  object_repr=username, after={"username": username}, source_ip=source_ip)
+
+
+@receiver(user_locked_out, dispatch_uid="rolloutops.audit_locked_out")
+def audit_locked_out(sender, request=None, username=None, ip_address=None, **kwargs):
+    # django-axes sends this on the failure that reaches the limit (and again for attempts during
+    # the lockout); the lockout itself is one event, the failure that caused it.
+    if request is None or getattr(request, "axes_failures_since_start", None) != settings.AXES_FAILURE_LIMIT:
+        return
+    username = str(username or "")[:150]
+    minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
+    logging.getLogger("rolloutops.auth").warning(
+        "sign-in locked out", extra={"username": username, "source_ip": ip_address, "minutes": minutes})
+    user_id = get_user_model().objects.filter(**{get_user_model().USERNAME_FIELD: username}).values_list("pk", flat=True).first()
+    audit_record(actor=None, action="auth.locked_out", object_type="auth.user", object_id=user_id or "",
+                 object_repr=username, source_ip=ip_address or None,
+                 after={"username": username, "failures": settings.AXES_FAILURE_LIMIT, "locked_minutes": minutes})
 
 
 def ensure_role_groups(sender, using="default", **kwargs):

@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .audit import audit_record
+from .cache import cache_delete, cache_get, cache_set
 from .exceptions import Invalid
 from .models import ApiToken, Scope
 
@@ -57,6 +58,7 @@ def token_revoke(*, token: ApiToken, actor=None) -> ApiToken:
 
 # Machine calls (route, events) are hot: a token and its owner's roles are cached briefly in the
 # shared cache. Revoking deletes the entry at once; a role or activation change waits this long.
+# When the cache is down every check reads the database instead (rolloutops/cache.py).
 TOKEN_CACHE_SECONDS = 30
 
 
@@ -77,23 +79,19 @@ def _from_cache(entry: dict) -> ApiToken:
 
 
 def _forget(token: ApiToken) -> None:
-    from django.core.cache import cache
-
     key = _cache_key(token.token_hash)
-    cache.delete(key)
-    transaction.on_commit(lambda: cache.delete(key))
+    cache_delete(key)
+    transaction.on_commit(lambda: cache_delete(key))
 
 
 def token_authenticate(raw: str) -> ApiToken | None:
-    from django.core.cache import cache
-
     from .roles import user_roles
 
     if not raw or not raw.startswith(TOKEN_PREFIX):
         return None
     digest = hash_token(raw)
     now = timezone.now()
-    entry = cache.get(_cache_key(digest))
+    entry = cache_get(_cache_key(digest))
     if entry is not None:
         if entry["expires_at"] is not None and entry["expires_at"] <= now:
             return None
@@ -104,7 +102,7 @@ def token_authenticate(raw: str) -> ApiToken | None:
     # Touch last_used_at at most once a minute (and the cache holds it for less than that).
     if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-    cache.set(_cache_key(digest), {
+    cache_set(_cache_key(digest), {
         "id": token.pk, "name": token.name, "prefix": token.prefix, "scopes": list(token.scopes),
         "expires_at": token.expires_at, "user_id": token.user_id, "username": token.user.get_username(),
         "is_superuser": token.user.is_superuser, "roles": sorted(user_roles(token.user)),

@@ -8,6 +8,8 @@ from .api import api
 from .metrics import metrics
 
 handler403 = "rolloutops.views.forbidden"
+handler404 = "rolloutops.views.not_found"  # JSON under /api/, the page elsewhere
+handler500 = "rolloutops.views.server_error"  # JSON under /api/; 503 + Retry-After when a dependency is down
 
 urlpatterns = [
     path("", views.overview, name="overview"),
@@ -16,6 +18,7 @@ urlpatterns = [
     path("audit/", views.audit_log, name="audit"),
     path("audit/export.csv", views.audit_export, name="audit-export"),
     path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
     path("metrics", metrics, name="metrics"),
     path("agents/", include("agents.urls")),
     path("rollouts/", include("rollouts.urls")),

@@ -1,14 +1,18 @@
-"""Project-wide pages: the audit log (with CSV export) and health."""
+"""Project-wide pages: the audit log (with CSV export), health and readiness, error pages."""
 import csv
 import json
+import sys
 
 from django.contrib.auth.decorators import login_not_required
-from django.http import JsonResponse, StreamingHttpResponse
+from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
+from django.views.defaults import page_not_found
+from django.views.defaults import server_error as default_server_error
 
 from .pages import htmx_partial, paginate
+from .probes import RETRY_AFTER_SECONDS, dependencies_status, dependency_down
 from .roles import Role, role_required
 from .selectors import audit_entries, audit_filter_choices
 
@@ -43,13 +47,17 @@ class _Echo:
 def audit_export(request):
     rows = audit_entries(**_audit_filters(request)).iterator(chunk_size=2000)
     writer = csv.writer(_Echo())
-    header = ["id", "at", "actor", "action", "object_type", "object_id", "object", "before", "after", "source_ip", "hash"]
+    # "hash" is empty and "seq" (the chain position, last so existing readers keep their columns)
+    # too for an entry the sealer has not linked yet.
+    header = ["id", "at", "actor", "action", "object_type", "object_id", "object", "before", "after", "source_ip", "hash",
+              "seq"]
 
     def lines():
         yield writer.writerow(header)
         for e in rows:
             yield writer.writerow([e.pk, e.at.isoformat(), e.actor_label, e.action, e.object_type, e.object_id,
-                                   e.object_repr, _json(e.before), _json(e.after), e.source_ip or "", e.hash])
+                                   e.object_repr, _json(e.before), _json(e.after), e.source_ip or "", e.hash or "",
+                                   "" if e.seq is None else e.seq])
 
     response = StreamingHttpResponse(lines(), content_type="text/csv")
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
@@ -60,11 +68,61 @@ def audit_export(request):
 @login_not_required
 @require_GET
 def healthz(request):
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
+    """Liveness: the process answers. No dependency is touched, so a database or cache outage
+    never makes an orchestrator restart healthy processes (that is /readyz's job)."""
     return JsonResponse({"status": "ok"})
+
+
+@login_not_required
+@require_GET
+def readyz(request):
+    """Readiness: 200 when the database, the cache and the broker all answer, else 503 naming
+    what is down (the errors themselves go to the log, not to an unauthenticated caller)."""
+    status = dependencies_status()
+    down = [name for name, error in status.items() if error]
+    checks = {name: ("down" if error else "ok") for name, error in status.items()}
+    if down:
+        response = JsonResponse({"status": "unavailable", "down": down, "checks": checks,
+                                 "detail": f"not ready: {', '.join(down)} down"}, status=503)
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+    return JsonResponse({"status": "ready", "checks": checks})
+
+
+def _is_api(request) -> bool:
+    return request.path.startswith("/api/")
+
+
+def not_found(request, exception=None):
+    if _is_api(request):
+        return JsonResponse({"detail": f"no API endpoint at {request.path}"}, status=404)
+    return page_not_found(request, exception)
+
+
+def server_error(request):
+    """Django calls this from inside its exception handling, so the exception is sys.exception()."""
+    exc = sys.exc_info()[1]
+    down = dependency_down(exc)
+    if down:
+        response = (JsonResponse({"detail": f"the {down} is unavailable; retry shortly"}, status=503)
+                    if _is_api(request) else
+                    HttpResponse(f"The {down} is unavailable. Retry in a few seconds.", status=503,
+                                 content_type="text/plain; charset=utf-8"))
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+    if _is_api(request):
+        return JsonResponse({"detail": "internal error; it has been logged"}, status=500)
+    return default_server_error(request)
+
+
+def signin_locked_out(request, original_response=None, credentials=None):
+    """django-axes calls this instead of the sign-in page once a username and address are locked out."""
+    from django.conf import settings
+
+    username = (credentials or {}).get("username") or request.POST.get("username", "")
+    context = {"username": str(username)[:150], "limit": settings.AXES_FAILURE_LIMIT,
+               "minutes": int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)}
+    return render(request, "registration/locked_out.html", context, status=429)
 
 
 def forbidden(request, exception=None):

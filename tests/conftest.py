@@ -24,6 +24,26 @@ def _plain_http_and_private_cache(settings):
     routing_cache_clear()
 
 
+def _flush_skips_triggers(execute, sql, params, many, context):
+    if sql.lstrip()[:8].upper() == "TRUNCATE":
+        # LOCAL: only inside the flush's own transaction; needs the test database's superuser.
+        execute("SET LOCAL session_replication_role = replica", None, False, context)
+    return execute(sql, params, many, context)
+
+
+@pytest.fixture(autouse=True)
+def _test_flush_passes_the_audit_guard():
+    """A transactional test ends with Django's flush, a TRUNCATE of every table, which the audit
+    guard refuses on PostgreSQL (as it must in production). That flush alone skips triggers; the
+    wrapper is removed before the next test, so no test's own TRUNCATE does."""
+    for wrappers in (connection.execute_wrappers,):
+        while _flush_skips_triggers in wrappers:
+            wrappers.remove(_flush_skips_triggers)
+    yield
+    if connection.vendor == "postgresql":
+        connection.execute_wrappers.append(_flush_skips_triggers)
+
+
 @pytest.fixture
 def operator(db):
     return UserFactory(username="olivia", roles=["operator"])

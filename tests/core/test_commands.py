@@ -27,7 +27,8 @@ def test_adduser_creates_a_person_with_the_role_and_a_usable_password():
     assert user_roles(user) == {"operator"}
     assert user.check_password("long-enough-pass")
     assert "Created nora" in out
-    assert Client().login(username="nora", password="long-enough-pass")
+    signed_in = Client().post("/login/", {"username": "nora", "password": "long-enough-pass"})
+    assert signed_in.status_code == 302 and signed_in["Location"] == "/"
     assert AuditEntry.objects.filter(action="user.created", object_repr="nora").exists()
 
 

@@ -10,7 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 # Everything the settings read; each test starts from none of them, then sets its own.
-SETTINGS_ENV = ("DATABASE_URL", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS", "CELERY_BROKER_URL",
+SETTINGS_ENV = ("DATABASE_URL", "SECRET_KEY", "AUDIT_CHECKPOINT_KEY", "DEBUG", "ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS", "CELERY_BROKER_URL",
                 "CACHE_URL", "SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE",
                 "SECURE_HSTS_SECONDS", "STATIC_MANIFEST", "SQLITE_TEST_NAME", "DJANGO_ALLOW_ASYNC_UNSAFE")
 
@@ -28,14 +28,25 @@ def random_secret(n=50) -> str:
     return "".join(secrets.choice(alphabet) for _ in range(n))
 
 
+PRODUCTION = {"DEBUG": "false", "ALLOWED_HOSTS": "rolloutops.example"}
+
+
 def test_check_deploy_is_clean_under_production_settings(tmp_path):
     result = manage("check", "--deploy", "--fail-level", "WARNING", tmp_path=tmp_path, env={
-        "DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite3", "SECRET_KEY": random_secret(), "DEBUG": "false",
-        "ALLOWED_HOSTS": "rolloutops.example",
+        **PRODUCTION, "DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite3", "SECRET_KEY": random_secret(),
+        "AUDIT_CHECKPOINT_KEY": random_secret(),
     })
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
     assert "WARNING" not in result.stdout + result.stderr
+
+
+def test_check_deploy_warns_when_the_audit_key_is_missing(tmp_path):
+    result = manage("check", "--deploy", tmp_path=tmp_path, env={
+        **PRODUCTION, "DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite3", "SECRET_KEY": random_secret(),
+    })
+    assert "rolloutops.W001" in result.stderr + result.stdout
+    assert "AUDIT_CHECKPOINT_KEY is not set" in result.stderr + result.stdout
 
 
 def test_production_without_secret_key_refuses_to_start(tmp_path):
@@ -79,3 +90,39 @@ def test_sqlite_connection_uses_wal_and_a_busy_timeout(db):
         assert cursor.fetchone()[0] == "wal"
         cursor.execute("PRAGMA busy_timeout")
         assert cursor.fetchone()[0] >= 30000
+
+
+def test_debug_with_a_database_url_still_requires_secret_key(tmp_path):
+    # DEBUG on a shared database is still a deployment: no key that anyone could know.
+    result = manage("check", tmp_path=tmp_path, env={
+        "DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite3", "DEBUG": "true",
+    })
+    assert result.returncode != 0
+    assert "SECRET_KEY is required" in result.stderr
+
+
+def test_embedded_set_up_generates_a_random_key_once_and_keeps_it(tmp_path):
+    show = "from django.conf import settings as s; print(s.SECRET_KEY)"
+    keys = []
+    for debug in ("false", "true", "false"):
+        result = manage("shell", "-c", show, tmp_path=tmp_path, env={"DEBUG": debug})
+        assert result.returncode == 0, result.stderr
+        keys.append(result.stdout.strip().splitlines()[-1])
+    key_file = tmp_path / "var" / "secret_key"
+    assert keys[0] == keys[1] == keys[2] == key_file.read_text().strip()
+    assert len(keys[0]) >= 50
+    assert "insecure" not in keys[0]
+    assert key_file.stat().st_mode & 0o077 == 0  # readable by its owner only
+
+    # Another project folder (another var/) gets another key: nothing is fixed in the code.
+    other = tmp_path / "other"
+    other.mkdir()
+    result = manage("shell", "-c", show, tmp_path=other, env={})
+    assert result.stdout.strip().splitlines()[-1] != keys[0]
+
+
+def test_an_explicit_secret_key_wins_and_nothing_is_written(tmp_path):
+    result = manage("shell", "-c", "from django.conf import settings as s; print(s.SECRET_KEY)",
+                    tmp_path=tmp_path, env={"SECRET_KEY": "from-the-environment-" + "x" * 40})
+    assert result.stdout.strip().splitlines()[-1] == "from-the-environment-" + "x" * 40
+    assert not (tmp_path / "var" / "secret_key").exists()
