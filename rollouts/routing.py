@@ -15,13 +15,13 @@ import threading
 import time
 from dataclasses import dataclass
 
-from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Count, FilteredRelation, Max, Q
 from django.utils import timezone
 
 from agents.models import Agent
 from rolloutops.bucketing import BUCKETS, bucket, goes_to_candidate
+from rolloutops.cache import cache_get, cache_set
 from telemetry.models import TrafficPeriod
 
 from .models import RolloutState, StageMode
@@ -99,21 +99,6 @@ def _cache_key(agent_slug: str, generation: tuple[int, int]) -> str:
     return f"route:v3:{generation[0]}.{generation[1]}:{agent_slug}"
 
 
-def _cache_get(key: str):
-    try:
-        return cache.get(key)
-    except Exception:  # noqa: BLE001 - a cache outage falls back to the database, never to a 500
-        log.warning("routing cache unavailable: reading the database", exc_info=True)
-        return None
-
-
-def _cache_set(key: str, value) -> None:
-    try:
-        cache.set(key, value, CACHE_TTL_S)
-    except Exception:  # noqa: BLE001
-        log.warning("routing cache unavailable: not cached", exc_info=True)
-
-
 _STATE_FIELDS = ("id", "slug", "production_version__version", "r__id", "r__state", "r__stage_name", "r__mode",
                  "r__traffic_percent", "r__salt", "r__version__version")
 
@@ -142,13 +127,13 @@ def routing_state(agent_slug: str) -> dict | None:
     if state is not None:
         return state
     key = _cache_key(agent_slug, generation)
-    state = _cache_get(key)
+    state = cache_get(key)  # a cache outage reads the database, never answers 500 (rolloutops/cache.py)
     if state is None:
         row = _agents_with_open_rollout().filter(slug=agent_slug).values(*_STATE_FIELDS).first()
         if row is None:
             return None
         state = _state(row)
-        _cache_set(key, state)
+        cache_set(key, state, CACHE_TTL_S)
     if _local.generation == generation:
         _local.states[agent_slug] = state
     return state
