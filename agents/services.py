@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from rolloutops import policy
 from rolloutops.audit import audit_record
 from rolloutops.exceptions import Conflict, Invalid
 
@@ -30,6 +31,7 @@ def _required(value: str, field: str, max_length: int) -> str:
 
 
 def agent_register(*, actor, slug: str, name: str, owner_team: str, description: str = "") -> Agent:
+    policy.check(actor, "agent.register")
     slug = (slug or "").strip()
     if not SLUG_RE.match(slug):
         raise Invalid("slug must be lowercase letters, digits and dashes (at most 64), e.g. claims-triage",
@@ -49,6 +51,7 @@ def agent_register(*, actor, slug: str, name: str, owner_team: str, description:
 
 def version_add(*, actor, agent: Agent, version: str, notes: str = "", sla_p95_latency_ms: int = 2000,
                 sla_max_error_rate: float = 0.02) -> AgentVersion:
+    policy.check(actor, "version.add")
     version = (version or "").strip()
     if not VERSION_RE.match(version):
         raise Invalid("version must be letters, digits and . _ + - (at most 64), e.g. 1.4.0", field="version")
@@ -75,6 +78,7 @@ def evaluation_record(*, actor, version: AgentVersion, results: list[dict], note
                       ttl_days: int | None = None) -> Evaluation:
     """Record one evaluation. Everything is validated before anything is stored; each problem
     names the result's index and item."""
+    policy.check(actor, "evaluation.record")
     if ttl_days is None:
         ttl_days = settings.ROLLOUTOPS["EVALUATION_TTL_DAYS"]
     if not isinstance(ttl_days, int) or not 1 <= ttl_days <= MAX_TTL_DAYS:
@@ -121,6 +125,7 @@ def evaluation_record(*, actor, version: AgentVersion, results: list[dict], note
 
 
 def checklist_item_add(*, actor, dimension: str, key: str, title: str, description: str = "") -> ChecklistItem:
+    policy.check(actor, "checklist.add")
     if dimension not in Dimension.values:
         raise Invalid(f"dimension must be one of {', '.join(Dimension.values)}", field="dimension")
     key = (key or "").strip()

@@ -11,14 +11,16 @@ from django.contrib.auth import get_user_model
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
 
 from agents.models import Agent, AgentVersion
+from rolloutops import policy
 from rolloutops.audit import audit_record
 from rolloutops.exceptions import Conflict, Forbidden, Invalid
 from rolloutops.notifications import notify
-from rolloutops.roles import Role, has_role
 from rollouts.models import Rollout, RolloutState
+from telemetry.services import human_decision_record
 
 from .exceptions import ContextTooLarge
 from .models import EscalationTicket, Priority, Reason, TicketEvent, TicketEventKind, TicketStatus
@@ -118,6 +120,7 @@ def ticket_open(*, actor, agent: str | Agent, request_key: str, reason: str, pri
                 context: dict | None = None, version: str | None = None) -> tuple[EscalationTicket, bool]:
     """Open a ticket for (agent, request_key), or return the one already open for it.
     Returns (ticket, created). A runtime retrying after a timeout never opens a second ticket."""
+    policy.check(actor, "escalation.open")
     request_key = (request_key or "").strip()
     context = {} if context is None else context
     _validate_open(request_key=request_key, reason=reason, priority=priority, context=context)
@@ -174,11 +177,11 @@ def _record_claim(*, ticket: EscalationTicket, reviewer, now: datetime, prev_sta
         TicketEvent.objects.create(ticket=ticket, kind=TicketEventKind.LEASE_EXPIRED, actor=None, at=now,
                                    detail={"holder": _username(prev_holder)})
         audit_record(actor=None, action="ticket.lease_expired", obj=ticket,
-                     before={"status": "claimed", "claimed_by": _username(prev_holder)}, after={"status": "open"})
+                     before={"status": TicketStatus.CLAIMED, "claimed_by": _username(prev_holder)}, after={"status": TicketStatus.OPEN})
     TicketEvent.objects.create(ticket=ticket, kind=TicketEventKind.CLAIMED, actor=reviewer, at=now,
                                detail={"lease_expires_at": ticket.lease_expires_at.isoformat()})
-    audit_record(actor=reviewer, action="ticket.claimed", obj=ticket, before={"status": "open"},
-                 after={"status": "claimed", "claimed_by": reviewer.get_username(),
+    audit_record(actor=reviewer, action="ticket.claimed", obj=ticket, before={"status": TicketStatus.OPEN},
+                 after={"status": TicketStatus.CLAIMED, "claimed_by": reviewer.get_username(),
                         "lease_expires_at": ticket.lease_expires_at})
 
 
@@ -206,6 +209,7 @@ def _next_candidate(queryset, now: datetime):
 def ticket_claim_next(*, reviewer, agent: str | Agent | None = None, reason: str | None = None,
                       priority: str | None = None) -> EscalationTicket | None:
     """Claim the most urgent claimable ticket (priority, then age); None when the queue is empty."""
+    policy.check(reviewer, "escalation.work")
     queryset = EscalationTicket.objects.all()
     if agent:
         agent_id = agent.pk if isinstance(agent, Agent) else Agent.objects.filter(slug=agent).values_list("pk", flat=True).first()
@@ -233,6 +237,7 @@ def ticket_claim_next(*, reviewer, agent: str | Agent | None = None, reason: str
 
 def ticket_claim(*, reviewer, ticket: EscalationTicket) -> EscalationTicket:
     """Claim this ticket. Conflict (409) naming the holder when someone else has it."""
+    policy.check(reviewer, "escalation.work")
     now = timezone.now()
     with transaction.atomic():
         current = _reload(ticket.pk)
@@ -254,6 +259,7 @@ def ticket_claim(*, reviewer, ticket: EscalationTicket) -> EscalationTicket:
 
 def ticket_renew(*, reviewer, ticket: EscalationTicket) -> EscalationTicket:
     """Extend the claimant's lease. Not audited: the ticket page renews every minute; the claim is."""
+    policy.check(reviewer, "escalation.work")
     now = timezone.now()
     changed = (EscalationTicket.objects.filter(pk=ticket.pk, status=TicketStatus.CLAIMED, claimed_by=reviewer)
                .update(lease_expires_at=now + lease_duration()))
@@ -279,9 +285,7 @@ def ticket_release(*, actor, ticket: EscalationTicket, note: str = "") -> Escala
             raise Conflict(f"ticket #{current.pk} is not claimed", status=current.status)
         holder = current.claimed_by
         by_manager = current.claimed_by_id != actor.pk
-        if by_manager and not has_role(actor, Role.MANAGER):
-            raise Forbidden(f"only {_username(holder)}, who holds the claim, or a manager may release it",
-                            claimed_by=_username(holder))
+        policy.check(actor, "escalation.release", current)
         changed = (EscalationTicket.objects
                    .filter(pk=current.pk, status=TicketStatus.CLAIMED, claimed_by_id=current.claimed_by_id,
                            claimed_at=current.claimed_at)
@@ -291,16 +295,15 @@ def ticket_release(*, actor, ticket: EscalationTicket, note: str = "") -> Escala
         TicketEvent.objects.create(ticket=current, kind=TicketEventKind.RELEASED, actor=actor, at=now,
                                    detail={"holder": _username(holder), "by_manager": by_manager, "note": note[:500]})
         audit_record(actor=actor, action="ticket.released", obj=current,
-                     before={"status": "claimed", "claimed_by": _username(holder)},
-                     after={"status": "open", **({"note": note[:500]} if note else {})})
+                     before={"status": TicketStatus.CLAIMED, "claimed_by": _username(holder)},
+                     after={"status": TicketStatus.OPEN, **({"note": note[:500]} if note else {})})
         return _reload(current.pk)
 
 
 def ticket_resolve(*, reviewer, ticket: EscalationTicket, label: str, notes: str = "") -> EscalationTicket:
     """Only the claimant resolves. The decision becomes the human event of the request, so the
     shadow statistics pair it with the agent's decision; both commit together or not at all."""
-    from telemetry.services import human_decision_record  # written by the telemetry app
-
+    policy.check(reviewer, "escalation.work")
     label = (label or "").strip()
     notes = (notes or "").strip()
     if not label:
@@ -319,7 +322,7 @@ def ticket_resolve(*, reviewer, ticket: EscalationTicket, label: str, notes: str
             if current.status == TicketStatus.RESOLVED:
                 raise _resolved(current)
             if current.status == TicketStatus.OPEN:
-                raise Conflict(f"ticket #{current.pk} is not claimed; claim it before resolving", status="open")
+                raise Conflict(f"ticket #{current.pk} is not claimed; claim it before resolving", status=TicketStatus.OPEN)
             raise Forbidden(f"only {_username(current.claimed_by)}, who holds the claim, may resolve this ticket",
                             claimed_by=_username(current.claimed_by))
         recorded = human_decision_record(
@@ -329,8 +332,8 @@ def ticket_resolve(*, reviewer, ticket: EscalationTicket, label: str, notes: str
         TicketEvent.objects.create(ticket=current, kind=TicketEventKind.RESOLVED, actor=reviewer, at=now,
                                    detail={"label": label, "human_event_recorded": bool(recorded)})
         audit_record(actor=reviewer, action="ticket.resolved", obj=current,
-                     before={"status": "claimed", "claimed_by": reviewer.get_username()},
-                     after={"status": "resolved", "label": label, "notes": notes[:500],
+                     before={"status": TicketStatus.CLAIMED, "claimed_by": reviewer.get_username()},
+                     after={"status": TicketStatus.RESOLVED, "label": label, "notes": notes[:500],
                             "human_event_recorded": bool(recorded)})
         return current
 
@@ -354,7 +357,7 @@ def tickets_sweep_expired_leases(*, now: datetime | None = None, batch: int = SW
             TicketEvent.objects.create(ticket=ticket, kind=TicketEventKind.LEASE_EXPIRED, actor=None, at=now,
                                        detail={"holder": _username(holder)})
             audit_record(actor=None, action="ticket.lease_expired", obj=ticket,
-                         before={"status": "claimed", "claimed_by": _username(holder)}, after={"status": "open"})
+                         before={"status": TicketStatus.CLAIMED, "claimed_by": _username(holder)}, after={"status": TicketStatus.OPEN})
             returned += 1
     return returned
 
@@ -387,7 +390,7 @@ def tickets_notify_sla_breaches(*, now: datetime | None = None, batch: int = SWE
                     "ticket": ticket.pk, "agent": ticket.agent.slug, "request_key": ticket.request_key,
                     "priority": ticket.priority, "reason": ticket.reason, "status": ticket.status,
                     "claimed_by": _username(ticket.claimed_by), "due_at": ticket.due_at.isoformat(),
-                    "url": f"/escalations/{ticket.pk}/",
+                    "url": reverse("escalations:ticket", args=[ticket.pk]),
                 },
                 severity="warning",
             )

@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "rollouts",
     "telemetry",
     "escalations",
+    "console",
 ]
 
 MIDDLEWARE = [
@@ -85,9 +86,10 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "rolloutops.middleware.UserTimezone",
+    "rolloutops.middleware.NotFoundPages",
 ]
 
-ROOT_URLCONF = "rolloutops.urls"
+ROOT_URLCONF = "console.urls"
 WSGI_APPLICATION = "rolloutops.wsgi.application"
 
 TEMPLATES = [
@@ -100,7 +102,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "rolloutops.context_processors.navigation",
+                "console.context_processors.navigation",
+                "console.context_processors.enums",
             ],
         },
     }

@@ -1,9 +1,11 @@
-"""Audit entries for events Django raises itself: failed sign-ins (SPEC 7)."""
+"""Audit entries for events Django raises itself (failed sign-ins), and the role groups after a flush."""
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.contrib.auth.signals import user_login_failed
 from django.dispatch import receiver
 
 from .audit import audit_record
+from .policy import Role
 
 
 @receiver(user_login_failed, dispatch_uid="rolloutops.audit_login_failed")
@@ -21,10 +23,6 @@ def audit_login_failed(sender, credentials, request=None, **kwargs):
 def ensure_role_groups(sender, using="default", **kwargs):
     # Migration 0002 creates the groups once; a flush (transactional tests, `manage.py flush`)
     # empties the table and emits post_migrate, so they are re-created here as Django does
-    # for content types and permissions.
-    from django.contrib.auth.models import Group
-
-    from .roles import Role
-
+    # for content types and permissions; a role added to rolloutops/policy.py gets its group here.
     for name in Role.values:
         Group.objects.using(using).get_or_create(name=name)

@@ -5,12 +5,15 @@ import hashlib
 import secrets
 from datetime import timedelta
 
+from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
 from .audit import audit_record
 from .exceptions import Invalid
-from .models import ApiToken, Scope
+from .models import ApiToken
+from .policy import Scope, user_roles
 
 TOKEN_PREFIX = "rlo_"
 
@@ -65,8 +68,6 @@ def _cache_key(token_hash: str) -> str:
 
 
 def _from_cache(entry: dict) -> ApiToken:
-    from django.contrib.auth import get_user_model
-
     user = get_user_model()(pk=entry["user_id"], username=entry["username"], is_active=True,
                             is_superuser=entry["is_superuser"])
     user._rolloutops_roles = frozenset(entry["roles"])
@@ -77,18 +78,12 @@ def _from_cache(entry: dict) -> ApiToken:
 
 
 def _forget(token: ApiToken) -> None:
-    from django.core.cache import cache
-
     key = _cache_key(token.token_hash)
     cache.delete(key)
     transaction.on_commit(lambda: cache.delete(key))
 
 
 def token_authenticate(raw: str) -> ApiToken | None:
-    from django.core.cache import cache
-
-    from .roles import user_roles
-
     if not raw or not raw.startswith(TOKEN_PREFIX):
         return None
     digest = hash_token(raw)

@@ -1,15 +1,15 @@
-"""Project-wide pages: the audit log (with CSV export) and health."""
+"""Pages of the core: the audit log (with CSV export), health, and the 403 page."""
 import csv
 import json
 
 from django.contrib.auth.decorators import login_not_required
+from django.db import connection
 from django.http import JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from .pages import htmx_partial, paginate
-from .roles import Role, role_required
+from .pages import htmx_partial, paginate, require_action
 from .selectors import audit_entries, audit_filter_choices
 
 AUDIT_FILTERS = ("action", "actor", "object_type", "object_id", "since", "until", "q")
@@ -20,7 +20,7 @@ def _audit_filters(request) -> dict:
 
 
 @require_GET
-@role_required(Role.OPERATOR, Role.MANAGER)
+@require_action("audit.read")
 def audit_log(request):
     filters = _audit_filters(request)
     page = paginate(request, audit_entries(**filters), per_page=50)
@@ -39,7 +39,7 @@ class _Echo:
 
 
 @require_GET
-@role_required(Role.OPERATOR, Role.MANAGER)
+@require_action("audit.read")
 def audit_export(request):
     rows = audit_entries(**_audit_filters(request)).iterator(chunk_size=2000)
     writer = csv.writer(_Echo())
@@ -60,8 +60,6 @@ def audit_export(request):
 @login_not_required
 @require_GET
 def healthz(request):
-    from django.db import connection
-
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return JsonResponse({"status": "ok"})
@@ -69,13 +67,3 @@ def healthz(request):
 
 def forbidden(request, exception=None):
     return render(request, "403.html", {"message": str(exception) if exception else ""}, status=403)
-
-
-@require_GET
-def overview(request):
-    from rollouts.selectors import overview_rows, overview_totals
-
-    rows = overview_rows()
-    context = {"rows": rows, "totals": overview_totals(rows)}
-    template = "overview.html#overview-table" if htmx_partial(request) else "overview.html"
-    return render(request, template, context)

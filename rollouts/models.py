@@ -19,6 +19,18 @@ class StageMode(models.TextChoices):
     LIVE = "live", "Live"
 
 
+class TransitionAction(models.TextChoices):
+    """What a StageTransition did; the actions a state allows are the table in stages.py. The
+    column keeps no choices so that naming them needed no migration."""
+
+    START = "start", "Start"
+    PROMOTE = "promote", "Promote"
+    PAUSE = "pause", "Pause"
+    RESUME = "resume", "Resume"
+    ROLLBACK = "rollback", "Roll back"
+    COMPLETE = "complete", "Complete"
+
+
 def new_salt() -> str:
     return secrets.token_hex(8)
 
@@ -100,7 +112,7 @@ class StageTransition(models.Model):
     from_state = models.CharField(max_length=12, blank=True)
     to_state = models.CharField(max_length=12)
     traffic_percent = models.FloatField(default=0)
-    action = models.CharField(max_length=20)  # start, promote, pause, resume, rollback, complete
+    action = models.CharField(max_length=20)  # a TransitionAction
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     automatic = models.BooleanField(default=False)
     reason = models.TextField(blank=True)

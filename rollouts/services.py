@@ -7,13 +7,22 @@ import logging
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from rolloutops import policy
 from rolloutops.audit import audit_record
 from rolloutops.exceptions import Conflict, Invalid
 from rolloutops.notifications import notify
 
 from . import stages as stage_rules
 from .gates import rollout_evidence
-from .models import PromotionRequest, PromotionStatus, Rollout, RolloutStage, RolloutState, StageTransition
+from .models import (
+    PromotionRequest,
+    PromotionStatus,
+    Rollout,
+    RolloutStage,
+    RolloutState,
+    StageTransition,
+    TransitionAction,
+)
 from .routing import routing_invalidate
 
 log = logging.getLogger("rolloutops.rollouts")
@@ -63,6 +72,7 @@ def _transition(rollout: Rollout, *, action: str, actor, reason: str, to_state: 
 
 def rollout_start(*, actor, version, plan: list[dict] | None = None, reason: str = "") -> Rollout:
     """Open a rollout in staging with the given plan (the default plan otherwise)."""
+    policy.check(actor, "rollout.start")
     stages = stage_rules.parse_plan(plan)
     now = timezone.now()
     try:
@@ -81,7 +91,7 @@ def rollout_start(*, actor, version, plan: list[dict] | None = None, reason: str
                 for i, s in enumerate(stages)
             ])
             StageTransition.objects.create(rollout=rollout, from_stage="", to_stage=stages[0].name, from_state="",
-                                           to_state=RolloutState.ACTIVE, action="start", actor=actor,
+                                           to_state=RolloutState.ACTIVE, action=TransitionAction.START, actor=actor,
                                            reason=reason or "rollout started", at=now)
             audit_record(actor=actor, action="rollout.started", obj=rollout,
                          after={"version": str(version), "plan": [s.as_dict() for s in stages]})
@@ -97,6 +107,7 @@ def rollout_start(*, actor, version, plan: list[dict] | None = None, reason: str
 
 def rollout_plan_update(*, actor, rollout: Rollout, plan: list[dict]) -> Rollout:
     """Plans are editable until the rollout leaves staging."""
+    policy.check(actor, "rollout.plan")
     stages = stage_rules.parse_plan(plan)
     with transaction.atomic():
         rollout = _locked(rollout)
@@ -134,11 +145,12 @@ def rollout_pause(*, actor, rollout: Rollout, reason: str, automatic: bool = Fal
                   evidence: dict | None = None) -> Rollout:
     """By hand, or automatically as *inconclusive* (the watch heard nothing, or could not evaluate
     the guardrails): the incumbent takes all traffic until someone resumes."""
+    policy.check(actor, "rollout.pause")
     reason = _require_reason(reason)
     with transaction.atomic():
         rollout = _locked(rollout)
-        to_state = _check_allowed(rollout, "pause")
-        rollout = _transition(rollout, action="pause", actor=actor, reason=reason, to_state=to_state,
+        to_state = _check_allowed(rollout, TransitionAction.PAUSE)
+        rollout = _transition(rollout, action=TransitionAction.PAUSE, actor=actor, reason=reason, to_state=to_state,
                               evidence=evidence or rollout_evidence(rollout=rollout, reason=reason),
                               automatic=automatic)
         if automatic:
@@ -151,11 +163,12 @@ def rollout_pause(*, actor, rollout: Rollout, reason: str, automatic: bool = Fal
 
 def rollout_resume(*, actor, rollout: Rollout, reason: str) -> Rollout:
     """Stabilization restarts: time spent paused proves nothing about the agent."""
+    policy.check(actor, "rollout.resume")
     reason = _require_reason(reason)
     with transaction.atomic():
         rollout = _locked(rollout)
-        to_state = _check_allowed(rollout, "resume")
-        rollout = _transition(rollout, action="resume", actor=actor, reason=reason, to_state=to_state)
+        to_state = _check_allowed(rollout, TransitionAction.RESUME)
+        rollout = _transition(rollout, action=TransitionAction.RESUME, actor=actor, reason=reason, to_state=to_state)
         now = timezone.now()
         Rollout.objects.filter(pk=rollout.pk).update(stage_entered_at=now)
         rollout.stage_entered_at = now
@@ -164,12 +177,13 @@ def rollout_resume(*, actor, rollout: Rollout, reason: str) -> Rollout:
 
 def rollout_rollback(*, actor, rollout: Rollout, reason: str, automatic: bool = False, evidence: dict | None = None) -> Rollout:
     """Traffic to the agent goes to 0 % at once; pending promotions are cancelled."""
+    policy.check(actor, "rollout.rollback")
     reason = _require_reason(reason)
     with transaction.atomic():
         rollout = _locked(rollout)
-        to_state = _check_allowed(rollout, "rollback")
+        to_state = _check_allowed(rollout, TransitionAction.ROLLBACK)
         evidence = evidence or rollout_evidence(rollout=rollout, reason=reason)
-        rollout = _transition(rollout, action="rollback", actor=actor, reason=reason, to_state=to_state,
+        rollout = _transition(rollout, action=TransitionAction.ROLLBACK, actor=actor, reason=reason, to_state=to_state,
                               evidence=evidence, automatic=automatic)
         PromotionRequest.objects.filter(rollout=rollout, status=PromotionStatus.PENDING).update(
             status=PromotionStatus.CANCELLED, decided_at=timezone.now(), comment="rollout rolled back")
@@ -182,10 +196,11 @@ def rollout_rollback(*, actor, rollout: Rollout, reason: str, automatic: bool = 
 
 
 def rollout_complete(*, actor, rollout: Rollout, reason: str = "full traffic held its stabilization") -> Rollout:
+    policy.check(actor, "rollout.complete")
     with transaction.atomic():
         rollout = _locked(rollout)
-        to_state = _check_allowed(rollout, "complete")
+        to_state = _check_allowed(rollout, TransitionAction.COMPLETE)
         if rollout.stages.filter(position__gt=rollout.stage_index).exists():
             raise Conflict("only a rollout at its last stage completes")
-        return _transition(rollout, action="complete", actor=actor, reason=reason, to_state=to_state,
+        return _transition(rollout, action=TransitionAction.COMPLETE, actor=actor, reason=reason, to_state=to_state,
                            evidence=rollout_evidence(rollout=rollout, reason=reason), automatic=actor is None)

@@ -1,16 +1,16 @@
-"""HTTP API of the telemetry app (mounted under /api/v1/ by rolloutops.api): event ingestion and the discrepancy report."""
+"""HTTP API of the telemetry app (mounted under /api/v1/ by console.api): event ingestion and the discrepancy report."""
 from __future__ import annotations
 
 from typing import Any
 
 from ninja import Field, Router, Schema
 
-from rolloutops.api import require
-from rolloutops.models import Scope
-from rolloutops.roles import ALL_ROLES, Role
+from rolloutops.auth import authorize
+from rolloutops.schemas import ErrorOut
 
+from . import services
 from .selectors import rollout_discrepancy
-from .services import MAX_BATCH, events_ingest
+from .services import MAX_BATCH
 
 router = Router(tags=["telemetry"])
 
@@ -48,32 +48,89 @@ class EventsOut(Schema):
     errors: list[EventErrorOut]
 
 
-class DetailOut(Schema):
-    detail: Any
+class SegmentOut(Schema):
+    segment: str
+    pairs: int
+    agreements: int
+    rate: float | None
+    low: float
+    high: float
+    p_value: float | None
+    flagged: bool
+
+
+class DirectionOut(Schema):
+    agent_label: str
+    human_label: str
+    a_to_b: int
+    b_to_a: int
+    p_value: float
+    dominant: str | None
+    significant: bool
+
+
+class HourOut(Schema):
+    hour: str
+    pairs: int
+    agreements: int
+    rate: float | None
+    low: float
+    high: float
+
+
+class DiscrepantPairOut(Schema):
+    request_key: str
+    segment: str
+    agent_label: str
+    human_label: str
+    occurred_at: str
+
+
+class ConfusionOut(Schema):
+    labels: list[str]
+    matrix: list[list[int]]
+
+
+class DiscrepancyOut(Schema):
+    rollout: int
+    stage: str | None
+    pairs: int
+    agreements: int
+    agreement: float | None
+    interval: list[float]
+    kappa: float | None
+    confusion: ConfusionOut
+    segments: list[SegmentOut]
+    flagged_segments: list[str]
+    directions: list[DirectionOut]
+    hourly: list[HourOut]
+    recent_discrepant: list[DiscrepantPairOut]
+    computed_at: str | None
+    pending_events: int
 
 
 @router.post(
     "/events",
-    response={200: EventsOut, 403: DetailOut, 413: DetailOut, 422: DetailOut},
+    response={200: EventsOut, 403: ErrorOut, 413: ErrorOut, 422: ErrorOut},
     summary="Report agent and human decisions (batch)",
     description=_EVENTS_DESCRIPTION,
 )
-def post_events(request, payload: EventsIn):
-    require(request, roles={Role.OPERATOR}, scope=Scope.EVENTS_WRITE)
-    result = events_ingest(events=payload.events)
+def events_ingest(request, payload: EventsIn):
+    principal = authorize(request, "events.write")
+    result = services.events_ingest(events=payload.events, actor=principal.user)
     return {"accepted": result.accepted, "duplicates": result.duplicates, "errors": result.errors}
 
 
 @router.get(
     "/rollouts/{rollout_id}/discrepancy",
-    response={200: dict[str, Any], 404: DetailOut},
-    summary="Shadow-versus-human discrepancy figures of a rollout (SPEC 3)",
+    response={200: DiscrepancyOut, 404: ErrorOut},
+    summary="Shadow-versus-human discrepancy figures of a rollout (docs/decisions.md)",
     description="Pairs, agreement with its Wilson 95 % interval, Cohen's kappa, the confusion matrix "
     "(rows agent label, columns human label), per-segment agreement with flags (two-proportion test, "
     "Benjamini–Hochberg q = 0.05, ≥ 30 pairs), direction of disagreement per label pair (exact McNemar), "
     "the hourly series and the 20 most recent discrepant pairs. `?stage=` limits it to one stage. "
     "Read from rollups; `pending_events` counts events received but not yet folded in.",
 )
-def get_discrepancy(request, rollout_id: int, stage: str | None = None):
-    require(request, roles=ALL_ROLES)
+def discrepancy_detail(request, rollout_id: int, stage: str | None = None):
+    authorize(request, "rollout.read")
     return rollout_discrepancy(rollout_id=rollout_id, stage=stage or None)

@@ -5,12 +5,13 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.core.cache import cache
 from django.db.models import F, Max, Min, Q, Sum
 
-from rollouts.models import Rollout, RolloutStage
+from rollouts.models import Rollout, RolloutStage, StageMode
 from rolloutops.exceptions import NotFound
 
-from . import statistics
+from . import charts, statistics
 from .models import DiscrepantPair, Event, LatencyHour, PairHour, RolloutFold, StageHour, UnfoldedEvent
 
 RECENT_DISCREPANT = 20
@@ -96,6 +97,16 @@ def stage_metrics(*, rollout_id: int, stage: str) -> StageMetrics:
     )
 
 
+def stage_hourly(*, rollout_id: int, stages: list[str]) -> list[dict]:
+    """Hourly counts of some stages of a rollout, oldest first, from the rollup (the guardrail chart)."""
+    return [
+        {"hour": row["hour"].isoformat(), "stage": row["stage"], "events": row["agent_events"],
+         "errors": row["agent_errors"], "escalations": row["agent_escalations"]}
+        for row in StageHour.objects.filter(rollout_id=rollout_id, stage__in=stages).order_by("hour")
+        .values("hour", "stage", "agent_events", "agent_errors", "agent_escalations")
+    ]
+
+
 def _rate(agreements: int, pairs: int) -> dict:
     low, high = statistics.wilson_interval(agreements, pairs)
     return {"rate": agreements / pairs if pairs else None, "low": low, "high": high}
@@ -108,9 +119,7 @@ DISCREPANCY_CACHE_SECONDS = 30
 
 
 def rollout_discrepancy(*, rollout_id: int, stage: str | None = None) -> dict:
-    """The SPEC 3 figures of a rollout (every stage, or one), from the pair rollup."""
-    from django.core.cache import cache
-
+    """The shadow figures of a rollout (every stage, or one), from the pair rollup (docs/decisions.md)."""
     if not Rollout.objects.filter(pk=rollout_id).exists():
         raise NotFound(f"no rollout {rollout_id}")
     watermark = _computed_at(rollout_id)
@@ -198,11 +207,9 @@ def _discrepancy(*, rollout_id: int, stage: str | None, computed_at) -> dict:
 
 def shadow_panel_context(*, rollout) -> dict:
     """Context of telemetry/shadow_panel.html: {"rollout", "shadow": figures, charts, recent discrepancies}."""
-    from . import charts
-
     report = rollout_discrepancy(rollout_id=rollout.pk)
     bar = (
-        RolloutStage.objects.filter(rollout_id=rollout.pk, mode="shadow", agreement_bar__isnull=False)
+        RolloutStage.objects.filter(rollout_id=rollout.pk, mode=StageMode.SHADOW, agreement_bar__isnull=False)
         .values_list("agreement_bar", flat=True)
         .first()
     )

@@ -13,9 +13,11 @@ from django.utils import timezone
 
 from agents.models import Agent, AgentVersion
 from rollouts.models import Rollout, RolloutState, StageTransition
+from rolloutops import policy
 from rolloutops.exceptions import DomainError
 
 from .models import Event, EventKind, Outcome, UnfoldedEvent
+from .tasks import fold_events
 
 MAX_BATCH = 5_000
 MAX_LATENCY_MS = 24 * 3600 * 1000.0  # a day: anything longer is a unit mistake, not a latency
@@ -253,7 +255,7 @@ def _row(item, ctx: _Context, received_at) -> tuple:
         if version_id is None:
             raise _Rejected(f"unknown version {version!r} of agent {slug!r}")
     else:
-        # SPEC 6: the open rollout's version; else the version of the rollout the event falls
+        # docs/decisions.md, "Input": the open rollout's version; else the version of the rollout the event falls
         # in (late human labels of a finished rollout). A human decision needs none.
         version_id = ctx.open_versions.get(agent_id) or rollout_version_id
         if version_id is None and kind == EventKind.AGENT:
@@ -340,17 +342,16 @@ def _bulk_cursor():
 
 
 def _schedule_fold() -> None:
-    from .tasks import fold_events
-
     transaction.on_commit(fold_events.delay)
 
 
-def events_ingest(*, events: list) -> IngestResult:
+def events_ingest(*, events: list, actor=None) -> IngestResult:
     """Store a batch of reported events; invalid ones are reported by index and the rest kept.
 
     Idempotent on (agent, request_key, kind): an event already stored (a retried batch, or the
     same key twice in one batch) counts as a duplicate and changes nothing.
     """
+    policy.check(actor, "events.write")
     if len(events) > MAX_BATCH:
         raise BatchTooLarge(f"a batch holds at most {MAX_BATCH:,} events, got {len(events):,}; split it")
     received_at = timezone.now()

@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from rolloutops.audit import audit_record
-from rolloutops.roles import Role
+from rolloutops.policy import Role
 
 
 class Command(BaseCommand):

@@ -17,15 +17,14 @@ from django.utils import timezone
 from agents.models import Agent, ChecklistItem
 from agents.services import agent_register, evaluation_record, version_add
 from escalations.models import EscalationTicket
-from escalations.services import ticket_claim, ticket_open, ticket_resolve
+from escalations.services import sla_duration, ticket_claim, ticket_open, ticket_resolve
 from rollouts.models import PromotionRequest, PromotionStatus, Rollout, RolloutStage, StageTransition
 from rollouts.monitor import rollout_watch
 from rollouts.promotions import promotion_request
-from rollouts.services import rollout_start
+from rollouts.services import rollout_complete, rollout_start
+from rolloutops.audit import audit_record
 from telemetry.fold import events_fold
 from telemetry.services import events_ingest
-
-from .audit import audit_record
 
 DEMO_PASSWORD = "demo-pass-2026"
 PEOPLE = [
@@ -210,8 +209,6 @@ class World:
         ticket, _ = ticket_open(actor=self.p["olivia"], agent=version.agent, request_key=key, reason=reason,
                                 priority=priority, context=context, version=version.version)
         created = self.now - timedelta(minutes=at_minutes_ago)
-        from escalations.services import sla_duration
-
         EscalationTicket.objects.filter(pk=ticket.pk).update(created_at=created, due_at=created + sla_duration(priority))
         ticket.refresh_from_db()
         if claim_by or resolve:
@@ -241,8 +238,6 @@ def seed_demo(*, stdout=None) -> dict:
                      {"name": "full", "mode": "live", "traffic_percent": 100, "min_duration_s": 86400}]
         r = w.rollout(claims, started_days_ago=21, steps=[("shadow", 20), ("canary", 18), ("full", 16)], plan=full_plan)
         w.live_traffic(claims, start=now - timedelta(days=16), end=now - timedelta(days=14), n=600, prefix="full")
-        from rollouts.services import rollout_complete
-
         rollout_complete(actor=None, rollout=r)
         say("claims-triage 2.3.0: completed, 100 % in production")
 
