@@ -7,6 +7,7 @@ class RolloutopsConfig(AppConfig):
     verbose_name = "rolloutops core (tokens, audit)"
 
     def ready(self):
+        # Imported here, not at the top: models cannot load while Django builds the app registry.
         from . import signals  # connects the audit receivers
 
         post_migrate.connect(signals.ensure_role_groups, sender=self, dispatch_uid="rolloutops.ensure_role_groups")

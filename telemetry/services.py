@@ -335,7 +335,7 @@ def _bulk_cursor():
     """
     if connection.vendor != "postgresql":
         return connection.cursor()
-    import psycopg
+    import psycopg  # here, not at the top: only PostgreSQL deployments load it
 
     connection.ensure_connection()
     return psycopg.Cursor(connection.connection)
