@@ -206,7 +206,7 @@ def register_automatic_checks(provider: CheckProvider) -> None:
 
 
 def automatic_checks(*, version: AgentVersion) -> list[AutomaticCheck]:
-    """Every registered automatic check of a version (docs/decisions.md for their thresholds)."""
+    """Every registered automatic check of a version (docs/architecture.md, "Where each rule lives")."""
     return [check for provider in _providers for check in provider(version)]
 
 

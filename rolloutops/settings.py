@@ -199,7 +199,8 @@ CELERY_TASK_TIME_LIMIT = 90
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
-    # Live stages: evaluate every guardrail and roll back on a significant breach (SPEC 2).
+    # Live stages: evaluate every guardrail and roll back on a significant breach (docs/architecture.md,
+    # "How a batch of events travels").
     "evaluate-guardrails": {"task": "rollouts.evaluate_guardrails_all", "schedule": env_int("GUARDRAIL_INTERVAL_SECONDS", 30)},
     # Safety net: fold any events whose fold task was lost (ingestion also triggers folds).
     "fold-events": {"task": "telemetry.fold_events", "schedule": 15},
@@ -209,7 +210,7 @@ CELERY_BEAT_SCHEDULE = {
     "notify-sla-breaches": {"task": "escalations.notify_sla_breaches", "schedule": 60},
 }
 
-# Product defaults (SPEC): overridable per deployment.
+# Product defaults: overridable per deployment.
 ROLLOUTOPS = {
     "EVALUATION_TTL_DAYS": env_int("EVALUATION_TTL_DAYS", 90),
     "CLAIM_LEASE_SECONDS": env_int("CLAIM_LEASE_SECONDS", 15 * 60),

@@ -124,7 +124,7 @@ def events_ingest(request, payload: EventsIn):
 @router.get(
     "/rollouts/{rollout_id}/discrepancy",
     response={200: DiscrepancyOut, 404: ErrorOut},
-    summary="Shadow-versus-human discrepancy figures of a rollout (docs/decisions.md)",
+    summary="Shadow-versus-human discrepancy figures of a rollout",
     description="Pairs, agreement with its Wilson 95 % interval, Cohen's kappa, the confusion matrix "
     "(rows agent label, columns human label), per-segment agreement with flags (two-proportion test, "
     "Benjamini–Hochberg q = 0.05, ≥ 30 pairs), direction of disagreement per label pair (exact McNemar), "

@@ -119,7 +119,7 @@ DISCREPANCY_CACHE_SECONDS = 30
 
 
 def rollout_discrepancy(*, rollout_id: int, stage: str | None = None) -> dict:
-    """The shadow figures of a rollout (every stage, or one), from the pair rollup (docs/decisions.md)."""
+    """The shadow figures of a rollout (every stage, or one), from the pair rollup (telemetry/statistics.py)."""
     if not Rollout.objects.filter(pk=rollout_id).exists():
         raise NotFound(f"no rollout {rollout_id}")
     watermark = _computed_at(rollout_id)

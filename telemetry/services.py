@@ -255,8 +255,9 @@ def _row(item, ctx: _Context, received_at) -> tuple:
         if version_id is None:
             raise _Rejected(f"unknown version {version!r} of agent {slug!r}")
     else:
-        # docs/decisions.md, "Input": the open rollout's version; else the version of the rollout the event falls
-        # in (late human labels of a finished rollout). A human decision needs none.
+        # The open rollout's version; else the version of the rollout the event falls in (late
+        # human labels of a finished rollout). A human decision needs none. (docs/architecture.md,
+        # "How a batch of events travels")
         version_id = ctx.open_versions.get(agent_id) or rollout_version_id
         if version_id is None and kind == EventKind.AGENT:
             raise _Rejected(f"version is required: agent {slug!r} has no open rollout to default to")
