@@ -18,7 +18,15 @@ from agents.models import Agent, ChecklistItem
 from agents.services import agent_register, evaluation_record, version_add
 from escalations.models import EscalationTicket
 from escalations.services import sla_duration, ticket_claim, ticket_open, ticket_resolve
-from rollouts.models import PromotionRequest, PromotionStatus, Rollout, RolloutStage, StageTransition
+from rollouts.models import (
+    PromotionRequest,
+    PromotionStatus,
+    Rollout,
+    RolloutStage,
+    RolloutState,
+    StageTransition,
+    TransitionAction,
+)
 from rollouts.monitor import rollout_watch
 from rollouts.promotions import promotion_request
 from rollouts.services import rollout_complete, rollout_start
@@ -168,8 +176,8 @@ class World:
                 evidence={"replayed": "demo history: gates were met at the time"},
             )
             StageTransition.objects.create(
-                rollout=rollout, from_stage=previous, to_stage=stage_name, from_state="active", to_state="active",
-                traffic_percent=stage.traffic_percent, action="promote", actor=self.p[approver], at=at,
+                rollout=rollout, from_stage=previous, to_stage=stage_name, from_state=RolloutState.ACTIVE, to_state=RolloutState.ACTIVE,
+                traffic_percent=stage.traffic_percent, action=TransitionAction.PROMOTE, actor=self.p[approver], at=at,
                 reason=f"promotion #{promotion.pk} requested by {requester}, approved by {approver}",
                 evidence={"replayed": "demo history"}, promotion=promotion,
             )

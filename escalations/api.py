@@ -14,7 +14,7 @@ from rolloutops.auth import authorize
 from rolloutops.schemas import ErrorOut
 
 from . import services
-from .models import EscalationTicket, Priority, Reason
+from .models import EscalationTicket, Priority, Reason, TicketStatus
 from .selectors import STATUS_FILTERS, ticket_get, tickets_list
 
 router = Router(tags=["escalations"])
@@ -146,7 +146,7 @@ def ticket_list(request, status: StatusFilter | None = None, agent: str = "",
     Contexts are left out unless `context=true` (they can be large)."""
     principal = authorize(request, "escalation.read")
     limit, offset = max(1, min(limit, 200)), max(0, offset)
-    status = status or ("claimed" if mine else "open")
+    status = status or (TicketStatus.CLAIMED if mine else TicketStatus.OPEN)
     qs = tickets_list(status=status, agent=agent, reason=reason or "", priority=priority or "",
                       claimed_by=principal.user if mine else None)
     if not context:

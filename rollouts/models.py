@@ -62,7 +62,8 @@ class Rollout(models.Model):
         constraints = [
             # At most one rollout per agent that still holds (or may regain) traffic.
             models.UniqueConstraint(
-                fields=["agent"], condition=models.Q(state__in=["active", "paused"]), name="rollout_one_open_per_agent"
+                fields=["agent"], condition=models.Q(state__in=[RolloutState.ACTIVE, RolloutState.PAUSED]),
+                name="rollout_one_open_per_agent",
             ),
             models.CheckConstraint(
                 condition=models.Q(traffic_percent__gte=0) & models.Q(traffic_percent__lte=100),
@@ -151,7 +152,8 @@ class PromotionRequest(models.Model):
         ordering = ["-requested_at"]
         constraints = [
             models.UniqueConstraint(
-                fields=["rollout"], condition=models.Q(status="pending"), name="promotion_one_pending_per_rollout"
+                fields=["rollout"], condition=models.Q(status=PromotionStatus.PENDING),
+                name="promotion_one_pending_per_rollout",
             ),
         ]
         indexes = [models.Index(fields=["status", "-requested_at"])]
