@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -11,7 +10,7 @@ from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 
 from agents.selectors import agent_get, version_get
 from rolloutops import policy
-from rolloutops.exceptions import DomainError
+from rolloutops.exceptions import DomainError, NotFound
 from rolloutops.pages import error_text, htmx_partial, page_allows, paginate, require_action
 from telemetry.selectors import shadow_panel_context
 
@@ -142,7 +141,7 @@ def rollout_action(request, rollout_id: int, action: str):
     elif action in _ACTIONS:
         page_allows(request, _ACTIONS[action][0])
     else:
-        raise Http404(f"no action {action!r}")
+        raise NotFound(f"no action {action!r}")
     rollout = selectors.rollout_get(pk=rollout_id)
     reason = request.POST.get("reason", "").strip()
     try:
@@ -185,7 +184,7 @@ _DECISIONS = {"approve": "promotion.decide", "reject": "promotion.decide", "canc
 @require_POST
 def promotion_decide(request, promotion_id: int, decision: str):
     if decision not in _DECISIONS:
-        raise Http404(f"no decision {decision!r}")
+        raise NotFound(f"no decision {decision!r}")
     page_allows(request, _DECISIONS[decision])
     promotion = selectors.promotion_get(pk=promotion_id)
     comment = request.POST.get("comment", "").strip()

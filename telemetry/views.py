@@ -1,8 +1,8 @@
 """Pages of the telemetry app: the live shadow-comparison panel and one pair side by side."""
-from django.http import Http404
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from rolloutops.exceptions import NotFound
 from rolloutops.pages import htmx_partial, require_action
 from rollouts.selectors import rollout_get
 
@@ -23,6 +23,6 @@ def pair(request, rollout_id: int, request_key: str):
     rollout = rollout_get(pk=rollout_id)
     detail = pair_detail(agent_id=rollout.agent_id, request_key=request_key)
     if detail is None:
-        raise Http404("no events for this request key")
+        raise NotFound("no events for this request key")
     sides = [("Agent", detail["agent_event"]), ("Human", detail["human_event"])]
     return render(request, "telemetry/pair.html", {"rollout": rollout, "request_key": request_key, "sides": sides, **detail})
