@@ -17,7 +17,8 @@ from django.utils import timezone
 from agents.models import Agent, ChecklistItem
 from agents.services import agent_register, evaluation_record, version_add
 from escalations.models import EscalationTicket
-from escalations.services import sla_duration, ticket_claim, ticket_open, ticket_resolve
+from escalations.claims import sla_duration
+from escalations.services import ticket_claim, ticket_open, ticket_resolve
 from rollouts.models import (
     PromotionRequest,
     PromotionStatus,

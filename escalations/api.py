@@ -13,7 +13,7 @@ from pydantic import ConfigDict
 from rolloutops.auth import authorize
 from rolloutops.schemas import ErrorOut
 
-from . import services
+from . import claims, services
 from .models import EscalationTicket, Priority, Reason, TicketStatus
 from .selectors import STATUS_FILTERS, ticket_get, tickets_list
 
@@ -41,7 +41,7 @@ class ContextIn(Schema):
     attempts: list[AttemptIn] = Field(default_factory=list, max_length=services.MAX_ATTEMPTS)
     partial_output: Any = None
     confidence: float | None = Field(None, ge=0, le=1)
-    segment: str | None = Field(None, max_length=services.MAX_SEGMENT)
+    segment: str | None = Field(None, max_length=claims.MAX_SEGMENT)
 
 
 class TicketIn(Schema):
@@ -113,7 +113,7 @@ def ticket_out(ticket: EscalationTicket, *, now: datetime | None = None, with_co
         "claimed_at": ticket.claimed_at,
         "lease_expires_at": ticket.lease_expires_at,
         "due_at": ticket.due_at,
-        "sla_breached": ticket.sla_breached(now),
+        "sla_breached": claims.sla_breached(ticket, now),
         "created_at": ticket.created_at,
         "has_context": ticket.has_context,
         "context": ticket.context if with_context else {},

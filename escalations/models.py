@@ -72,20 +72,6 @@ class EscalationTicket(models.Model):
     def __str__(self) -> str:
         return f"ticket #{self.pk} {self.request_key}"
 
-    def lease_active(self, now=None) -> bool:
-        """Held by someone whose lease has not lapsed (a lapsed claim counts as open)."""
-        now = now or timezone.now()
-        return self.status == TicketStatus.CLAIMED and self.lease_expires_at is not None and self.lease_expires_at > now
-
-    def is_claimable(self, now=None) -> bool:
-        return self.status == TicketStatus.OPEN or (self.status == TicketStatus.CLAIMED and not self.lease_active(now))
-
-    def sla_breached(self, now=None) -> bool:
-        """Resolved after its due time, or still unresolved past it."""
-        if self.status == TicketStatus.RESOLVED:
-            return self.resolved_at is not None and self.resolved_at > self.due_at
-        return (now or timezone.now()) > self.due_at
-
 
 class TicketEventKind(models.TextChoices):
     OPENED = "opened", "Opened"

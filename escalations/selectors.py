@@ -11,7 +11,7 @@ from agents.models import Agent
 from rolloutops.exceptions import NotFound
 
 from .models import EscalationTicket, Priority, TicketStatus
-from .services import claimable_q
+from .claims import claimable_q
 
 STATUS_FILTERS = (*TicketStatus.values, "all")
 

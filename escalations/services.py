@@ -3,14 +3,12 @@ resolve (which records the human decision), and the two sweeps (lapsed leases, S
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import datetime
 from datetime import timezone as dt_timezone
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -22,6 +20,7 @@ from rolloutops.notifications import notify
 from rollouts.models import Rollout, RolloutState
 from telemetry.services import human_decision_record
 
+from .claims import claimable_q, context_is_complete, context_segment, lease_active, lease_duration, sla_duration
 from .exceptions import ContextTooLarge
 from .models import EscalationTicket, Priority, Reason, TicketEvent, TicketEventKind, TicketStatus
 
@@ -30,21 +29,7 @@ MAX_ATTEMPTS = 200
 MAX_REQUEST_KEY = 200
 MAX_LABEL = 200
 MAX_NOTES = 10_000
-MAX_SEGMENT = 100
 SWEEP_BATCH = 500
-
-
-def lease_duration() -> timedelta:
-    return timedelta(seconds=settings.ROLLOUTOPS["CLAIM_LEASE_SECONDS"])
-
-
-def sla_duration(priority: str) -> timedelta:
-    return timedelta(seconds=settings.ROLLOUTOPS["SLA_SECONDS"][priority])
-
-
-def claimable_q(now: datetime) -> Q:
-    """Open, or claimed by someone whose lease has lapsed (not yet swept): both may be taken."""
-    return Q(status=TicketStatus.OPEN) | Q(status=TicketStatus.CLAIMED, lease_expires_at__lte=now)
 
 
 def _when(value: datetime | None) -> str:
@@ -72,17 +57,6 @@ def _resolved(ticket: EscalationTicket) -> Conflict:
         f"ticket #{ticket.pk} is already resolved (by {_username(ticket.resolved_by)}, {_when(ticket.resolved_at)})",
         status=TicketStatus.RESOLVED,
     )
-
-
-def context_segment(context: dict) -> str:
-    segment = context.get("segment") if isinstance(context, dict) else None
-    return str(segment)[:MAX_SEGMENT] if segment not in (None, "") else ""
-
-
-def context_is_complete(context: dict) -> bool:
-    """What the reviewer needs at least: the input, and one thing the agent tried."""
-    attempts = context.get("attempts")
-    return context.get("input") not in (None, "", {}, []) and isinstance(attempts, list) and len(attempts) > 0
 
 
 def _validate_open(*, request_key: str, reason: str, priority: str, context) -> None:
@@ -243,7 +217,7 @@ def ticket_claim(*, reviewer, ticket: EscalationTicket) -> EscalationTicket:
         current = _reload(ticket.pk)
         if current.status == TicketStatus.RESOLVED:
             raise _resolved(current)
-        if current.lease_active(now):
+        if lease_active(current, now):
             if current.claimed_by_id == reviewer.pk:
                 return ticket_renew(reviewer=reviewer, ticket=current)
             raise _taken(current)

@@ -14,7 +14,7 @@ from rolloutops import policy
 from rolloutops.exceptions import DomainError
 from rolloutops.pages import error_text, htmx_partial, paginate, require_action
 
-from . import services
+from . import claims, services
 from .models import Priority, Reason, TicketStatus
 from .selectors import (
     context_timeline,
@@ -43,8 +43,8 @@ def _filters(data) -> dict:
 def _mark_sla(tickets, now) -> list:
     rows = list(tickets)
     for t in rows:
-        t.breached = t.sla_breached(now)
-        t.lapsed = t.status == TicketStatus.CLAIMED and not t.lease_active(now)
+        t.breached = claims.sla_breached(t, now)
+        t.lapsed = t.status == TicketStatus.CLAIMED and not claims.lease_active(t, now)
     return rows
 
 
@@ -109,10 +109,10 @@ def _ticket_context(request, ticket) -> dict:
     return {
         "t": ticket,
         "now": now,
-        "breached": ticket.sla_breached(now),
-        "lease_active": ticket.lease_active(now),
+        "breached": claims.sla_breached(ticket, now),
+        "lease_active": claims.lease_active(ticket, now),
         "holds": holds,
-        "can_claim": policy.allows(user, "escalation.work") and not holds and ticket.is_claimable(now),
+        "can_claim": policy.allows(user, "escalation.work") and not holds and claims.is_claimable(ticket, now),
         "can_renew": holds,
         "can_resolve": holds,
         "can_release": ticket.status == TicketStatus.CLAIMED and policy.allows(user, "escalation.release", ticket),
