@@ -32,13 +32,14 @@ from rollouts.monitor import rollout_watch
 from rollouts.promotions import promotion_request
 from rollouts.services import rollout_complete, rollout_start
 from rolloutops.audit import audit_record
+from rolloutops.policy import Role
 from telemetry.fold import events_fold
 from telemetry.services import events_ingest
 
 DEMO_PASSWORD = "demo-pass-2026"
 PEOPLE = [
-    ("olivia", "operator"), ("oscar", "operator"), ("rita", "reviewer"), ("ravi", "reviewer"),
-    ("maya", "manager"), ("milo", "manager"),
+    ("olivia", Role.OPERATOR), ("oscar", Role.OPERATOR), ("rita", Role.REVIEWER), ("ravi", Role.REVIEWER),
+    ("maya", Role.MANAGER), ("milo", Role.MANAGER),
 ]
 LABELS = ("approve", "reject", "request_info")
 
