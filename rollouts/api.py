@@ -75,7 +75,7 @@ class StageOut(Schema):
     min_duration_s: int
     min_samples: int
     agreement_bar: float | None
-    guardrails: dict
+    guardrails: dict[str, float]
     inconclusive_after_s: int | None = None
     entered_at: datetime | None
 
