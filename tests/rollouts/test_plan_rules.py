@@ -68,6 +68,10 @@ def test_a_name_is_required_and_at_most_40_characters(name):
     assert problems([STAGING, {"name": name, "mode": "shadow"}]) == ["plan[1].name: required, at most 40 characters"]
 
 
+def test_a_stage_without_a_name_is_refused_not_named_none():
+    assert problems([STAGING, {"mode": "shadow"}]) == ["plan[1].name: required, at most 40 characters"]
+
+
 def test_a_name_of_40_characters_is_fine():
     assert parse_plan([STAGING, {"name": "x" * 40, "mode": "shadow"}])[1].name == "x" * 40
 

@@ -156,6 +156,13 @@ def test_the_quantile_is_the_ceil_q_n_th_observation(q, expected):
     assert percentile_from_histogram({0: 9, 5: 1}, q) == expected
 
 
+def test_the_smallest_quantile_is_the_first_observation():
+    # One observation in the first bucket, nine in (20, 50] ms: rank 1 is the 1 ms one.
+    assert percentile_from_histogram({0: 1, 5: 9}, 0.0) == 1.0
+    assert percentile_from_histogram({0: 1, 5: 9}, 0.1) == 1.0
+    assert percentile_from_histogram({0: 1, 5: 9}, 0.11) == 50.0
+
+
 def test_the_continued_fraction_survives_a_zero_first_denominator():
     # a=1, b=3, x=1/2 makes Lentz's first d exactly 0: the guard replaces it and the fraction still
     # gives I_x = 1 - (1 - x)^3 = 0.875 through the front factor x (1-x)^3 / B(1, 3) = 0.1875.
