@@ -145,5 +145,5 @@ class EvaluationResult(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["evaluation", "item"], name="evaluationresult_one_per_item"),
-            models.CheckConstraint(condition=models.Q(status__in=["pass", "fail", "na"]), name="evaluationresult_status_valid"),
+            models.CheckConstraint(condition=models.Q(status__in=ResultStatus.values), name="evaluationresult_status_valid"),
         ]

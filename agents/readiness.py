@@ -1,33 +1,43 @@
-"""The readiness gate (SPEC 1): one function answers "is this version ready?" with every reason why not."""
+"""The readiness gate: one function answers "is this version ready?" with every reason why not
+(docs/architecture.md, "Where each rule lives").
+
+Manual results come from the checklist evaluations of this app. Automatic checks come from the
+apps that hold the data — the version's own events (telemetry) and its escalation tickets
+(escalations) — which register them at start-up, so this lower layer imports neither."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db.models import Count, Q
+from django.core.cache import cache
+from django.db import models
 from django.utils import timezone
 
 from .models import AgentVersion, ChecklistItem, Dimension, EvaluationResult, ResultStatus
 
-# Thresholds of the automatic checks, in one place. Too few samples is "unknown", never "pass".
-PERFORMANCE_MIN_SAMPLES = 100  # agent events that carry a latency
-# Every automatic check reads the version's most recent agent events, at most this many (one walk
-# of the (version, kind, -id) index), so its cost stays flat as telemetry grows to millions.
-CHECK_WINDOW = 10_000
 # Lists (overview, agents) reuse automatic figures this long; gates and the matrix compute fresh.
 AUTOMATIC_CACHE_SECONDS = 60
-RELIABILITY_MIN_GROUPS = 20  # input_hash values seen at least twice
-RELIABILITY_MIN_CONSISTENT_SHARE = 0.95
-OBSERVABILITY_MIN_EVENTS = 100
-OBSERVABILITY_MIN_TRACE_SHARE = 0.99
-FALLBACK_MIN_TICKETS = 10
-FALLBACK_MIN_CONTEXT_SHARE = 0.99
 # An evaluation this close to its expiry is marked on the pages so it can be renewed in time.
 EXPIRING_SOON = timedelta(days=14)
 
 PASS, FAIL, UNKNOWN = "pass", "fail", "unknown"
-ERROR_OUTCOMES = ("error", "timeout")
+
+
+class MissingResult(models.TextChoices):
+    """Why a checklist item has no result that counts; otherwise its status is a ResultStatus."""
+
+    NOT_EVALUATED = "not_evaluated", "Not evaluated"
+    EXPIRED = "expired", "Expired"
+
+
+class ReadinessStatus(models.TextChoices):
+    """A version's badge on lists, and the agents list's filter."""
+
+    READY = "ready", "ready"
+    NOT_READY = "not-ready", "not ready"
+    NO_VERSION = "no-version", "no version yet"
 
 
 @dataclass(frozen=True)
@@ -137,7 +147,7 @@ class Readiness:
     @property
     def status(self) -> str:
         """ready | not-ready, for badges."""
-        return "ready" if self.ready else "not-ready"
+        return ReadinessStatus.READY if self.ready else ReadinessStatus.NOT_READY
 
     def as_dict(self) -> dict:
         return {
@@ -153,19 +163,26 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def _verdict(*, measured: float | None, threshold: float, comparison: str, samples: int, min_samples: int) -> str:
+    # Too few samples is "unknown", never "pass".
     if samples < min_samples or measured is None:
         return UNKNOWN
     ok = measured <= threshold if comparison == "<=" else measured >= threshold
     return PASS if ok else FAIL
 
 
-def _check(*, key, title, dimension, measured, threshold, comparison, unit, samples, min_samples) -> AutomaticCheck:
+def automatic_check(*, key, title, dimension, measured, threshold, comparison, unit, samples,
+                    min_samples) -> AutomaticCheck:
+    """A measured figure and its verdict: what a registered provider returns for each of its checks."""
     return AutomaticCheck(
         key=key, title=title, dimension=dimension, measured=measured, threshold=threshold, comparison=comparison,
         unit=unit, samples=samples, min_samples=min_samples,
         verdict=_verdict(measured=measured, threshold=threshold, comparison=comparison, samples=samples,
                          min_samples=min_samples),
     )
+
+
+def share(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
 
 
 def percentile_nearest_rank(values: list[float], q: float) -> float | None:
@@ -177,67 +194,26 @@ def percentile_nearest_rank(values: list[float], q: float) -> float | None:
     return ordered[rank - 1]
 
 
+# Each provider answers for one or more dimensions: (version) -> its checks, a query or two each.
+CheckProvider = Callable[[AgentVersion], list[AutomaticCheck]]
+_providers: list[CheckProvider] = []
+
+
+def register_automatic_checks(provider: CheckProvider) -> None:
+    """Called from an AppConfig.ready(); registering the same provider twice keeps one."""
+    if provider not in _providers:
+        _providers.append(provider)
+
+
 def automatic_checks(*, version: AgentVersion) -> list[AutomaticCheck]:
-    """The four automatic checks of SPEC 1, from the version's most recent agent events and its
-    escalation tickets: two queries, whatever the volume."""
-    from escalations.models import EscalationTicket
-    from telemetry.models import Event
-
-    # One indexed query: the newest CHECK_WINDOW agent events of the version, folded here.
-    window = list(
-        Event.objects.filter(version=version, kind="agent").order_by("-id")
-        .values_list("latency_ms", "outcome", "has_trace", "input_hash", "label")[:CHECK_WINDOW]
-    )
-    total = len(window)
-    latencies = [row[0] for row in window if row[0] is not None]
-    timed = len(latencies)
-    agg = {
-        "errors": sum(1 for row in window if row[1] in ERROR_OUTCOMES),
-        "traced": sum(1 for row in window if row[2]),
-    }
-    p95 = percentile_nearest_rank(latencies, 0.95) if timed >= PERFORMANCE_MIN_SAMPLES else None
-    labels_by_input: dict[str, set[str]] = {}
-    seen: dict[str, int] = {}
-    for row in window:
-        if row[3]:
-            seen[row[3]] = seen.get(row[3], 0) + 1
-            labels_by_input.setdefault(row[3], set()).add(row[4])
-    repeated = [h for h, n in seen.items() if n >= 2]
-    rel = {"groups": len(repeated), "consistent": sum(1 for h in repeated if len(labels_by_input[h]) == 1)}
-    tickets = EscalationTicket.objects.filter(version=version).aggregate(
-        total=Count("id"), with_context=Count("id", filter=Q(has_context=True))
-    )
-
-    def share(part: int, whole: int) -> float | None:
-        return part / whole if whole else None
-
-    return [
-        _check(key="reliability.identical_inputs", title="Identical inputs get identical labels",
-               dimension=Dimension.RELIABILITY, measured=share(rel["consistent"], rel["groups"]),
-               threshold=RELIABILITY_MIN_CONSISTENT_SHARE, comparison=">=", unit="share",
-               samples=rel["groups"], min_samples=RELIABILITY_MIN_GROUPS),
-        _check(key="observability.trace_coverage", title="Agent events with a structured trace",
-               dimension=Dimension.OBSERVABILITY, measured=share(agg["traced"], total),
-               threshold=OBSERVABILITY_MIN_TRACE_SHARE, comparison=">=", unit="share",
-               samples=total, min_samples=OBSERVABILITY_MIN_EVENTS),
-        _check(key="fallback.escalation_context", title="Escalations that carry context",
-               dimension=Dimension.FALLBACK, measured=share(tickets["with_context"], tickets["total"]),
-               threshold=FALLBACK_MIN_CONTEXT_SHARE, comparison=">=", unit="share",
-               samples=tickets["total"], min_samples=FALLBACK_MIN_TICKETS),
-        _check(key="performance.p95_latency", title="p95 latency within the SLA",
-               dimension=Dimension.PERFORMANCE, measured=p95, threshold=float(version.sla_p95_latency_ms),
-               comparison="<=", unit="ms", samples=timed, min_samples=PERFORMANCE_MIN_SAMPLES),
-        _check(key="performance.error_rate", title="Error rate (errors and timeouts) within the SLA",
-               dimension=Dimension.PERFORMANCE, measured=share(agg["errors"], total),
-               threshold=version.sla_max_error_rate, comparison="<=", unit="share",
-               samples=total, min_samples=PERFORMANCE_MIN_SAMPLES),
-    ]
+    """Every registered automatic check of a version (docs/architecture.md, "Where each rule lives")."""
+    return [check for provider in _providers for check in provider(version)]
 
 
 def _item_verdict(item: ChecklistItem, result: EvaluationResult | None, now: datetime) -> ItemVerdict:
     base = {"key": item.key, "title": item.title, "dimension": item.dimension}
     if result is None:
-        return ItemVerdict(**base, status="not_evaluated", ok=False, reason=f"{item.key}: not evaluated")
+        return ItemVerdict(**base, status=MissingResult.NOT_EVALUATED, ok=False, reason=f"{item.key}: not evaluated")
     evaluation = result.evaluation
     who = evaluation.evaluated_by.get_username() if evaluation.evaluated_by else "a deleted user"
     facts = {
@@ -246,7 +222,7 @@ def _item_verdict(item: ChecklistItem, result: EvaluationResult | None, now: dat
     }
     if evaluation.expires_at <= now:
         day = timezone.localtime(evaluation.expires_at).date().isoformat()
-        return ItemVerdict(**base, **facts, status="expired", ok=False,
+        return ItemVerdict(**base, **facts, status=MissingResult.EXPIRED, ok=False,
                            reason=f"{item.key}: expired on {day} (evaluation #{evaluation.pk} by {who})")
     expiring = evaluation.expires_at - now <= EXPIRING_SOON
     if result.status == ResultStatus.FAIL:
@@ -256,8 +232,6 @@ def _item_verdict(item: ChecklistItem, result: EvaluationResult | None, now: dat
 
 
 def automatic_checks_cached(*, version: AgentVersion) -> list[AutomaticCheck]:
-    from django.core.cache import cache
-
     key = f"readiness:automatic:v1:{version.pk}"
     checks = cache.get(key)
     if checks is None:

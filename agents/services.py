@@ -9,11 +9,13 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from rolloutops import policy
 from rolloutops.audit import audit_record
 from rolloutops.exceptions import Conflict, Invalid
 
 from .models import (
-    Agent, AgentVersion, ChecklistItem, Dimension, Evaluation, EvaluationResult, ProductionChange, ResultStatus,
+    Agent, AgentVersion, ChecklistItem, Dimension, Evaluation, EvaluationResult, ProductionChange,
+    ProductionChangeKind, ResultStatus,
 )
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
@@ -32,6 +34,7 @@ def _required(value: str, field: str, max_length: int) -> str:
 
 
 def agent_register(*, actor, slug: str, name: str, owner_team: str, description: str = "") -> Agent:
+    policy.check(actor, "agent.register")
     slug = (slug or "").strip()
     if not SLUG_RE.match(slug):
         raise Invalid("slug must be lowercase letters, digits and dashes (at most 64), e.g. claims-triage",
@@ -51,6 +54,7 @@ def agent_register(*, actor, slug: str, name: str, owner_team: str, description:
 
 def version_add(*, actor, agent: Agent, version: str, notes: str = "", sla_p95_latency_ms: int = 2000,
                 sla_max_error_rate: float = 0.02) -> AgentVersion:
+    policy.check(actor, "version.add")
     version = (version or "").strip()
     if not VERSION_RE.match(version):
         raise Invalid("version must be letters, digits and . _ + - (at most 64), e.g. 1.4.0", field="version")
@@ -77,6 +81,7 @@ def evaluation_record(*, actor, version: AgentVersion, results: list[dict], note
                       ttl_days: int | None = None) -> Evaluation:
     """Record one evaluation. Everything is validated before anything is stored; each problem
     names the result's index and item."""
+    policy.check(actor, "evaluation.record")
     if ttl_days is None:
         ttl_days = settings.ROLLOUTOPS["EVALUATION_TTL_DAYS"]
     if not isinstance(ttl_days, int) or not 1 <= ttl_days <= MAX_TTL_DAYS:
@@ -123,6 +128,7 @@ def evaluation_record(*, actor, version: AgentVersion, results: list[dict], note
 
 
 def checklist_item_add(*, actor, dimension: str, key: str, title: str, description: str = "") -> ChecklistItem:
+    policy.check(actor, "checklist.add")
     if dimension not in Dimension.values:
         raise Invalid(f"dimension must be one of {', '.join(Dimension.values)}", field="dimension")
     key = (key or "").strip()
@@ -148,6 +154,7 @@ def production_change(*, actor, agent: Agent, to_version: AgentVersion | None, k
     """Make `to_version` (None: humans) the agent's incumbent and keep the lineage. Called inside
     the transaction of the rollout transition that causes it (completion, revert), which holds the
     rollout's lock; the agent row is locked too, so two changes never interleave."""
+    policy.check(actor, "production.revert" if kind == ProductionChangeKind.REVERTED else "rollout.complete")
     at = at or timezone.now()
     locked = Agent.objects.select_for_update(of=("self",)).select_related("production_version").get(pk=agent.pk)
     change = ProductionChange.objects.create(

@@ -1,10 +1,10 @@
 """The default checklist is data: re-create it after a flush as Django does for permissions."""
 import importlib
 
+from .models import ChecklistItem
+
 
 def ensure_default_checklist(sender, using="default", **kwargs):
-    from .models import ChecklistItem
-
     if ChecklistItem.objects.using(using).exists():
         return
     defaults = importlib.import_module("agents.migrations.0002_default_checklist").DEFAULT_ITEMS

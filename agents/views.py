@@ -4,30 +4,28 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from rolloutops.exceptions import DomainError
-from rolloutops.pages import htmx_partial, paginate
-from rolloutops.roles import Role, has_role, role_required
+from rolloutops.pages import error_text, htmx_partial, paginate, require_action
 
 from . import selectors, services
-from .models import ResultStatus
 from .readiness import version_readiness
 
 LIST_FILTERS = ("q", "team", "readiness")
 
 
 @require_GET
+@require_action("agent.read")
 def agent_list(request):
     filters = {key: request.GET.get(key, "").strip() for key in LIST_FILTERS}
     if filters["readiness"] not in selectors.READINESS_FILTERS:
         filters["readiness"] = ""
     page = paginate(request, selectors.agent_rows(**filters), per_page=25)
-    context = {"page": page, "filters": filters, "teams": selectors.owner_teams(),
-               "is_operator": has_role(request.user, Role.OPERATOR)}
+    context = {"page": page, "filters": filters, "teams": selectors.owner_teams()}
     template = "agents/agent_list.html#agent-table" if htmx_partial(request) else "agents/agent_list.html"
     return render(request, template, context)
 
 
 @require_POST
-@role_required(Role.OPERATOR)
+@require_action("agent.register")
 def agent_create(request):
     try:
         agent = services.agent_register(
@@ -35,28 +33,29 @@ def agent_create(request):
             owner_team=request.POST.get("owner_team", ""), description=request.POST.get("description", ""),
         )
     except DomainError as exc:
-        messages.error(request, f"Agent not registered: {exc.detail}")
+        messages.error(request, f"Agent not registered: {error_text(exc)}")
         return redirect("agents:list")
     messages.success(request, f"Registered {agent.slug}.")
     return redirect("agents:detail", slug=agent.slug)
 
 
 @require_GET
+@require_action("agent.read")
 def agent_detail(request, slug):
-    agent = selectors.agent_get_or_404(slug=slug)
+    agent = selectors.agent_get(slug=slug)
     versions = [(v, version_readiness(version=v)) for v in selectors.agent_versions(agent=agent)]
     context = {
         "agent": agent, "versions": versions, "open_rollout": selectors.open_rollout(agent=agent),
-        "rollouts": selectors.agent_rollouts(agent=agent), "is_operator": has_role(request.user, Role.OPERATOR),
+        "rollouts": selectors.agent_rollouts(agent=agent),
         "lineage": selectors.production_lineage(agent=agent),
     }
     return render(request, "agents/agent_detail.html", context)
 
 
 @require_POST
-@role_required(Role.OPERATOR)
+@require_action("version.add")
 def version_create(request, slug):
-    agent = selectors.agent_get_or_404(slug=slug)
+    agent = selectors.agent_get(slug=slug)
     try:
         version = services.version_add(
             actor=request.user, agent=agent, version=request.POST.get("version", ""),
@@ -68,24 +67,21 @@ def version_create(request, slug):
         messages.error(request, "Version not added: the SLA must be numbers.")
         return redirect("agents:detail", slug=slug)
     except DomainError as exc:
-        messages.error(request, f"Version not added: {exc.detail}")
+        messages.error(request, f"Version not added: {error_text(exc)}")
         return redirect("agents:detail", slug=slug)
     messages.success(request, f"Added version {version.version}.")
     return redirect("agents:version", slug=slug, version=version.version)
 
 
-def _matrix_context(request, version, **extra) -> dict:
-    return {
-        "agent": version.agent, "version": version, "readiness": version_readiness(version=version),
-        "is_operator": has_role(request.user, Role.OPERATOR), "statuses": ResultStatus.choices,
-        "dimension_choices": selectors.dimension_choices(), **extra,
-    }
+def _matrix_context(version, **extra) -> dict:
+    return {"agent": version.agent, "version": version, "readiness": version_readiness(version=version), **extra}
 
 
 @require_GET
+@require_action("agent.read")
 def version_detail(request, slug, version):
-    row = selectors.version_get_or_404(slug=slug, version=version)
-    context = _matrix_context(request, row, open_rollout=selectors.open_rollout(agent=row.agent))
+    row = selectors.version_get(agent=selectors.agent_get(slug=slug), version=version)
+    context = _matrix_context(row, open_rollout=selectors.open_rollout(agent=row.agent))
     template = "agents/version_detail.html#matrix" if htmx_partial(request) else "agents/version_detail.html"
     return render(request, template, context)
 
@@ -101,9 +97,9 @@ def _results_from_form(post) -> list[dict]:
 
 
 @require_POST
-@role_required(Role.OPERATOR)
+@require_action("evaluation.record")
 def evaluation_create(request, slug, version):
-    row = selectors.version_get_or_404(slug=slug, version=version)
+    row = selectors.version_get(agent=selectors.agent_get(slug=slug), version=version)
     results = _results_from_form(request.POST)
     error = notice = ""
     if not results:
@@ -114,9 +110,9 @@ def evaluation_create(request, slug, version):
                                                     notes=request.POST.get("notes", ""))
             notice = f"Recorded evaluation #{evaluation.pk} ({len(results)} items)."
         except DomainError as exc:
-            error = f"Nothing recorded: {exc.detail}"
+            error = f"Nothing recorded: {error_text(exc)}"
     if htmx_partial(request):
-        context = _matrix_context(request, row, form_error=error, form_notice=notice)
+        context = _matrix_context(row, form_error=error, form_notice=notice)
         # 200 even on error: htmx does not swap 4xx answers, and the form must show why.
         return render(request, "agents/version_detail.html#matrix", context)
     if error:
@@ -127,9 +123,9 @@ def evaluation_create(request, slug, version):
 
 
 @require_POST
-@role_required(Role.OPERATOR)
+@require_action("checklist.add")
 def checklist_item_create(request, slug, version):
-    row = selectors.version_get_or_404(slug=slug, version=version)
+    row = selectors.version_get(agent=selectors.agent_get(slug=slug), version=version)
     try:
         item = services.checklist_item_add(
             actor=request.user, dimension=request.POST.get("dimension", ""), key=request.POST.get("key", ""),
@@ -137,5 +133,5 @@ def checklist_item_create(request, slug, version):
         )
         messages.success(request, f"Added checklist item {item.key}; every version now needs it evaluated.")
     except DomainError as exc:
-        messages.error(request, f"Item not added: {exc.detail}")
+        messages.error(request, f"Item not added: {error_text(exc)}")
     return redirect("agents:version", slug=slug, version=row.version)

@@ -12,5 +12,5 @@ def bare(request):
 
 urlpatterns = [
     path("bench/bare", bare),
-    path("", include("rolloutops.urls")),
+    path("", include("console.urls")),
 ]

@@ -1,5 +1,5 @@
-"""HTTP API of the escalations app (mounted under /api/v1/ by rolloutops.api): runtimes open
-tickets; reviewers list, claim, renew, release and resolve them."""
+"""HTTP API of the escalations app (mounted under /api/v1/ by console.api): runtimes open
+tickets; reviewers list, claim, renew, release and resolve them. Output is shaped here."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -10,19 +10,16 @@ from ninja import Field, Router, Schema
 from ninja.responses import Status
 from pydantic import ConfigDict
 
-from rolloutops.api import require
-from rolloutops.models import Scope
-from rolloutops.roles import Role
+from rolloutops.auth import authorize
+from rolloutops.schemas import ErrorOut
 
-from . import services
-from .models import EscalationTicket
-from .selectors import ticket_get, tickets_list
+from . import claims, services
+from .models import EscalationTicket, Priority, Reason, TicketStatus
+from .selectors import STATUS_FILTERS, ticket_get, tickets_list
 
 router = Router(tags=["escalations"])
 
-ReasonName = Literal["low_confidence", "tool_failure", "policy", "timeout", "other"]
-PriorityName = Literal["P1", "P2", "P3", "P4"]
-PEOPLE = {Role.REVIEWER}
+StatusFilter = Literal[STATUS_FILTERS]
 
 
 class AttemptIn(Schema):
@@ -44,22 +41,22 @@ class ContextIn(Schema):
     attempts: list[AttemptIn] = Field(default_factory=list, max_length=services.MAX_ATTEMPTS)
     partial_output: Any = None
     confidence: float | None = Field(None, ge=0, le=1)
-    segment: str | None = Field(None, max_length=services.MAX_SEGMENT)
+    segment: str | None = Field(None, max_length=claims.MAX_SEGMENT)
 
 
 class TicketIn(Schema):
     agent: str = Field(..., min_length=1, max_length=64)
     version: str | None = Field(None, max_length=64)
     request_key: str = Field(..., min_length=1, max_length=services.MAX_REQUEST_KEY)
-    reason: ReasonName
-    priority: PriorityName
+    reason: Reason
+    priority: Priority
     context: ContextIn = Field(default_factory=ContextIn)
 
 
 class ClaimNextIn(Schema):
     agent: str | None = Field(None, max_length=64)
-    reason: ReasonName | None = None
-    priority: PriorityName | None = None
+    reason: Reason | None = None
+    priority: Priority | None = None
 
 
 class ResolveIn(Schema):
@@ -101,10 +98,6 @@ class TicketPageOut(Schema):
     results: list[TicketOut]
 
 
-class ErrorOut(Schema):
-    detail: Any
-
-
 def ticket_out(ticket: EscalationTicket, *, now: datetime | None = None, with_context: bool = True) -> dict:
     now = now or timezone.now()
     return {
@@ -120,7 +113,7 @@ def ticket_out(ticket: EscalationTicket, *, now: datetime | None = None, with_co
         "claimed_at": ticket.claimed_at,
         "lease_expires_at": ticket.lease_expires_at,
         "due_at": ticket.due_at,
-        "sla_breached": ticket.sla_breached(now),
+        "sla_breached": claims.sla_breached(ticket, now),
         "created_at": ticket.created_at,
         "has_context": ticket.has_context,
         "context": ticket.context if with_context else {},
@@ -135,7 +128,7 @@ def ticket_out(ticket: EscalationTicket, *, now: datetime | None = None, with_co
 def ticket_open(request, payload: TicketIn):
     """Open a ticket with its context. Idempotent on (agent, request_key): a retry answers 200
     with the ticket already open, the first call 201."""
-    principal = require(request, roles={Role.OPERATOR}, scope=Scope.ESCALATIONS_WRITE)
+    principal = authorize(request, "escalation.open")
     ticket, created = services.ticket_open(
         actor=principal.user, agent=payload.agent, version=payload.version, request_key=payload.request_key,
         reason=payload.reason, priority=payload.priority,
@@ -146,14 +139,14 @@ def ticket_open(request, payload: TicketIn):
 
 
 @router.get("/escalations", response=TicketPageOut)
-def ticket_list(request, status: Literal["open", "claimed", "resolved", "all"] | None = None, agent: str = "",
-                reason: ReasonName | None = None, priority: PriorityName | None = None, mine: bool = False,
+def ticket_list(request, status: StatusFilter | None = None, agent: str = "",
+                reason: Reason | None = None, priority: Priority | None = None, mine: bool = False,
                 limit: int = 50, offset: int = 0, context: bool = False):
     """The queue (default: open tickets by priority then age). `mine=true`: what you hold.
     Contexts are left out unless `context=true` (they can be large)."""
-    principal = require(request, roles={Role.REVIEWER, Role.MANAGER})
+    principal = authorize(request, "escalation.read")
     limit, offset = max(1, min(limit, 200)), max(0, offset)
-    status = status or ("claimed" if mine else "open")
+    status = status or (TicketStatus.CLAIMED if mine else TicketStatus.OPEN)
     qs = tickets_list(status=status, agent=agent, reason=reason or "", priority=priority or "",
                       claimed_by=principal.user if mine else None)
     if not context:
@@ -163,16 +156,16 @@ def ticket_list(request, status: Literal["open", "claimed", "resolved", "all"] |
     return {"count": qs.count(), "limit": limit, "offset": offset, "results": rows}
 
 
-@router.get("/escalations/{int:ticket_id}", response=TicketOut)
+@router.get("/escalations/{int:ticket_id}", response={200: TicketOut, 404: ErrorOut})
 def ticket_detail(request, ticket_id: int):
-    require(request, roles={Role.REVIEWER, Role.MANAGER})
+    authorize(request, "escalation.read")
     return ticket_out(ticket_get(pk=ticket_id))
 
 
 @router.post("/escalations/claim-next", response={200: TicketOut, 204: None})
 def ticket_claim_next(request, filters: ClaimNextIn | None = None):
     """Claim the most urgent open ticket (optionally of one agent, reason or priority); 204 when none."""
-    principal = require(request, roles=PEOPLE)
+    principal = authorize(request, "escalation.work")
     filters = filters or ClaimNextIn()
     ticket = services.ticket_claim_next(reviewer=principal.user, agent=filters.agent, reason=filters.reason,
                                         priority=filters.priority)
@@ -181,30 +174,30 @@ def ticket_claim_next(request, filters: ClaimNextIn | None = None):
     return Status(200, ticket_out(ticket))
 
 
-@router.post("/escalations/{int:ticket_id}/claim", response={200: TicketOut, 409: ErrorOut})
+@router.post("/escalations/{int:ticket_id}/claim", response={200: TicketOut, 404: ErrorOut, 409: ErrorOut})
 def ticket_claim(request, ticket_id: int):
-    principal = require(request, roles=PEOPLE)
+    principal = authorize(request, "escalation.work")
     return Status(200, ticket_out(services.ticket_claim(reviewer=principal.user, ticket=ticket_get(pk=ticket_id))))
 
 
-@router.post("/escalations/{int:ticket_id}/renew", response={200: TicketOut, 409: ErrorOut})
+@router.post("/escalations/{int:ticket_id}/renew", response={200: TicketOut, 404: ErrorOut, 409: ErrorOut})
 def ticket_renew(request, ticket_id: int):
-    principal = require(request, roles=PEOPLE)
+    principal = authorize(request, "escalation.work")
     return Status(200, ticket_out(services.ticket_renew(reviewer=principal.user, ticket=ticket_get(pk=ticket_id))))
 
 
-@router.post("/escalations/{int:ticket_id}/release", response={200: TicketOut, 403: ErrorOut, 409: ErrorOut})
+@router.post("/escalations/{int:ticket_id}/release", response={200: TicketOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut})
 def ticket_release(request, ticket_id: int, payload: ReleaseIn | None = None):
     """The claimant gives the ticket back; a manager may release anyone's claim."""
-    principal = require(request, roles={Role.REVIEWER, Role.MANAGER})
+    principal = authorize(request, "escalation.release")
     note = payload.note if payload else ""
     return Status(200, ticket_out(services.ticket_release(actor=principal.user, ticket=ticket_get(pk=ticket_id), note=note)))
 
 
-@router.post("/escalations/{int:ticket_id}/resolve", response={200: TicketOut, 403: ErrorOut, 409: ErrorOut})
+@router.post("/escalations/{int:ticket_id}/resolve", response={200: TicketOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut})
 def ticket_resolve(request, ticket_id: int, payload: ResolveIn):
     """Only the claimant resolves; the label is recorded as the human decision for the request."""
-    principal = require(request, roles=PEOPLE)
+    principal = authorize(request, "escalation.work")
     ticket = services.ticket_resolve(reviewer=principal.user, ticket=ticket_get(pk=ticket_id), label=payload.label,
                                      notes=payload.notes)
     return Status(200, ticket_out(ticket))

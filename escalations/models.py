@@ -51,18 +51,19 @@ class EscalationTicket(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["agent", "request_key"], name="ticket_one_per_request"),
             models.CheckConstraint(
-                condition=~models.Q(status="claimed") | models.Q(claimed_by__isnull=False, lease_expires_at__isnull=False),
+                condition=~models.Q(status=TicketStatus.CLAIMED) | models.Q(claimed_by__isnull=False, lease_expires_at__isnull=False),
                 name="ticket_claimed_has_claimant_and_lease",
             ),
         ]
         indexes = [
             # The queue: open tickets by priority then age.
-            models.Index(fields=["priority", "created_at"], condition=models.Q(status="open"), name="ticket_open_queue"),
-            models.Index(fields=["lease_expires_at"], condition=models.Q(status="claimed"), name="ticket_claimed_leases"),
+            models.Index(fields=["priority", "created_at"], condition=models.Q(status=TicketStatus.OPEN), name="ticket_open_queue"),
+            models.Index(fields=["lease_expires_at"], condition=models.Q(status=TicketStatus.CLAIMED),
+                         name="ticket_claimed_leases"),
             # The SLA sweep: unresolved tickets not yet announced as breached.
             models.Index(
                 fields=["due_at"],
-                condition=models.Q(status__in=["open", "claimed"], sla_breach_notified_at__isnull=True),
+                condition=models.Q(status__in=[TicketStatus.OPEN, TicketStatus.CLAIMED], sla_breach_notified_at__isnull=True),
                 name="ticket_sla_unnotified",
             ),
             models.Index(fields=["claimed_by", "status"], name="ticket_by_claimant"),
@@ -70,20 +71,6 @@ class EscalationTicket(models.Model):
 
     def __str__(self) -> str:
         return f"ticket #{self.pk} {self.request_key}"
-
-    def lease_active(self, now=None) -> bool:
-        """Held by someone whose lease has not lapsed (a lapsed claim counts as open)."""
-        now = now or timezone.now()
-        return self.status == TicketStatus.CLAIMED and self.lease_expires_at is not None and self.lease_expires_at > now
-
-    def is_claimable(self, now=None) -> bool:
-        return self.status == TicketStatus.OPEN or (self.status == TicketStatus.CLAIMED and not self.lease_active(now))
-
-    def sla_breached(self, now=None) -> bool:
-        """Resolved after its due time, or still unresolved past it."""
-        if self.status == TicketStatus.RESOLVED:
-            return self.resolved_at is not None and self.resolved_at > self.due_at
-        return (now or timezone.now()) > self.due_at
 
 
 class TicketEventKind(models.TextChoices):

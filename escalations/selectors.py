@@ -11,22 +11,22 @@ from agents.models import Agent
 from rolloutops.exceptions import NotFound
 
 from .models import EscalationTicket, Priority, TicketStatus
-from .services import claimable_q
+from .claims import claimable_q
 
-STATUS_FILTERS = ("open", "claimed", "resolved", "all")
+STATUS_FILTERS = (*TicketStatus.values, "all")
 
 
-def tickets_list(*, status: str = "open", agent: str = "", reason: str = "", priority: str = "",
+def tickets_list(*, status: str = TicketStatus.OPEN, agent: str = "", reason: str = "", priority: str = "",
                  claimed_by=None, now: datetime | None = None) -> QuerySet[EscalationTicket]:
     """Tickets for the queue and the API. "open" includes claims whose lease lapsed (anyone may
     take them); "claimed" only live claims. Open work is ordered by priority then age."""
     now = now or timezone.now()
     qs = EscalationTicket.objects.select_related("agent", "version", "claimed_by", "resolved_by")
-    if status == "open":
+    if status == TicketStatus.OPEN:
         qs = qs.filter(claimable_q(now))
-    elif status == "claimed":
+    elif status == TicketStatus.CLAIMED:
         qs = qs.filter(status=TicketStatus.CLAIMED, lease_expires_at__gt=now)
-    elif status == "resolved":
+    elif status == TicketStatus.RESOLVED:
         qs = qs.filter(status=TicketStatus.RESOLVED)
     if agent:
         qs = qs.filter(agent__slug=agent)
@@ -36,7 +36,7 @@ def tickets_list(*, status: str = "open", agent: str = "", reason: str = "", pri
         qs = qs.filter(priority=priority)
     if claimed_by is not None:
         qs = qs.filter(claimed_by=claimed_by)
-    if status == "resolved":
+    if status == TicketStatus.RESOLVED:
         return qs.order_by("-resolved_at", "-pk")
     return qs.order_by("priority", "created_at", "pk")
 

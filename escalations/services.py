@@ -3,24 +3,25 @@ resolve (which records the human decision), and the two sweeps (lapsed leases, S
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import datetime
 from datetime import timezone as dt_timezone
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
 
 from agents.models import Agent, AgentVersion
+from rolloutops import policy
 from rolloutops.audit import audit_record
 from rolloutops.exceptions import Conflict, Forbidden, Invalid
 from rolloutops.notifications import notify
-from rolloutops.roles import Role, has_role
 from rollouts.models import Rollout, RolloutState
 from rollouts.routing import route
+from telemetry.services import human_decision_record
 
+from .claims import claimable_q, context_is_complete, context_segment, lease_active, lease_duration, sla_duration
 from .exceptions import ContextTooLarge
 from .models import EscalationTicket, Priority, Reason, TicketEvent, TicketEventKind, TicketStatus
 
@@ -29,21 +30,7 @@ MAX_ATTEMPTS = 200
 MAX_REQUEST_KEY = 200
 MAX_LABEL = 200
 MAX_NOTES = 10_000
-MAX_SEGMENT = 100
 SWEEP_BATCH = 500
-
-
-def lease_duration() -> timedelta:
-    return timedelta(seconds=settings.ROLLOUTOPS["CLAIM_LEASE_SECONDS"])
-
-
-def sla_duration(priority: str) -> timedelta:
-    return timedelta(seconds=settings.ROLLOUTOPS["SLA_SECONDS"][priority])
-
-
-def claimable_q(now: datetime) -> Q:
-    """Open, or claimed by someone whose lease has lapsed (not yet swept): both may be taken."""
-    return Q(status=TicketStatus.OPEN) | Q(status=TicketStatus.CLAIMED, lease_expires_at__lte=now)
 
 
 def _when(value: datetime | None) -> str:
@@ -71,17 +58,6 @@ def _resolved(ticket: EscalationTicket) -> Conflict:
         f"ticket #{ticket.pk} is already resolved (by {_username(ticket.resolved_by)}, {_when(ticket.resolved_at)})",
         status=TicketStatus.RESOLVED,
     )
-
-
-def context_segment(context: dict) -> str:
-    segment = context.get("segment") if isinstance(context, dict) else None
-    return str(segment)[:MAX_SEGMENT] if segment not in (None, "") else ""
-
-
-def context_is_complete(context: dict) -> bool:
-    """What the reviewer needs at least: the input, and one thing the agent tried."""
-    attempts = context.get("attempts")
-    return context.get("input") not in (None, "", {}, []) and isinstance(attempts, list) and len(attempts) > 0
 
 
 def _validate_open(*, request_key: str, reason: str, priority: str, context) -> None:
@@ -119,6 +95,7 @@ def ticket_open(*, actor, agent: str | Agent, request_key: str, reason: str, pri
                 context: dict | None = None, version: str | None = None) -> tuple[EscalationTicket, bool]:
     """Open a ticket for (agent, request_key), or return the one already open for it.
     Returns (ticket, created). A runtime retrying after a timeout never opens a second ticket."""
+    policy.check(actor, "escalation.open")
     request_key = (request_key or "").strip()
     context = {} if context is None else context
     _validate_open(request_key=request_key, reason=reason, priority=priority, context=context)
@@ -182,11 +159,11 @@ def _record_claim(*, ticket: EscalationTicket, reviewer, now: datetime, prev_sta
         TicketEvent.objects.create(ticket=ticket, kind=TicketEventKind.LEASE_EXPIRED, actor=None, at=now,
                                    detail={"holder": _username(prev_holder)})
         audit_record(actor=None, action="ticket.lease_expired", obj=ticket,
-                     before={"status": "claimed", "claimed_by": _username(prev_holder)}, after={"status": "open"})
+                     before={"status": TicketStatus.CLAIMED, "claimed_by": _username(prev_holder)}, after={"status": TicketStatus.OPEN})
     TicketEvent.objects.create(ticket=ticket, kind=TicketEventKind.CLAIMED, actor=reviewer, at=now,
                                detail={"lease_expires_at": ticket.lease_expires_at.isoformat()})
-    audit_record(actor=reviewer, action="ticket.claimed", obj=ticket, before={"status": "open"},
-                 after={"status": "claimed", "claimed_by": reviewer.get_username(),
+    audit_record(actor=reviewer, action="ticket.claimed", obj=ticket, before={"status": TicketStatus.OPEN},
+                 after={"status": TicketStatus.CLAIMED, "claimed_by": reviewer.get_username(),
                         "lease_expires_at": ticket.lease_expires_at})
 
 
@@ -214,6 +191,7 @@ def _next_candidate(queryset, now: datetime):
 def ticket_claim_next(*, reviewer, agent: str | Agent | None = None, reason: str | None = None,
                       priority: str | None = None) -> EscalationTicket | None:
     """Claim the most urgent claimable ticket (priority, then age); None when the queue is empty."""
+    policy.check(reviewer, "escalation.work")
     queryset = EscalationTicket.objects.all()
     if agent:
         agent_id = agent.pk if isinstance(agent, Agent) else Agent.objects.filter(slug=agent).values_list("pk", flat=True).first()
@@ -241,12 +219,13 @@ def ticket_claim_next(*, reviewer, agent: str | Agent | None = None, reason: str
 
 def ticket_claim(*, reviewer, ticket: EscalationTicket) -> EscalationTicket:
     """Claim this ticket. Conflict (409) naming the holder when someone else has it."""
+    policy.check(reviewer, "escalation.work")
     now = timezone.now()
     with transaction.atomic():
         current = _reload(ticket.pk)
         if current.status == TicketStatus.RESOLVED:
             raise _resolved(current)
-        if current.lease_active(now):
+        if lease_active(current, now):
             if current.claimed_by_id == reviewer.pk:
                 return ticket_renew(reviewer=reviewer, ticket=current)
             raise _taken(current)
@@ -262,6 +241,7 @@ def ticket_claim(*, reviewer, ticket: EscalationTicket) -> EscalationTicket:
 
 def ticket_renew(*, reviewer, ticket: EscalationTicket) -> EscalationTicket:
     """Extend the claimant's lease. Not audited: the ticket page renews every minute; the claim is."""
+    policy.check(reviewer, "escalation.work")
     now = timezone.now()
     changed = (EscalationTicket.objects.filter(pk=ticket.pk, status=TicketStatus.CLAIMED, claimed_by=reviewer)
                .update(lease_expires_at=now + lease_duration()))
@@ -287,9 +267,7 @@ def ticket_release(*, actor, ticket: EscalationTicket, note: str = "") -> Escala
             raise Conflict(f"ticket #{current.pk} is not claimed", status=current.status)
         holder = current.claimed_by
         by_manager = current.claimed_by_id != actor.pk
-        if by_manager and not has_role(actor, Role.MANAGER):
-            raise Forbidden(f"only {_username(holder)}, who holds the claim, or a manager may release it",
-                            claimed_by=_username(holder))
+        policy.check(actor, "escalation.release", current)
         changed = (EscalationTicket.objects
                    .filter(pk=current.pk, status=TicketStatus.CLAIMED, claimed_by_id=current.claimed_by_id,
                            claimed_at=current.claimed_at)
@@ -299,16 +277,15 @@ def ticket_release(*, actor, ticket: EscalationTicket, note: str = "") -> Escala
         TicketEvent.objects.create(ticket=current, kind=TicketEventKind.RELEASED, actor=actor, at=now,
                                    detail={"holder": _username(holder), "by_manager": by_manager, "note": note[:500]})
         audit_record(actor=actor, action="ticket.released", obj=current,
-                     before={"status": "claimed", "claimed_by": _username(holder)},
-                     after={"status": "open", **({"note": note[:500]} if note else {})})
+                     before={"status": TicketStatus.CLAIMED, "claimed_by": _username(holder)},
+                     after={"status": TicketStatus.OPEN, **({"note": note[:500]} if note else {})})
         return _reload(current.pk)
 
 
 def ticket_resolve(*, reviewer, ticket: EscalationTicket, label: str, notes: str = "") -> EscalationTicket:
     """Only the claimant resolves. The decision becomes the human event of the request, so the
     shadow statistics pair it with the agent's decision; both commit together or not at all."""
-    from telemetry.services import human_decision_record  # written by the telemetry app
-
+    policy.check(reviewer, "escalation.work")
     label = (label or "").strip()
     notes = (notes or "").strip()
     if not label:
@@ -327,7 +304,7 @@ def ticket_resolve(*, reviewer, ticket: EscalationTicket, label: str, notes: str
             if current.status == TicketStatus.RESOLVED:
                 raise _resolved(current)
             if current.status == TicketStatus.OPEN:
-                raise Conflict(f"ticket #{current.pk} is not claimed; claim it before resolving", status="open")
+                raise Conflict(f"ticket #{current.pk} is not claimed; claim it before resolving", status=TicketStatus.OPEN)
             raise Forbidden(f"only {_username(current.claimed_by)}, who holds the claim, may resolve this ticket",
                             claimed_by=_username(current.claimed_by))
         recorded = human_decision_record(
@@ -337,8 +314,8 @@ def ticket_resolve(*, reviewer, ticket: EscalationTicket, label: str, notes: str
         TicketEvent.objects.create(ticket=current, kind=TicketEventKind.RESOLVED, actor=reviewer, at=now,
                                    detail={"label": label, "human_event_recorded": bool(recorded)})
         audit_record(actor=reviewer, action="ticket.resolved", obj=current,
-                     before={"status": "claimed", "claimed_by": reviewer.get_username()},
-                     after={"status": "resolved", "label": label, "notes": notes[:500],
+                     before={"status": TicketStatus.CLAIMED, "claimed_by": reviewer.get_username()},
+                     after={"status": TicketStatus.RESOLVED, "label": label, "notes": notes[:500],
                             "human_event_recorded": bool(recorded)})
         return current
 
@@ -362,7 +339,7 @@ def tickets_sweep_expired_leases(*, now: datetime | None = None, batch: int = SW
             TicketEvent.objects.create(ticket=ticket, kind=TicketEventKind.LEASE_EXPIRED, actor=None, at=now,
                                        detail={"holder": _username(holder)})
             audit_record(actor=None, action="ticket.lease_expired", obj=ticket,
-                         before={"status": "claimed", "claimed_by": _username(holder)}, after={"status": "open"})
+                         before={"status": TicketStatus.CLAIMED, "claimed_by": _username(holder)}, after={"status": TicketStatus.OPEN})
             returned += 1
     return returned
 
@@ -395,7 +372,7 @@ def tickets_notify_sla_breaches(*, now: datetime | None = None, batch: int = SWE
                     "ticket": ticket.pk, "agent": ticket.agent.slug, "request_key": ticket.request_key,
                     "priority": ticket.priority, "reason": ticket.reason, "status": ticket.status,
                     "claimed_by": _username(ticket.claimed_by), "due_at": ticket.due_at.isoformat(),
-                    "url": f"/escalations/{ticket.pk}/",
+                    "url": reverse("escalations:ticket", args=[ticket.pk]),
                 },
                 severity="warning",
             )

@@ -4,18 +4,17 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from rolloutops.exceptions import DomainError, NotFound
-from rolloutops.pages import htmx_partial, paginate
-from rolloutops.roles import Role, has_role, role_required
+from rolloutops import policy
+from rolloutops.exceptions import DomainError
+from rolloutops.pages import error_text, htmx_partial, paginate, require_action
 
-from . import services
+from . import claims, services
 from .models import Priority, Reason, TicketStatus
 from .selectors import (
     context_timeline,
@@ -44,29 +43,21 @@ def _filters(data) -> dict:
 def _mark_sla(tickets, now) -> list:
     rows = list(tickets)
     for t in rows:
-        t.breached = t.sla_breached(now)
-        t.lapsed = t.status == TicketStatus.CLAIMED and not t.lease_active(now)
+        t.breached = claims.sla_breached(t, now)
+        t.lapsed = t.status == TicketStatus.CLAIMED and not claims.lease_active(t, now)
     return rows
 
 
-def _ticket_or_404(pk: int):
-    try:
-        return ticket_get(pk=pk)
-    except NotFound as missing:
-        raise Http404(missing.detail) from None
-
-
 @require_GET
-@role_required(Role.REVIEWER, Role.MANAGER)
+@require_action("escalation.read")
 def queue(request):
     filters = _filters(request.GET)
     now = timezone.now()
-    page = paginate(request, tickets_list(status="open", now=now, **filters).defer("context"), per_page=50)
+    page = paginate(request, tickets_list(status=TicketStatus.OPEN, now=now, **filters).defer("context"), per_page=50)
     page.object_list = _mark_sla(page.object_list, now)
     context = {
         "page": page, "filters": filters, "counts": tickets_counts(now=now), "agents": ticket_agents(),
-        "reasons": Reason.choices, "priorities": Priority.values, "now": now,
-        "can_claim": has_role(request.user, Role.REVIEWER), "filtered": any(filters.values()),
+        "now": now, "filtered": any(filters.values()),
         "lease_minutes": settings.ROLLOUTOPS["CLAIM_LEASE_SECONDS"] // 60,
     }
     template = "escalations/queue.html#queue-table" if htmx_partial(request) else "escalations/queue.html"
@@ -74,7 +65,7 @@ def queue(request):
 
 
 @require_GET
-@role_required(Role.REVIEWER, Role.MANAGER)
+@require_action("escalation.read")
 def mine(request):
     now = timezone.now()
     context = {
@@ -87,7 +78,7 @@ def mine(request):
 
 
 @require_POST
-@role_required(Role.REVIEWER)
+@require_action("escalation.work")
 def claim_next(request):
     filters = _filters(request.POST)
     ticket = services.ticket_claim_next(reviewer=request.user, agent=filters["agent"] or None,
@@ -113,19 +104,18 @@ def _renew_every(lease_seconds: int) -> int:
 def _ticket_context(request, ticket) -> dict:
     now = timezone.now()
     user = request.user
-    is_reviewer = has_role(user, Role.REVIEWER)
     holds = ticket.status == TicketStatus.CLAIMED and ticket.claimed_by_id == user.pk
     lease_seconds = settings.ROLLOUTOPS["CLAIM_LEASE_SECONDS"]
     return {
         "t": ticket,
         "now": now,
-        "breached": ticket.sla_breached(now),
-        "lease_active": ticket.lease_active(now),
+        "breached": claims.sla_breached(ticket, now),
+        "lease_active": claims.lease_active(ticket, now),
         "holds": holds,
-        "can_claim": is_reviewer and not holds and ticket.is_claimable(now),
+        "can_claim": policy.allows(user, "escalation.work") and not holds and claims.is_claimable(ticket, now),
         "can_renew": holds,
         "can_resolve": holds,
-        "can_release": ticket.status == TicketStatus.CLAIMED and (holds or has_role(user, Role.MANAGER)),
+        "can_release": ticket.status == TicketStatus.CLAIMED and policy.allows(user, "escalation.release", ticket),
         "history": ticket_history(ticket=ticket),
         "renew_every": _renew_every(lease_seconds),
         "labels": resolution_labels(agent_id=ticket.agent_id) if holds else [],
@@ -133,9 +123,9 @@ def _ticket_context(request, ticket) -> dict:
 
 
 @require_GET
-@role_required(Role.REVIEWER, Role.MANAGER)
+@require_action("escalation.read")
 def ticket_detail(request, pk: int):
-    ticket = _ticket_or_404(pk)
+    ticket = ticket_get(pk=pk)
     context = _ticket_context(request, ticket)
     if htmx_partial(request):
         fragment = "ticket-status" if request.GET.get("fragment") == "status" else "ticket-panel"
@@ -146,14 +136,14 @@ def ticket_detail(request, pk: int):
 
 def _act(request, pk: int, action, done: str):
     """Run one action; htmx gets the updated panel with the outcome, a plain POST a redirect."""
-    ticket = _ticket_or_404(pk)
+    ticket = ticket_get(pk=pk)
     try:
         action(ticket)
         level, text = messages.SUCCESS, done
     except DomainError as refused:
-        level, text = messages.ERROR, str(refused.detail)
+        level, text = messages.ERROR, error_text(refused)
     if htmx_partial(request):
-        context = _ticket_context(request, _ticket_or_404(pk))
+        context = _ticket_context(request, ticket_get(pk=pk))
         context["flash"] = {"level": "success" if level == messages.SUCCESS else "error", "text": text}
         fragment = "ticket-status" if request.POST.get("fragment") == "status" else "ticket-panel"
         return render(request, f"escalations/ticket.html#{fragment}", context)
@@ -162,20 +152,20 @@ def _act(request, pk: int, action, done: str):
 
 
 @require_POST
-@role_required(Role.REVIEWER)
+@require_action("escalation.work")
 def claim(request, pk: int):
     return _act(request, pk, lambda t: services.ticket_claim(reviewer=request.user, ticket=t),
                 "You hold this ticket; the page renews the lease while it is open.")
 
 
 @require_POST
-@role_required(Role.REVIEWER)
+@require_action("escalation.work")
 def renew(request, pk: int):
     return _act(request, pk, lambda t: services.ticket_renew(reviewer=request.user, ticket=t), "Lease renewed.")
 
 
 @require_POST
-@role_required(Role.REVIEWER, Role.MANAGER)
+@require_action("escalation.release")
 def release(request, pk: int):
     note = request.POST.get("note", "")[:500]
     return _act(request, pk, lambda t: services.ticket_release(actor=request.user, ticket=t, note=note),
@@ -183,7 +173,7 @@ def release(request, pk: int):
 
 
 @require_POST
-@role_required(Role.REVIEWER)
+@require_action("escalation.work")
 def resolve(request, pk: int):
     label, notes = request.POST.get("label", ""), request.POST.get("notes", "")
     return _act(request, pk, lambda t: services.ticket_resolve(reviewer=request.user, ticket=t, label=label, notes=notes),

@@ -1,188 +1,58 @@
-"""The HTTP API root (/api/v1/): authentication, authorization and error shapes for every router."""
-from __future__ import annotations
+"""HTTP API of the core (mounted under /api/v1/ by console.api): the audit trail, filterable."""
+from datetime import datetime
 
-import logging
-from dataclasses import dataclass
+from ninja import Router, Schema
 
-from django.core.exceptions import BadRequest, PermissionDenied, RequestDataTooBig, SuspiciousOperation
-from django.db import DataError, InterfaceError, OperationalError
-from django.http import HttpRequest
-from ninja import NinjaAPI
-from ninja.errors import AuthenticationError, HttpError, ValidationError
-from ninja.security import APIKeyCookie, HttpBearer
+from .auth import authorize
+from .selectors import audit_entries
 
-from .audit import RequestContext, request_context
-from .exceptions import DomainError
-from .models import ApiToken, Scope
-from .probes import RETRY_AFTER_SECONDS, UNAVAILABLE, dependency_down
-from .roles import user_roles
-from .tokens import token_authenticate
-
-_log = logging.getLogger("rolloutops.api")
-
-MACHINE_SCOPES = frozenset({Scope.ROUTE_READ, Scope.EVENTS_WRITE, Scope.ESCALATIONS_WRITE})
+router = Router(tags=["audit"])
 
 
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: a person through a browser session, or a token and its owner."""
-
-    user: object
-    token: ApiToken | None = None
-
-    @property
-    def scopes(self) -> frozenset[str]:
-        return frozenset(self.token.scopes) if self.token else frozenset()
-
-    @property
-    def roles(self) -> frozenset[str]:
-        return user_roles(self.user)
-
-
-def client_ip(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
-
-
-class BearerToken(HttpBearer):
-    def authenticate(self, request, token):
-        api_token = token_authenticate(token)
-        if api_token is None:
-            return None
-        request.user = api_token.user
-        request_context.set(RequestContext(source_ip=client_ip(request), via=f"token {api_token.name}"))
-        return Principal(api_token.user, api_token)
+class AuditEntryOut(Schema):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    object_type: str
+    object_id: str
+    object: str
+    before: dict | list | None
+    after: dict | list | None
+    source_ip: str | None
+    # Until the sealer links an entry into the chain (seconds after its commit) it has no
+    # position and no hash: sealed false, seq null, hash and prev_hash "".
+    sealed: bool
+    seq: int | None
+    hash: str
+    prev_hash: str
 
 
-class BrowserSession(APIKeyCookie):
-    """A signed-in person: the session cookie, with Django's CSRF check on unsafe methods."""
-
-    param_name = "sessionid"
-
-    def _get_key(self, request):
-        from django.conf import settings
-
-        return request.COOKIES.get(settings.SESSION_COOKIE_NAME)
-
-    def authenticate(self, request, key):
-        if request.user.is_authenticated and request.user.is_active:
-            return Principal(request.user)
-        return None
+class AuditPageOut(Schema):
+    count: int
+    results: list[AuditEntryOut]
+    next_before_id: int | None
 
 
-api = NinjaAPI(
-    title="rolloutops API",
-    version="1",
-    description="Control plane for AI agent rollouts. Machines send `Authorization: Bearer <token>`.",
-    auth=[BearerToken(), BrowserSession()],
-    urls_namespace="api",
-)
-
-
-def require(request, *, roles: set[str] | frozenset[str], scope: str | None = None) -> Principal:
-    """Authorize a call. A token needs the endpoint's machine scope (or `user`, acting as its
-    owner) and, for endpoints people use, the `user` scope; and its owner must hold one of
-    `roles`. A token never does more than both allow."""
-    principal: Principal = request.auth
-    if principal.token is not None:
-        needed = {Scope.USER} if scope is None else {scope, Scope.USER}
-        if not principal.scopes & needed:
-            wanted = " or ".join(sorted(needed))
-            raise HttpError(403, f"this token lacks the scope for this call (needs {wanted})")
-    if not principal.roles & set(roles):
-        raise HttpError(403, f"this call needs the {' or '.join(sorted(roles))} role")
-    return principal
-
-
-@api.exception_handler(DomainError)
-def _domain_error(request, exc: DomainError):
-    return api.create_response(request, {"detail": exc.detail, **exc.extra}, status=exc.status_code)
-
-
-@api.exception_handler(OverflowError)
-def _overflow(request, exc):
-    # An id or number too large for the database's integers (SQLite raises this one).
-    return api.create_response(request, {"detail": "a number in the request is out of range"}, status=422)
-
-
-@api.exception_handler(DataError)
-def _data_error(request, exc):
-    # PostgreSQL's "integer out of range" and kin: bad input, never a 500.
-    return api.create_response(request, {"detail": "a value in the request is out of range for its field"}, status=422)
-
-
-@api.exception_handler(RequestDataTooBig)
-def _too_big(request, exc):
-    return api.create_response(request, {"detail": "request body too large"}, status=413)
-
-
-@api.exception_handler(AuthenticationError)
-def _unauthenticated(request, exc):
-    return api.create_response(
-        request, {"detail": "authentication required: a valid, unexpired bearer token or a signed-in session"},
-        status=401,
-    )
-
-
-@api.exception_handler(ValidationError)
-def _invalid(request, exc: ValidationError):
-    return api.create_response(request, {"detail": exc.errors}, status=422)
-
-
-def _mount_routers() -> None:
-    # Each app owns its router; mounted here so the whole API is one OpenAPI document.
-    from agents.api import router as agents_router
-    from escalations.api import router as escalations_router
-    from rollouts.api import router as rollouts_router
-    from telemetry.api import router as telemetry_router
-
-    from .api_audit import router as audit_router
-
-    api.add_router("", agents_router)
-    api.add_router("", rollouts_router)
-    api.add_router("", telemetry_router)
-    api.add_router("", escalations_router)
-    api.add_router("", audit_router)
-
-
-_mount_routers()
-
-
-# Last resorts, so that nothing under /api/ ever answers HTML (the project's handler404/handler500
-# cover what happens outside django-ninja). A dependency that is down is 503 with Retry-After: the
-# client's retry is right (ingestion is idempotent); anything else is our bug, logged, 500.
-@api.exception_handler(OperationalError)
-@api.exception_handler(InterfaceError)
-def _dependency_down(request, exc):
-    down = dependency_down(exc) or "database"
-    _log.warning("dependency down during an API call",
-                 extra={"path": request.path, "dependency": down, "error": f"{type(exc).__name__}: {exc}"[:300]})
-    response = api.create_response(request, {"detail": f"the {down} is unavailable; retry shortly"}, status=503)
-    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
-    return response
-
-
-def _register_unavailable_handlers() -> None:
-    for exc_type in UNAVAILABLE:
-        if exc_type not in (OperationalError, InterfaceError):
-            api.add_exception_handler(exc_type, _dependency_down)
-
-
-_register_unavailable_handlers()
-
-
-@api.exception_handler(PermissionDenied)
-def _permission_denied(request, exc):
-    return api.create_response(request, {"detail": str(exc) or "permission denied"}, status=403)
-
-
-@api.exception_handler(SuspiciousOperation)
-@api.exception_handler(BadRequest)
-def _bad_request(request, exc):
-    # What Django itself answers 400 to (malformed headers, too many fields…), in our shape.
-    return api.create_response(request, {"detail": "bad request"}, status=400)
-
-
-@api.exception_handler(Exception)
-def _unhandled(request, exc):
-    _log.error("unhandled error in an API call", exc_info=exc, extra={"path": request.path})
-    return api.create_response(request, {"detail": "internal error; it has been logged"}, status=500)
+@router.get("/audit", response=AuditPageOut)
+def audit_list(request, action: str = "", actor: str = "", object_type: str = "", object_id: str = "",
+               since: str = "", until: str = "", before_id: int | None = None, limit: int = 100):
+    authorize(request, "audit.read")
+    limit = max(1, min(limit, 1000))
+    qs = audit_entries(action=action, actor=actor, object_type=object_type, object_id=object_id, since=since, until=until)
+    if before_id:
+        qs = qs.filter(id__lt=before_id)
+    rows = list(qs[: limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {
+        "count": len(rows),
+        "results": [
+            {"id": e.pk, "at": e.at, "actor": e.actor_label, "action": e.action, "object_type": e.object_type,
+             "object_id": e.object_id, "object": e.object_repr, "before": e.before, "after": e.after,
+             "source_ip": e.source_ip, "sealed": e.sealed, "seq": e.seq, "hash": e.hash or "",
+             "prev_hash": e.prev_hash}
+            for e in rows
+        ],
+        "next_before_id": rows[-1].pk if more and rows else None,
+    }

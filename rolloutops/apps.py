@@ -8,6 +8,7 @@ class RolloutopsConfig(AppConfig):
     verbose_name = "rolloutops core (tokens, audit)"
 
     def ready(self):
+        # Imported here, not at the top: models cannot load while Django builds the app registry.
         from . import signals  # connects the audit receivers
         from .checks import audit_key_configured
 

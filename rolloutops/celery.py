@@ -2,6 +2,7 @@
 import os
 
 from celery import Celery
+from django.conf import settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rolloutops.settings")
 
@@ -12,8 +13,6 @@ app.autodiscover_tasks()
 
 def _ensure_queue_folders(**_kwargs) -> None:
     # The filesystem transport expects its folders to exist before the first publish.
-    from django.conf import settings
-
     options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {}) or {}
     for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
         if options.get(key):

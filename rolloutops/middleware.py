@@ -1,10 +1,14 @@
-"""Request-wide rules: pages need a signed-in person; times shown in the person's timezone."""
+"""Request-wide rules: pages need a signed-in person; a missing object is the 404 page; times shown
+in the person's timezone; audit entries know who and from where."""
 import zoneinfo
 
 from django.contrib.auth.middleware import LoginRequiredMiddleware
+from django.http import Http404
 from django.utils import timezone
+from django.views.defaults import page_not_found
 
 from .audit import RequestContext, request_context
+from .exceptions import NotFound
 
 # The API answers 401 itself (JSON, bearer tokens); health and metrics are for probes.
 _OPEN_PREFIXES = ("/api/", "/static/", "/healthz", "/readyz", "/metrics")
@@ -30,6 +34,22 @@ class LoginRequiredForPages(LoginRequiredMiddleware):
         if request.path.startswith(_OPEN_PREFIXES):
             return None
         return super().process_view(request, view_func, view_args, view_kwargs)
+
+
+class NotFoundPages:
+    """A page whose `<entity>_get` selector finds nothing (NotFound) answers with the 404 page, as
+    the API answers 404 JSON: one way to fetch-or-404 for pages and the API alike."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if isinstance(exception, NotFound):
+            return page_not_found(request, Http404(exception.detail))
+        return None
 
 
 class UserTimezone:

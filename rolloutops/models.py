@@ -4,13 +4,6 @@ from django.db import models
 from django.utils import timezone
 
 
-class Scope(models.TextChoices):
-    ROUTE_READ = "route:read", "route:read — ask where a request goes"
-    EVENTS_WRITE = "events:write", "events:write — report decisions and outcomes"
-    ESCALATIONS_WRITE = "escalations:write", "escalations:write — open escalation tickets"
-    USER = "user", "user — act as the owner, within the owner's role"
-
-
 class ApiToken(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
     name = models.CharField(max_length=100)
@@ -18,7 +11,7 @@ class ApiToken(models.Model):
     prefix = models.CharField(max_length=16)
     # sha256 of the whole token: tokens are 256 random bits, so a fast hash is enough.
     token_hash = models.CharField(max_length=64, unique=True)
-    scopes = models.JSONField(default=list)
+    scopes = models.JSONField(default=list)  # values of rolloutops.policy.Scope
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)

@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "rollouts",
     "telemetry",
     "escalations",
+    "console",
 ]
 
 MIDDLEWARE = [
@@ -90,11 +91,12 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "rolloutops.middleware.UserTimezone",
+    "rolloutops.middleware.NotFoundPages",
     # Last, as django-axes asks: turns a locked-out sign-in into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
 
-ROOT_URLCONF = "rolloutops.urls"
+ROOT_URLCONF = "console.urls"
 WSGI_APPLICATION = "rolloutops.wsgi.application"
 
 TEMPLATES = [
@@ -107,7 +109,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "rolloutops.context_processors.navigation",
+                "console.context_processors.navigation",
+                "console.context_processors.enums",
             ],
         },
     }
@@ -216,7 +219,8 @@ CELERY_TASK_TIME_LIMIT = 90
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
-    # Live stages: evaluate every guardrail and roll back on a significant breach (SPEC 2).
+    # Live stages: evaluate every guardrail and roll back on a significant breach (docs/architecture.md,
+    # "How a batch of events travels").
     "evaluate-guardrails": {"task": "rollouts.evaluate_guardrails_all", "schedule": env_int("GUARDRAIL_INTERVAL_SECONDS", 30)},
     # Safety net: fold any events whose fold task was lost (ingestion also triggers folds).
     "fold-events": {"task": "telemetry.fold_events", "schedule": 15},
@@ -244,7 +248,7 @@ AUDIT_CHECKPOINT_FILE = os.environ.get("AUDIT_CHECKPOINT_FILE",
                                        str(VAR_DIR / "audit-checkpoints.jsonl") if EMBEDDED else "")
 AUDIT_CHECKPOINT_WEBHOOK = env_bool("AUDIT_CHECKPOINT_WEBHOOK", False)
 
-# Product defaults (SPEC): overridable per deployment.
+# Product defaults: overridable per deployment.
 ROLLOUTOPS = {
     "EVALUATION_TTL_DAYS": env_int("EVALUATION_TTL_DAYS", 90),
     "CLAIM_LEASE_SECONDS": env_int("CLAIM_LEASE_SECONDS", 15 * 60),

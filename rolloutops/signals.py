@@ -1,13 +1,16 @@
-"""Audit entries for events Django and django-axes raise themselves: failed sign-ins, lockouts."""
+"""Audit entries for events Django and django-axes raise themselves (failed sign-ins, lockouts), and
+the role groups after a flush."""
 import logging
 
 from axes.signals import user_locked_out
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.contrib.auth.signals import user_login_failed
 from django.dispatch import receiver
 
 from .audit import audit_record
+from .policy import Role
 
 
 @receiver(user_login_failed, dispatch_uid="rolloutops.audit_login_failed")
@@ -41,10 +44,6 @@ def audit_locked_out(sender, request=None, username=None, ip_address=None, **kwa
 def ensure_role_groups(sender, using="default", **kwargs):
     # Migration 0002 creates the groups once; a flush (transactional tests, `manage.py flush`)
     # empties the table and emits post_migrate, so they are re-created here as Django does
-    # for content types and permissions.
-    from django.contrib.auth.models import Group
-
-    from .roles import Role
-
+    # for content types and permissions; a role added to rolloutops/policy.py gets its group here.
     for name in Role.values:
         Group.objects.using(using).get_or_create(name=name)

@@ -5,13 +5,15 @@ import hashlib
 import secrets
 from datetime import timedelta
 
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
 from .audit import audit_record
 from .cache import cache_delete, cache_get, cache_set
 from .exceptions import Invalid
-from .models import ApiToken, Scope
+from .models import ApiToken
+from .policy import Scope, user_roles
 
 TOKEN_PREFIX = "rlo_"
 
@@ -67,8 +69,6 @@ def _cache_key(token_hash: str) -> str:
 
 
 def _from_cache(entry: dict) -> ApiToken:
-    from django.contrib.auth import get_user_model
-
     user = get_user_model()(pk=entry["user_id"], username=entry["username"], is_active=True,
                             is_superuser=entry["is_superuser"])
     user._rolloutops_roles = frozenset(entry["roles"])
@@ -85,8 +85,6 @@ def _forget(token: ApiToken) -> None:
 
 
 def token_authenticate(raw: str) -> ApiToken | None:
-    from .roles import user_roles
-
     if not raw or not raw.startswith(TOKEN_PREFIX):
         return None
     digest = hash_token(raw)

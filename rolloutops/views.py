@@ -1,4 +1,4 @@
-"""Project-wide pages: the audit log (with CSV export), health and readiness, error pages."""
+"""Pages of the core: the audit log (with CSV export), health and readiness, error pages."""
 import csv
 import json
 import sys
@@ -11,9 +11,8 @@ from django.views.decorators.http import require_GET
 from django.views.defaults import page_not_found
 from django.views.defaults import server_error as default_server_error
 
-from .pages import htmx_partial, paginate
+from .pages import htmx_partial, paginate, require_action
 from .probes import RETRY_AFTER_SECONDS, dependencies_status, dependency_down
-from .roles import Role, role_required
 from .selectors import audit_entries, audit_filter_choices
 
 AUDIT_FILTERS = ("action", "actor", "object_type", "object_id", "since", "until", "q")
@@ -24,7 +23,7 @@ def _audit_filters(request) -> dict:
 
 
 @require_GET
-@role_required(Role.OPERATOR, Role.MANAGER)
+@require_action("audit.read")
 def audit_log(request):
     filters = _audit_filters(request)
     page = paginate(request, audit_entries(**filters), per_page=50)
@@ -43,7 +42,7 @@ class _Echo:
 
 
 @require_GET
-@role_required(Role.OPERATOR, Role.MANAGER)
+@require_action("audit.read")
 def audit_export(request):
     rows = audit_entries(**_audit_filters(request)).iterator(chunk_size=2000)
     writer = csv.writer(_Echo())
@@ -127,13 +126,3 @@ def signin_locked_out(request, original_response=None, credentials=None):
 
 def forbidden(request, exception=None):
     return render(request, "403.html", {"message": str(exception) if exception else ""}, status=403)
-
-
-@require_GET
-def overview(request):
-    from rollouts.selectors import overview_rows, overview_totals
-
-    rows = overview_rows()
-    context = {"rows": rows, "totals": overview_totals(rows)}
-    template = "overview.html#overview-table" if htmx_partial(request) else "overview.html"
-    return render(request, template, context)

@@ -1,36 +1,30 @@
-"""HTTP API of rollouts: start, show, promote (four eyes), roll back / pause / resume, route."""
+"""HTTP API of rollouts (mounted under /api/v1/ by console.api): start, show, promote (four eyes),
+roll back / pause / resume, route and the routing snapshot, revert production, the shadow comparison.
+Output is shaped here, one `<entity>_out` per schema."""
 from __future__ import annotations
 
 import re
 from datetime import datetime
-
 from typing import Any
 
 from django.http import HttpResponse
 from ninja import Field, Query, Router, Schema, Status
 from ninja.errors import HttpError
 
-from agents.models import Agent, AgentVersion
-from rolloutops.api import require
+from agents.selectors import agent_get, version_get
+from rolloutops.auth import authorize
 from rolloutops.exceptions import NotFound
-from rolloutops.models import Scope
-from rolloutops.roles import ALL_ROLES, Role
+from rolloutops.schemas import ErrorOut
 from telemetry.selectors import rollout_discrepancy
 
-from . import selectors
+from . import promotions, selectors, services
 from .gates import current_stage, stage_figures
-from .models import PromotionRequest, Rollout
-from .promotions import promotion_approve, promotion_reject, promotion_request
+from .guardrails import BREACHED
+from .models import PromotionRequest, PromotionStatus, Rollout, StageMode
 from .routing import route, routing_snapshot
-from .services import (
-    production_revert, rollout_pause, rollout_plan_update, rollout_resume, rollout_rollback, rollout_start,
-)
 
 router = Router(tags=["rollouts"])
 SLUG = re.compile(r"[-a-zA-Z0-9_]{1,64}")
-
-OPERATOR = {Role.OPERATOR}
-MANAGER = {Role.MANAGER}
 
 
 class GuardrailsIn(Schema):
@@ -44,7 +38,7 @@ class GuardrailsIn(Schema):
 
 class StageIn(Schema):
     name: str = Field(..., min_length=1, max_length=40)
-    mode: str = Field(..., pattern="^(off|shadow|live)$")
+    mode: StageMode
     traffic_percent: float = Field(0, ge=0, le=100)
     min_duration_s: int = Field(0, ge=0)
     min_samples: int = Field(0, ge=0)
@@ -87,7 +81,7 @@ class StageOut(Schema):
     min_duration_s: int
     min_samples: int
     agreement_bar: float | None
-    guardrails: dict
+    guardrails: dict[str, float]
     inconclusive_after_s: int | None = None
     entered_at: datetime | None
 
@@ -151,6 +145,76 @@ class RouteOut(Schema):
     state: str | None
 
 
+class SegmentOut(Schema):
+    segment: str
+    pairs: int
+    agreements: int
+    rate: float | None
+    low: float
+    high: float
+    p_value: float | None
+    flagged: bool
+
+
+class DirectionOut(Schema):
+    agent_label: str
+    human_label: str
+    a_to_b: int
+    b_to_a: int
+    p_value: float
+    dominant: str | None
+    significant: bool
+
+
+class HourOut(Schema):
+    hour: str
+    pairs: int
+    agreements: int
+    rate: float | None
+    low: float
+    high: float
+
+
+class DiscrepantPairOut(Schema):
+    request_key: str
+    segment: str
+    agent_label: str
+    reference_label: str
+    human_label: str = Field(..., description="the reference's label (named for humans, the first reference)")
+    occurred_at: str
+
+
+class ConfusionOut(Schema):
+    labels: list[str]
+    matrix: list[list[int]]
+
+
+class DiscrepancyOut(Schema):
+    rollout: int
+    stage: str | None
+    against: str = Field(..., description="the reference: human or incumbent")
+    references: dict[str, int] = Field(..., description="pairs against each reference")
+    pairs: int
+    agreements: int
+    agreement: float | None
+    interval: list[float]
+    kappa: float | None
+    confusion: ConfusionOut
+    segments: list[SegmentOut]
+    flagged_segments: list[str]
+    directions: list[DirectionOut]
+    hourly: list[HourOut]
+    recent_discrepant: list[DiscrepantPairOut]
+    computed_at: str | None
+    pending_events: int
+
+
+class RoutingOut(Schema):
+    generated_at: datetime
+    buckets: int
+    agents: dict[str, Any]
+
+
 class RevertIn(Schema):
     reason: str = Field(..., min_length=1, max_length=2000)
 
@@ -162,10 +226,6 @@ class ProductionOut(Schema):
     since: datetime
     reverted_from: str | None
     rollout: int | None
-
-
-class DetailOut(Schema):
-    detail: Any
 
 
 class GuardrailOut(Schema):
@@ -191,18 +251,61 @@ class GuardrailsOut(Schema):
     healthy: bool
 
 
-def _rollout(rollout_id: int) -> Rollout:
-    rollout = Rollout.objects.select_related("agent", "version", "incumbent_version").filter(pk=rollout_id).first()
-    if rollout is None:
-        raise NotFound(f"no rollout #{rollout_id}")
-    return rollout
+def _name(user) -> str | None:
+    return user.get_username() if user else None
 
 
-def _promotion(promotion_id: int) -> PromotionRequest:
-    promotion = PromotionRequest.objects.select_related("rollout").filter(pk=promotion_id).first()
-    if promotion is None:
-        raise NotFound(f"no promotion request #{promotion_id}")
-    return promotion
+def rollout_out(rollout: Rollout) -> dict:
+    stages = list(rollout.stages.all())
+    history = list(rollout.transitions.select_related("actor").order_by("at", "id"))
+    return {
+        "id": rollout.pk,
+        "agent": rollout.agent.slug,
+        "version": rollout.version.version,
+        "incumbent": rollout.incumbent_version.version if rollout.incumbent_version_id else None,
+        "error_budget": rollout.error_budget,
+        "state": rollout.state,
+        "stage": rollout.stage_name,
+        "traffic_percent": rollout.traffic_percent,
+        "stage_entered_at": rollout.stage_entered_at,
+        "started_by": _name(rollout.started_by),
+        "created_at": rollout.created_at,
+        "ended_at": rollout.ended_at,
+        "end_reason": rollout.end_reason,
+        "plan": [
+            {"name": s.name, "mode": s.mode, "traffic_percent": s.traffic_percent, "min_duration_s": s.min_duration_s,
+             "min_samples": s.min_samples, "agreement_bar": s.agreement_bar, "guardrails": s.guardrails,
+             "inconclusive_after_s": s.inconclusive_after_s, "entered_at": s.entered_at}
+            for s in stages
+        ],
+        "history": [
+            {"at": t.at, "action": t.action, "from_stage": t.from_stage, "to_stage": t.to_stage,
+             "from_state": t.from_state, "to_state": t.to_state, "traffic_percent": t.traffic_percent,
+             "actor": _name(t.actor) or ("rolloutops" if t.automatic else None), "automatic": t.automatic,
+             "reason": t.reason, "promotion": t.promotion_id}
+            for t in history
+        ],
+    }
+
+
+def promotion_out(p: PromotionRequest) -> dict:
+    return {
+        "id": p.pk, "rollout": p.rollout_id, "from_stage": p.from_stage, "to_stage": p.to_stage, "status": p.status,
+        "unmet": p.unmet or [], "requested_by": _name(p.requested_by), "requested_at": p.requested_at,
+        "decided_by": _name(p.decided_by), "decided_at": p.decided_at, "comment": p.comment,
+    }
+
+
+def guardrails_out(rollout: Rollout) -> dict:
+    stage = current_stage(rollout)
+    measured = stage_figures(rollout=rollout, stage=stage)
+    results = measured["guardrails"]
+    return {
+        "rollout": rollout.pk, "stage": stage.name, "mode": stage.mode, "state": rollout.state,
+        "samples": measured["metrics"].agent_events,
+        "guardrails": [g.as_dict() for g in results],
+        "healthy": not any(g.verdict == BREACHED for g in results),
+    }
 
 
 def _plan_dicts(plan: list[StageIn] | None) -> list[dict] | None:
@@ -216,127 +319,120 @@ def _plan_dicts(plan: list[StageIn] | None) -> list[dict] | None:
     return out
 
 
-@router.post("/rollouts", response={201: RolloutOut})
-def create_rollout(request, payload: RolloutIn):
-    principal = require(request, roles=OPERATOR)
-    version = AgentVersion.objects.select_related("agent").filter(agent__slug=payload.agent, version=payload.version).first()
-    if version is None:
-        if not Agent.objects.filter(slug=payload.agent).exists():
-            raise NotFound(f"no agent {payload.agent!r}")
-        raise NotFound(f"agent {payload.agent!r} has no version {payload.version!r}")
-    rollout = rollout_start(actor=principal.user, version=version, plan=_plan_dicts(payload.plan), reason=payload.reason,
-                            error_budget=payload.error_budget)
-    return Status(201, selectors.rollout_as_dict(_rollout(rollout.pk)))
+def _reload(rollout_id: int) -> dict:
+    return rollout_out(selectors.rollout_get(pk=rollout_id))
+
+
+@router.post("/rollouts", response={201: RolloutOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut})
+def rollout_start(request, payload: RolloutIn):
+    principal = authorize(request, "rollout.start")
+    version = version_get(agent=agent_get(slug=payload.agent), version=payload.version)
+    rollout = services.rollout_start(actor=principal.user, version=version, plan=_plan_dicts(payload.plan),
+                                     reason=payload.reason, error_budget=payload.error_budget)
+    return Status(201, _reload(rollout.pk))
 
 
 @router.get("/rollouts", response=list[RolloutOut])
-def list_rollouts(request, state: str = "", agent: str = "", limit: int = Query(50, ge=1, le=200),
-                  offset: int = Query(0, ge=0, le=1_000_000)):
-    require(request, roles=ALL_ROLES)
+def rollout_list(request, state: str = "", agent: str = "", limit: int = Query(50, ge=1, le=200),
+                 offset: int = Query(0, ge=0, le=1_000_000)):
+    authorize(request, "rollout.read")
     qs = Rollout.objects.select_related("agent", "version", "incumbent_version", "started_by").order_by("-created_at")
     if state:
         qs = qs.filter(state=state)
     if agent:
         qs = qs.filter(agent__slug=agent)
-    return [selectors.rollout_as_dict(r) for r in qs[offset: offset + limit]]
+    return [rollout_out(r) for r in qs[offset: offset + limit]]
 
 
-@router.get("/rollouts/{rollout_id}", response=RolloutOut)
-def get_rollout(request, rollout_id: int):
-    require(request, roles=ALL_ROLES)
-    return selectors.rollout_as_dict(_rollout(rollout_id))
+@router.get("/rollouts/{rollout_id}", response={200: RolloutOut, 404: ErrorOut})
+def rollout_detail(request, rollout_id: int):
+    authorize(request, "rollout.read")
+    return _reload(rollout_id)
 
 
-@router.put("/rollouts/{rollout_id}/plan", response=RolloutOut)
-def update_plan(request, rollout_id: int, payload: PlanIn):
-    principal = require(request, roles=OPERATOR)
-    rollout = rollout_plan_update(actor=principal.user, rollout=_rollout(rollout_id), plan=_plan_dicts(payload.plan))
-    return selectors.rollout_as_dict(_rollout(rollout.pk))
+@router.put("/rollouts/{rollout_id}/plan", response={200: RolloutOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut})
+def rollout_plan_update(request, rollout_id: int, payload: PlanIn):
+    principal = authorize(request, "rollout.plan")
+    rollout = services.rollout_plan_update(actor=principal.user, rollout=selectors.rollout_get(pk=rollout_id),
+                                           plan=_plan_dicts(payload.plan))
+    return _reload(rollout.pk)
 
 
-@router.post("/rollouts/{rollout_id}/promotions", response={201: PromotionOut})
-def request_promotion(request, rollout_id: int, payload: PromotionIn = None):
-    principal = require(request, roles=OPERATOR)
-    promotion = promotion_request(actor=principal.user, rollout=_rollout(rollout_id), reason=payload.reason if payload else "")
-    return Status(201, selectors.promotion_as_dict(promotion))
+@router.post("/rollouts/{rollout_id}/promotions", response={201: PromotionOut, 404: ErrorOut, 409: ErrorOut})
+def promotion_request(request, rollout_id: int, payload: PromotionIn = None):
+    principal = authorize(request, "promotion.request")
+    promotion = promotions.promotion_request(actor=principal.user, rollout=selectors.rollout_get(pk=rollout_id),
+                                             reason=payload.reason if payload else "")
+    return Status(201, promotion_out(promotion))
 
 
 @router.get("/promotions", response=list[PromotionOut])
-def list_promotions(request, status: str = "pending", rollout: int | None = Query(None, ge=1, le=2**53),
-                    limit: int = Query(50, ge=1, le=200)):
-    require(request, roles={Role.OPERATOR, Role.MANAGER})
+def promotion_list(request, status: str = PromotionStatus.PENDING.value,
+                   rollout: int | None = Query(None, ge=1, le=2**53), limit: int = Query(50, ge=1, le=200)):
+    authorize(request, "promotion.inbox")
     qs = PromotionRequest.objects.select_related("requested_by", "decided_by").order_by("-requested_at")
     if status:
         qs = qs.filter(status=status)
     if rollout:
         qs = qs.filter(rollout_id=rollout)
-    return [selectors.promotion_as_dict(p) for p in qs[:limit]]
+    return [promotion_out(p) for p in qs[:limit]]
 
 
-@router.get("/promotions/{promotion_id}", response=PromotionOut)
-def get_promotion(request, promotion_id: int):
-    require(request, roles=ALL_ROLES)
-    return selectors.promotion_as_dict(_promotion(promotion_id))
+@router.get("/promotions/{promotion_id}", response={200: PromotionOut, 404: ErrorOut})
+def promotion_detail(request, promotion_id: int):
+    authorize(request, "promotion.read")
+    return promotion_out(selectors.promotion_get(pk=promotion_id))
 
 
-@router.post("/promotions/{promotion_id}/approve", response=PromotionOut)
-def approve_promotion(request, promotion_id: int, payload: DecisionIn = None):
-    principal = require(request, roles=MANAGER)
-    promotion = _promotion(promotion_id)
-    promotion_approve(actor=principal.user, promotion=promotion, comment=payload.comment if payload else "")
-    return selectors.promotion_as_dict(_promotion(promotion_id))
-
-
-@router.post("/promotions/{promotion_id}/reject", response=PromotionOut)
-def reject_promotion(request, promotion_id: int, payload: DecisionIn = None):
-    principal = require(request, roles=MANAGER)
-    promotion = promotion_reject(actor=principal.user, promotion=_promotion(promotion_id),
+@router.post("/promotions/{promotion_id}/approve", response={200: PromotionOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut})
+def promotion_approve(request, promotion_id: int, payload: DecisionIn = None):
+    principal = authorize(request, "promotion.decide")
+    promotions.promotion_approve(actor=principal.user, promotion=selectors.promotion_get(pk=promotion_id),
                                  comment=payload.comment if payload else "")
-    return selectors.promotion_as_dict(promotion)
+    return promotion_out(selectors.promotion_get(pk=promotion_id))
 
 
-@router.post("/rollouts/{rollout_id}/rollback", response=RolloutOut)
-def rollback(request, rollout_id: int, payload: ReasonIn):
-    principal = require(request, roles=OPERATOR)
-    rollout_rollback(actor=principal.user, rollout=_rollout(rollout_id), reason=payload.reason)
-    return selectors.rollout_as_dict(_rollout(rollout_id))
+@router.post("/promotions/{promotion_id}/reject", response={200: PromotionOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut})
+def promotion_reject(request, promotion_id: int, payload: DecisionIn = None):
+    principal = authorize(request, "promotion.decide")
+    promotion = promotions.promotion_reject(actor=principal.user, promotion=selectors.promotion_get(pk=promotion_id),
+                                            comment=payload.comment if payload else "")
+    return promotion_out(promotion)
 
 
-@router.post("/rollouts/{rollout_id}/pause", response=RolloutOut)
-def pause(request, rollout_id: int, payload: ReasonIn):
-    principal = require(request, roles=OPERATOR)
-    rollout_pause(actor=principal.user, rollout=_rollout(rollout_id), reason=payload.reason)
-    return selectors.rollout_as_dict(_rollout(rollout_id))
+@router.post("/rollouts/{rollout_id}/rollback", response={200: RolloutOut, 404: ErrorOut, 409: ErrorOut})
+def rollout_rollback(request, rollout_id: int, payload: ReasonIn):
+    principal = authorize(request, "rollout.rollback")
+    services.rollout_rollback(actor=principal.user, rollout=selectors.rollout_get(pk=rollout_id), reason=payload.reason)
+    return _reload(rollout_id)
 
 
-@router.post("/rollouts/{rollout_id}/resume", response=RolloutOut)
-def resume(request, rollout_id: int, payload: ReasonIn):
-    principal = require(request, roles=OPERATOR)
-    rollout_resume(actor=principal.user, rollout=_rollout(rollout_id), reason=payload.reason)
-    return selectors.rollout_as_dict(_rollout(rollout_id))
+@router.post("/rollouts/{rollout_id}/pause", response={200: RolloutOut, 404: ErrorOut, 409: ErrorOut})
+def rollout_pause(request, rollout_id: int, payload: ReasonIn):
+    principal = authorize(request, "rollout.pause")
+    services.rollout_pause(actor=principal.user, rollout=selectors.rollout_get(pk=rollout_id), reason=payload.reason)
+    return _reload(rollout_id)
 
 
-@router.get("/rollouts/{rollout_id}/guardrails", response=GuardrailsOut)
-def guardrails(request, rollout_id: int):
-    require(request, roles=ALL_ROLES)
-    rollout = _rollout(rollout_id)
-    stage = current_stage(rollout)
-    measured = stage_figures(rollout=rollout, stage=stage)
-    results = measured["guardrails"]
-    return {
-        "rollout": rollout.pk, "stage": stage.name, "mode": stage.mode, "state": rollout.state,
-        "samples": measured["metrics"].agent_events,
-        "guardrails": [g.as_dict() for g in results],
-        "healthy": not any(g.verdict == "breached" for g in results),
-    }
+@router.post("/rollouts/{rollout_id}/resume", response={200: RolloutOut, 404: ErrorOut, 409: ErrorOut})
+def rollout_resume(request, rollout_id: int, payload: ReasonIn):
+    principal = authorize(request, "rollout.resume")
+    services.rollout_resume(actor=principal.user, rollout=selectors.rollout_get(pk=rollout_id), reason=payload.reason)
+    return _reload(rollout_id)
 
 
-@router.get("/route", response=RouteOut)
-def route_request(request, agent: str, key: str):
+@router.get("/rollouts/{rollout_id}/guardrails", response={200: GuardrailsOut, 404: ErrorOut})
+def guardrails_detail(request, rollout_id: int):
+    authorize(request, "rollout.read")
+    return guardrails_out(selectors.rollout_get(pk=rollout_id))
+
+
+@router.get("/route", response={200: RouteOut, 404: ErrorOut})
+def route_detail(request, agent: str, key: str):
     """Who handles this request: the candidate for the keys in its buckets in a live stage, the
     incumbent (humans or the version in production) for every other key, with the candidate
     beside it in shadow. Sticky and monotone; when in doubt, the human path."""
-    require(request, roles=OPERATOR, scope=Scope.ROUTE_READ)
+    authorize(request, "route.read")
     if not key or len(key) > 200:
         raise HttpError(422, "key: 1 to 200 characters")
     if not SLUG.fullmatch(agent):
@@ -347,20 +443,14 @@ def route_request(request, agent: str, key: str):
     return answer.as_dict()
 
 
-class RoutingOut(Schema):
-    generated_at: datetime
-    buckets: int
-    agents: dict[str, Any]
-
-
 @router.get("/routing", response={200: RoutingOut, 304: None},
             summary="The routing snapshot of every agent (for client libraries that route locally)",
             description="Each agent's incumbent and open rollout (stage, mode, the candidate's traffic share, "
             "salt, candidate version): with `bucket = sha256(salt + 0x1f + key)[:8] mod 10000`, a key goes to the "
             "candidate when `bucket < traffic_percent × 100` in an active live stage, else to the incumbent. "
             "Answers with an `ETag`; send it back in `If-None-Match` to get 304 while nothing changed.")
-def routing(request):
-    require(request, roles=OPERATOR, scope=Scope.ROUTE_READ)
+def routing_snapshot_detail(request):
+    authorize(request, "route.read")
     snapshot, etag = routing_snapshot()
     if request.headers.get("If-None-Match") == etag:
         response = HttpResponse(status=304)
@@ -371,14 +461,12 @@ def routing(request):
     return response
 
 
-@router.post("/agents/{slug}/revert", response=ProductionOut,
+@router.post("/agents/{slug}/revert", response={200: ProductionOut, 404: ErrorOut, 409: ErrorOut},
              summary="Production back to the previous incumbent, at once, with a reason")
-def revert_production(request, slug: str, payload: RevertIn):
-    principal = require(request, roles=OPERATOR)
-    agent = Agent.objects.select_related("production_version").filter(slug=slug).first()
-    if agent is None:
-        raise NotFound(f"no agent {slug!r}")
-    change = production_revert(actor=principal.user, agent=agent, reason=payload.reason)
+def production_revert(request, slug: str, payload: RevertIn):
+    principal = authorize(request, "production.revert")
+    agent = agent_get(slug=slug)
+    change = services.production_revert(actor=principal.user, agent=agent, reason=payload.reason)
     return {"agent": agent.slug, "handler": "agent" if change.to_version else "human",
             "version": change.to_version.version if change.to_version else None, "since": change.at,
             "reverted_from": change.from_version.version if change.from_version else None, "rollout": change.rollout_id}
@@ -386,7 +474,7 @@ def revert_production(request, slug: str, payload: RevertIn):
 
 @router.get(
     "/rollouts/{rollout_id}/discrepancy",
-    response={200: dict[str, Any], 404: DetailOut},
+    response={200: DiscrepancyOut, 404: ErrorOut},
     summary="Shadow comparison figures of a rollout, against humans or the incumbent version",
     description="Pairs, agreement with its Wilson 95 % interval, Cohen's kappa, the confusion matrix "
     "(rows candidate label, columns reference label), per-segment agreement with flags, direction of "
@@ -395,7 +483,7 @@ def revert_production(request, slug: str, payload: RevertIn):
     "incumbent); `references` counts the pairs of each. `?stage=` limits it to one stage. Read from rollups; "
     "`pending_events` counts events received but not yet folded in.",
 )
-def get_discrepancy(request, rollout_id: int, stage: str | None = None, against: str | None = None):
-    require(request, roles=ALL_ROLES)
-    _rollout(rollout_id)
+def discrepancy_detail(request, rollout_id: int, stage: str | None = None, against: str | None = None):
+    authorize(request, "rollout.read")
+    selectors.rollout_get(pk=rollout_id)
     return rollout_discrepancy(rollout_id=rollout_id, stage=stage or None, against=against or None)

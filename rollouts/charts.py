@@ -1,10 +1,13 @@
 """Plotly figures of a rollout's live guardrails as pure functions: hourly figures in, figure dict out."""
 from __future__ import annotations
 
+from .models import TransitionAction
+
 _ERROR = "#c0392b"
 _ESCALATION = "#b35900"
 _THRESHOLD = "#6b7280"
-_MARK = {"promote": "#2f7d4f", "rollback": "#c0392b", "pause": "#b35900", "resume": "#2457c5", "complete": "#2f7d4f"}
+_MARK = {TransitionAction.PROMOTE: "#2f7d4f", TransitionAction.ROLLBACK: "#c0392b", TransitionAction.PAUSE: "#b35900",
+         TransitionAction.RESUME: "#2457c5", TransitionAction.COMPLETE: "#2f7d4f"}
 
 
 def guardrail_timeline(hourly: list[dict], *, thresholds: dict, marks: list[dict]) -> dict:
@@ -32,8 +35,8 @@ def guardrail_timeline(hourly: list[dict], *, thresholds: dict, marks: list[dict
     for mark in marks:
         color = _MARK.get(mark["action"], _THRESHOLD)
         shapes.append({"type": "line", "yref": "paper", "y0": 0, "y1": 1, "xref": "x", "x0": mark["at"], "x1": mark["at"],
-                       "line": {"color": color, "width": 2 if mark["action"] == "rollback" else 1,
-                                "dash": "solid" if mark["action"] == "rollback" else "dot"}})
+                       "line": {"color": color, "width": 2 if mark["action"] == TransitionAction.ROLLBACK else 1,
+                                "dash": "solid" if mark["action"] == TransitionAction.ROLLBACK else "dot"}})
         annotations.append({"xref": "x", "x": mark["at"], "yref": "paper", "y": 1, "text": mark["text"], "showarrow": False,
                             "textangle": -90, "xanchor": "right", "yanchor": "top", "font": {"color": color, "size": 10}})
     return {

@@ -1,10 +1,13 @@
-"""The promotion gates of SPEC 2 (items 1–4) and the evidence frozen with every decision."""
+"""The promotion gates and the evidence frozen with every decision (docs/decisions.md)."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 from django.utils import timezone
+
+from agents.readiness import version_readiness
+from telemetry.selectors import rollout_discrepancy, stage_metrics
 
 from .guardrails import breaches, describe_breach, evaluate_guardrails, unevaluable
 from .models import Rollout, RolloutState, RolloutStage, StageMode
@@ -40,8 +43,6 @@ def next_stage(rollout: Rollout) -> RolloutStage | None:
 
 def stage_figures(*, rollout: Rollout, stage: RolloutStage) -> dict:
     """Everything measured about a stage, as plain JSON (for evidence, pages and the API)."""
-    from telemetry.selectors import rollout_discrepancy, stage_metrics
-
     metrics = stage_metrics(rollout_id=rollout.pk, stage=stage.name)
     guardrails = evaluate_guardrails(stage=stage, metrics=metrics)
     figures = {
@@ -66,8 +67,6 @@ def stage_figures(*, rollout: Rollout, stage: RolloutStage) -> dict:
 
 def promotion_gates(*, rollout: Rollout, now: datetime | None = None) -> GateReport:
     """Every unmet condition for moving to the next stage (approval itself aside)."""
-    from agents.readiness import version_readiness
-
     now = now or timezone.now()
     unmet: list[str] = []
     checks: list[dict] = []
@@ -145,8 +144,6 @@ def promotion_gates(*, rollout: Rollout, now: datetime | None = None) -> GateRep
 
 def rollout_evidence(*, rollout: Rollout, reason: str = "") -> dict:
     """Evidence frozen with a rollback or pause: the stage's figures as they were."""
-    from agents.readiness import version_readiness
-
     stage = current_stage(rollout)
     figures = stage_figures(rollout=rollout, stage=stage)["figures"]
     return {

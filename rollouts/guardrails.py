@@ -1,7 +1,7 @@
 """Guardrails of a live stage: each metric against its threshold with an anytime-valid test.
 
 A breach is only declared when the mixture SPRT in telemetry.statistics crosses its boundary,
-so the beat task may look every 30 s without inflating false rollbacks (SPEC 2)."""
+so the beat task may look every 30 s without inflating false rollbacks (docs/architecture.md, "Where each rule lives")."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass

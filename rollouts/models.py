@@ -21,6 +21,19 @@ class StageMode(models.TextChoices):
     LIVE = "live", "Live"
 
 
+class TransitionAction(models.TextChoices):
+    """What a StageTransition did; the actions a state allows are the table in stages.py. The
+    column keeps no choices so that naming them needed no migration."""
+
+    START = "start", "Start"
+    PROMOTE = "promote", "Promote"
+    PAUSE = "pause", "Pause"
+    RESUME = "resume", "Resume"
+    ROLLBACK = "rollback", "Roll back"
+    COMPLETE = "complete", "Complete"
+    REVERT = "revert", "Revert production"
+
+
 def new_salt() -> str:
     return secrets.token_hex(8)
 
@@ -63,7 +76,8 @@ class Rollout(models.Model):
         constraints = [
             # At most one rollout per agent that still holds (or may regain) traffic.
             models.UniqueConstraint(
-                fields=["agent"], condition=models.Q(state__in=["active", "paused"]), name="rollout_one_open_per_agent"
+                fields=["agent"], condition=models.Q(state__in=[RolloutState.ACTIVE, RolloutState.PAUSED]),
+                name="rollout_one_open_per_agent",
             ),
             models.CheckConstraint(
                 condition=models.Q(traffic_percent__gte=0) & models.Q(traffic_percent__lte=100),
@@ -117,7 +131,7 @@ class StageTransition(models.Model):
     from_state = models.CharField(max_length=12, blank=True)
     to_state = models.CharField(max_length=12)
     traffic_percent = models.FloatField(default=0)
-    action = models.CharField(max_length=20)  # start, promote, pause, resume, rollback, complete, revert
+    action = models.CharField(max_length=20)  # a TransitionAction
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     automatic = models.BooleanField(default=False)
     reason = models.TextField(blank=True)
@@ -156,7 +170,8 @@ class PromotionRequest(models.Model):
         ordering = ["-requested_at"]
         constraints = [
             models.UniqueConstraint(
-                fields=["rollout"], condition=models.Q(status="pending"), name="promotion_one_pending_per_rollout"
+                fields=["rollout"], condition=models.Q(status=PromotionStatus.PENDING),
+                name="promotion_one_pending_per_rollout",
             ),
         ]
         indexes = [models.Index(fields=["status", "-requested_at"])]

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from rolloutops.exceptions import Conflict
 from rolloutops.notifications import notify
+from telemetry.selectors import rollout_discrepancy
 
 from .gates import current_stage, next_stage, stage_figures
 from .guardrails import breaches, describe_breach, unevaluable
@@ -21,8 +22,6 @@ log = logging.getLogger("rolloutops.rollouts")
 
 def announce_flagged_segments(rollout: Rollout) -> list[str]:
     """Notify each newly flagged shadow segment once (compare-and-set on the announced list)."""
-    from telemetry.selectors import rollout_discrepancy
-
     flagged = rollout_discrepancy(rollout_id=rollout.pk, stage=rollout.stage_name)["flagged_segments"]
     new = [s for s in flagged if s not in rollout.flagged_notified]
     if not new:
@@ -40,8 +39,6 @@ def announce_flagged_segments(rollout: Rollout) -> list[str]:
 def warm_shadow_figures(rollout: Rollout) -> None:
     """Compute the shadow figures the rollout page shows, here in the worker, right after a fold:
     they are cached under the fold watermark, so the first viewer does not pay for them."""
-    from telemetry.selectors import rollout_discrepancy
-
     if rollout.stages.filter(mode=StageMode.SHADOW).exists():
         rollout_discrepancy(rollout_id=rollout.pk)
 

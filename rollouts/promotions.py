@@ -4,13 +4,13 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
+from rolloutops import policy
 from rolloutops.audit import audit_record
-from rolloutops.exceptions import Conflict, Forbidden
+from rolloutops.exceptions import Conflict
 from rolloutops.notifications import notify
-from rolloutops.roles import Role, has_role
 
 from .gates import next_stage, promotion_gates
-from .models import PromotionRequest, PromotionStatus, Rollout
+from .models import PromotionRequest, PromotionStatus, Rollout, TransitionAction
 from .services import _locked, _transition
 
 
@@ -26,8 +26,7 @@ class PromotionRefused(Conflict):
 def promotion_request(*, actor, rollout: Rollout, reason: str = "") -> PromotionRequest:
     """An operator asks to move to the next stage. Gates are checked now (and again on approval);
     a refused request is kept, with its unmet conditions, so the history shows the attempt."""
-    if not has_role(actor, Role.OPERATOR):
-        raise Forbidden("only operators request promotions")
+    policy.check(actor, "promotion.request")
     refused = None
     with transaction.atomic():
         rollout = _locked(rollout)
@@ -58,8 +57,7 @@ def promotion_request(*, actor, rollout: Rollout, reason: str = "") -> Promotion
 
 def _decidable(promotion_id: int, actor) -> PromotionRequest:
     """Lock order everywhere: the rollout row first, then its promotion rows (rollback does the same)."""
-    if not has_role(actor, Role.MANAGER):
-        raise Forbidden("only managers approve or reject promotions")
+    policy.check(actor, "promotion.decide")
     rollout_id = PromotionRequest.objects.values_list("rollout_id", flat=True).get(pk=promotion_id)
     Rollout.objects.select_for_update().filter(pk=rollout_id).first()
     promotion = PromotionRequest.objects.select_for_update(of=("self",)).select_related("requested_by").get(pk=promotion_id)
@@ -67,8 +65,7 @@ def _decidable(promotion_id: int, actor) -> PromotionRequest:
         who = f" by {promotion.decided_by.get_username()}" if promotion.decided_by_id else ""
         raise Conflict(f"promotion #{promotion.pk} is already {promotion.get_status_display().lower()}{who}",
                        status=promotion.status)
-    if promotion.requested_by_id == actor.pk:
-        raise Forbidden("four eyes: the approver is never the requester")
+    policy.check(actor, "promotion.decide", promotion)  # four eyes
     return promotion
 
 
@@ -98,7 +95,7 @@ def promotion_approve(*, actor, promotion: PromotionRequest, comment: str = "") 
         reason = f"promotion #{promotion.pk} requested by {promotion.requested_by.get_username()}, approved by {actor.get_username()}"
         if comment:
             reason += f": {comment}"
-        rollout = _transition(rollout, action="promote", actor=actor, reason=reason, to_state=rollout.state,
+        rollout = _transition(rollout, action=TransitionAction.PROMOTE, actor=actor, reason=reason, to_state=rollout.state,
                               to_index=rollout.stage_index + 1, evidence=report.evidence, promotion=promotion)
         notify(kind="promotion.decided", summary=f"{rollout.version} promoted to {rollout.stage_name} ({rollout.traffic_percent:g} %)",
                payload={"promotion": promotion.pk, "rollout": rollout.pk, "decision": "approved", "stage": rollout.stage_name})
@@ -122,6 +119,7 @@ def promotion_reject(*, actor, promotion: PromotionRequest, comment: str = "") -
 
 def promotion_cancel(*, actor, promotion: PromotionRequest) -> PromotionRequest:
     """The requester withdraws a pending request."""
+    policy.check(actor, "promotion.cancel", promotion)
     with transaction.atomic():
         changed = PromotionRequest.objects.filter(pk=promotion.pk, status=PromotionStatus.PENDING,
                                                   requested_by=actor).update(

@@ -1,7 +1,7 @@
 """The hot path: who handles a request (docs/architecture.md, "Routing"). Sticky, monotone buckets.
 
 Routing state is cached in the process, under a *generation*: the newest routing period's id, which
-every change of routing writes (telemetry.TrafficPeriod). Each process looks the generation up at
+every change of routing writes (telemetry/periods.py). Each process looks the generation up at
 most once a second (one index probe), so a rollback is in force everywhere within a second,
 whatever the shared cache holds or whether it answers at all; the shared cache is keyed by the
 generation too, so an old entry can never come back to life.
@@ -16,13 +16,13 @@ import time
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import Count, FilteredRelation, Max, Q
+from django.db.models import FilteredRelation, Q
 from django.utils import timezone
 
 from agents.models import Agent
 from rolloutops.bucketing import BUCKETS, bucket, goes_to_candidate
 from rolloutops.cache import cache_get, cache_set
-from telemetry.models import TrafficPeriod
+from telemetry.periods import routing_generation
 
 from .models import RolloutState, StageMode
 
@@ -69,11 +69,7 @@ class _Local:
     def current_generation(self) -> tuple[int, int]:
         now = time.monotonic()
         if self.generation is None or now - self.checked_at >= GENERATION_CHECK_S:
-            # The count as well as the newest id: two changes committing out of id order would
-            # leave the newest id alone but not the count. Routing periods are few (one per
-            # transition), so the count costs an index-only scan of a small table.
-            row = TrafficPeriod.objects.aggregate(g=Max("id"), n=Count("id"))
-            generation = (row["g"] or 0, row["n"])
+            generation = routing_generation()
             with self.lock:
                 if generation != self.generation:
                     self.states = {}

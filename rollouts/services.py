@@ -9,16 +9,24 @@ from django.utils import timezone
 
 from agents.models import Agent, ProductionChangeKind
 from agents.services import production_change, production_previous
+from rolloutops import policy
 from rolloutops.audit import audit_record
 from rolloutops.exceptions import Conflict, Invalid
 from rolloutops.notifications import notify
-from telemetry.services import traffic_period_record
+from telemetry.periods import traffic_period_record
 
 from . import stages as stage_rules
 from .gates import rollout_evidence
 from .models import (
-    DEFAULT_ERROR_BUDGET, PromotionRequest, PromotionStatus, Rollout, RolloutStage, RolloutState, StageMode,
+    DEFAULT_ERROR_BUDGET,
+    PromotionRequest,
+    PromotionStatus,
+    Rollout,
+    RolloutStage,
+    RolloutState,
+    StageMode,
     StageTransition,
+    TransitionAction,
 )
 from .routing import routing_invalidate
 
@@ -106,6 +114,7 @@ def rollout_start(*, actor, version, plan: list[dict] | None = None, reason: str
     """Open a rollout of `version` (the candidate) in staging with the given plan (the default plan
     otherwise), against the agent's incumbent of this moment. Routing does not change: staging
     sends no traffic to the candidate."""
+    policy.check(actor, "rollout.start")
     stages = stage_rules.parse_plan(plan)
     budget = _error_budget(error_budget)
     now = timezone.now()
@@ -129,7 +138,7 @@ def rollout_start(*, actor, version, plan: list[dict] | None = None, reason: str
                 for i, s in enumerate(stages)
             ])
             StageTransition.objects.create(rollout=rollout, from_stage="", to_stage=stages[0].name, from_state="",
-                                           to_state=RolloutState.ACTIVE, action="start", actor=actor,
+                                           to_state=RolloutState.ACTIVE, action=TransitionAction.START, actor=actor,
                                            reason=reason or "rollout started", at=now)
             audit_record(actor=actor, action="rollout.started", obj=rollout,
                          after={"version": str(version), "plan": [s.as_dict() for s in stages],
@@ -147,6 +156,7 @@ def rollout_start(*, actor, version, plan: list[dict] | None = None, reason: str
 
 def rollout_plan_update(*, actor, rollout: Rollout, plan: list[dict]) -> Rollout:
     """Plans are editable until the rollout leaves staging."""
+    policy.check(actor, "rollout.plan")
     stages = stage_rules.parse_plan(plan)
     with transaction.atomic():
         rollout = _locked(rollout)
@@ -184,11 +194,12 @@ def rollout_pause(*, actor, rollout: Rollout, reason: str, automatic: bool = Fal
                   evidence: dict | None = None) -> Rollout:
     """By hand, or automatically as *inconclusive* (the watch heard nothing, or could not evaluate
     the guardrails): the incumbent takes all traffic until someone resumes."""
+    policy.check(actor, "rollout.pause")
     reason = _require_reason(reason)
     with transaction.atomic():
         rollout = _locked(rollout)
-        to_state = _check_allowed(rollout, "pause")
-        rollout = _transition(rollout, action="pause", actor=actor, reason=reason, to_state=to_state,
+        to_state = _check_allowed(rollout, TransitionAction.PAUSE)
+        rollout = _transition(rollout, action=TransitionAction.PAUSE, actor=actor, reason=reason, to_state=to_state,
                               evidence=evidence or rollout_evidence(rollout=rollout, reason=reason),
                               automatic=automatic)
         if automatic:
@@ -201,11 +212,12 @@ def rollout_pause(*, actor, rollout: Rollout, reason: str, automatic: bool = Fal
 
 def rollout_resume(*, actor, rollout: Rollout, reason: str) -> Rollout:
     """Stabilization restarts: time spent paused proves nothing about the agent."""
+    policy.check(actor, "rollout.resume")
     reason = _require_reason(reason)
     with transaction.atomic():
         rollout = _locked(rollout)
-        to_state = _check_allowed(rollout, "resume")
-        rollout = _transition(rollout, action="resume", actor=actor, reason=reason, to_state=to_state)
+        to_state = _check_allowed(rollout, TransitionAction.RESUME)
+        rollout = _transition(rollout, action=TransitionAction.RESUME, actor=actor, reason=reason, to_state=to_state)
         now = timezone.now()
         Rollout.objects.filter(pk=rollout.pk).update(stage_entered_at=now)
         rollout.stage_entered_at = now
@@ -214,12 +226,13 @@ def rollout_resume(*, actor, rollout: Rollout, reason: str) -> Rollout:
 
 def rollout_rollback(*, actor, rollout: Rollout, reason: str, automatic: bool = False, evidence: dict | None = None) -> Rollout:
     """Traffic to the agent goes to 0 % at once; pending promotions are cancelled."""
+    policy.check(actor, "rollout.rollback")
     reason = _require_reason(reason)
     with transaction.atomic():
         rollout = _locked(rollout)
-        to_state = _check_allowed(rollout, "rollback")
+        to_state = _check_allowed(rollout, TransitionAction.ROLLBACK)
         evidence = evidence or rollout_evidence(rollout=rollout, reason=reason)
-        rollout = _transition(rollout, action="rollback", actor=actor, reason=reason, to_state=to_state,
+        rollout = _transition(rollout, action=TransitionAction.ROLLBACK, actor=actor, reason=reason, to_state=to_state,
                               evidence=evidence, automatic=automatic)
         PromotionRequest.objects.filter(rollout=rollout, status=PromotionStatus.PENDING).update(
             status=PromotionStatus.CANCELLED, decided_at=timezone.now(), comment="rollout rolled back")
@@ -233,12 +246,13 @@ def rollout_rollback(*, actor, rollout: Rollout, reason: str, automatic: bool = 
 
 def rollout_complete(*, actor, rollout: Rollout, reason: str = "full traffic held its stabilization") -> Rollout:
     """The candidate becomes the incumbent: it keeps all traffic, and the next rollout compares with it."""
+    policy.check(actor, "rollout.complete")
     with transaction.atomic():
         rollout = _locked(rollout)
-        to_state = _check_allowed(rollout, "complete")
+        to_state = _check_allowed(rollout, TransitionAction.COMPLETE)
         if rollout.stages.filter(position__gt=rollout.stage_index).exists():
             raise Conflict("only a rollout at its last stage completes")
-        rollout = _transition(rollout, action="complete", actor=actor, reason=reason, to_state=to_state,
+        rollout = _transition(rollout, action=TransitionAction.COMPLETE, actor=actor, reason=reason, to_state=to_state,
                               evidence=rollout_evidence(rollout=rollout, reason=reason), automatic=actor is None)
         production_change(actor=actor, agent=rollout.agent, to_version=rollout.version,
                           kind=ProductionChangeKind.COMPLETED, rollout_id=rollout.pk, at=rollout.ended_at,
@@ -250,6 +264,7 @@ def production_revert(*, actor, agent, reason: str):
     """Production back to the previous incumbent, at once, for the day a completed version turns out
     bad. Refused while a rollout compares a candidate with today's incumbent (shadow or live): roll
     that one back first. A rollout still in staging follows the new incumbent."""
+    policy.check(actor, "production.revert")
     reason = _require_reason(reason)
     with transaction.atomic():
         open_rollout = (Rollout.objects.select_for_update(of=("self",)).select_related("agent", "version")
@@ -266,7 +281,7 @@ def production_revert(*, actor, agent, reason: str):
                      .filter(agent=agent, version_id=current_id, state=RolloutState.COMPLETED)
                      .order_by("-ended_at", "-id").first())
         if completed is not None:
-            _transition(completed, action="revert", actor=actor, reason=reason, to_state=RolloutState.REVERTED,
+            _transition(completed, action=TransitionAction.REVERT, actor=actor, reason=reason, to_state=RolloutState.REVERTED,
                         evidence={"at": timezone.now().isoformat(), "reverted_to": back_to.version if back_to else "humans"})
         change = production_change(actor=actor, agent=agent, to_version=back_to, kind=ProductionChangeKind.REVERTED,
                                    rollout_id=completed.pk if completed else None, reason=reason)

@@ -6,11 +6,11 @@ from dataclasses import asdict, dataclass, field
 
 from rolloutops.exceptions import Invalid
 
-from .models import RolloutState, StageMode
+from .models import RolloutState, StageMode, TransitionAction
 
 HOUR = 3600
 
-# Guardrails a live stage is held to unless the plan says otherwise (SPEC 2, section 6 shapes).
+# Guardrails a live stage is held to unless the plan says otherwise (docs/decisions.md).
 DEFAULT_GUARDRAILS = {
     "max_error_rate": 0.05,
     "max_escalation_rate": 0.2,
@@ -156,19 +156,19 @@ def parse_plan(raw: list[dict] | None) -> list[StagePlan]:
 # Which actions each state allows: one table, read by services and pages alike.
 TRANSITIONS: dict[str, dict[str, str]] = {
     RolloutState.ACTIVE: {
-        "promote": RolloutState.ACTIVE,
-        "complete": RolloutState.COMPLETED,
-        "pause": RolloutState.PAUSED,
-        "rollback": RolloutState.ROLLED_BACK,
+        TransitionAction.PROMOTE: RolloutState.ACTIVE,
+        TransitionAction.COMPLETE: RolloutState.COMPLETED,
+        TransitionAction.PAUSE: RolloutState.PAUSED,
+        TransitionAction.ROLLBACK: RolloutState.ROLLED_BACK,
     },
     RolloutState.PAUSED: {
-        "resume": RolloutState.ACTIVE,
-        "rollback": RolloutState.ROLLED_BACK,
+        TransitionAction.RESUME: RolloutState.ACTIVE,
+        TransitionAction.ROLLBACK: RolloutState.ROLLED_BACK,
     },
     RolloutState.ROLLED_BACK: {},
     # A completed rollout's version is in production; an operator may revert production to the
     # version before it (agents' lineage), which ends this rollout's hold on production.
-    RolloutState.COMPLETED: {"revert": RolloutState.REVERTED},
+    RolloutState.COMPLETED: {TransitionAction.REVERT: RolloutState.REVERTED},
     RolloutState.REVERTED: {},
 }
 

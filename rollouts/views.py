@@ -1,33 +1,31 @@
-"""Pages of rollouts: the list, the rollout page with its live panels and actions, the approvals inbox."""
+"""Pages of rollouts: the list, the rollout page with its live panels and actions, the shadow
+comparison and one request's decisions side by side, the approvals inbox, reverting production."""
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 
-from rolloutops.exceptions import DomainError
-from rolloutops.pages import htmx_partial, paginate
-from rolloutops.roles import Role, has_role, role_required
+from agents.selectors import agent_get, version_get
+from rolloutops import policy
+from rolloutops.exceptions import DomainError, NotFound
+from rolloutops.pages import error_text, htmx_partial, page_allows, paginate, require_action
+from telemetry.selectors import REFERENCES, pair_detail, shadow_panel_context
 
-from . import selectors
+from . import promotions, selectors, services
+from .charts import guardrail_timeline
 from .gates import human_duration, promotion_gates
-from .models import PromotionRequest, PromotionStatus, Rollout, RolloutState, StageMode
-from .promotions import promotion_approve, promotion_cancel, promotion_reject, promotion_request
-from .services import production_revert, rollout_pause, rollout_resume, rollout_rollback, rollout_start
+from .models import PromotionStatus, Rollout, RolloutState, StageMode, TransitionAction
 from .stages import allowed_actions
 
 LIST_FILTERS = ("state", "stage", "team", "health", "q", "sort")
 
 
-def _text(exc: DomainError) -> str:
-    """A domain error as one line for a page message (a plan error may list several problems)."""
-    return exc.detail if isinstance(exc.detail, str) else "; ".join(map(str, exc.detail))
-
-
 @require_GET
+@require_action("rollout.read")
 def rollout_list(request):
     filters = {key: request.GET.get(key, "").strip() for key in LIST_FILTERS}
     filters["sort"] = filters["sort"] or "newest"
@@ -38,8 +36,6 @@ def rollout_list(request):
 
 
 def _stage_rows(rollout: Rollout) -> list[dict]:
-    from django.utils import timezone
-
     now = timezone.now()
     rows = []
     for stage in rollout.stages.all():
@@ -60,7 +56,6 @@ def _detail_context(request, rollout: Rollout) -> dict:
     current = rollout.stages.get(position=rollout.stage_index)
     pending = rollout.promotions.filter(status=PromotionStatus.PENDING).select_related("requested_by").first()
     actions = allowed_actions(rollout.state)
-    user = request.user
     return {
         "rollout": rollout,
         "current": current,
@@ -72,19 +67,21 @@ def _detail_context(request, rollout: Rollout) -> dict:
         "pending": pending,
         "terminal": rollout.state in (RolloutState.ROLLED_BACK, RolloutState.COMPLETED, RolloutState.REVERTED),
         "has_shadow": rollout.stages.filter(mode=StageMode.SHADOW).exists(),
-        "can_operate": has_role(user, Role.OPERATOR),
-        "can_decide": bool(pending) and has_role(user, Role.MANAGER) and pending.requested_by_id != user.pk,
-        "can_promote": has_role(user, Role.OPERATOR) and "promote" in actions and not pending,
-        "can_pause": "pause" in actions, "can_resume": "resume" in actions, "can_rollback": "rollback" in actions,
+        # What the state allows (rollouts/stages.py); who may do it is the template's {% can %}.
+        "can_decide": bool(pending) and policy.allows(request.user, "promotion.decide", pending),
+        "can_promote": TransitionAction.PROMOTE in actions and not pending,
+        "can_pause": TransitionAction.PAUSE in actions,
+        "can_resume": TransitionAction.RESUME in actions,
+        "can_rollback": TransitionAction.ROLLBACK in actions,
         "transitions": rollout.transitions.select_related("actor", "promotion").order_by("-at", "-id"),
         "promotions": rollout.promotions.select_related("requested_by", "decided_by").order_by("-requested_at")[:20],
     }
 
 
 @require_GET
+@require_action("rollout.read")
 def rollout_detail(request, rollout_id: int):
-    rollout = get_object_or_404(Rollout.objects.select_related("agent", "version", "incumbent_version", "started_by"),
-                                pk=rollout_id)
+    rollout = selectors.rollout_get(pk=rollout_id)
     context = _detail_context(request, rollout)
     if htmx_partial(request):
         response = render(request, "rollouts/rollout_detail.html#live-panel", context)
@@ -95,17 +92,52 @@ def rollout_detail(request, rollout_id: int):
     history = selectors.guardrail_history(rollout)
     context["has_live"] = bool(history["hourly"])
     if history["hourly"]:
-        from .charts import guardrail_timeline
-
         live_stage = context["current"] if context["current"].mode == StageMode.LIVE else rollout.stages.filter(mode=StageMode.LIVE).first()
         context["guardrail_figure"] = guardrail_timeline(history["hourly"], thresholds=live_stage.guardrails if live_stage else {},
                                                         marks=history["marks"])
     if context["has_shadow"]:
-        from telemetry.selectors import shadow_panel_context
-
-        bar = rollout.stages.filter(mode=StageMode.SHADOW).values_list("agreement_bar", flat=True).first()
-        context.update(shadow_panel_context(rollout=rollout, bar=bar, against=request.GET.get("against") or None))
+        context.update(shadow_panel_context(rollout=rollout, bar=_shadow_bar(rollout), against=_against(request)))
     return render(request, "rollouts/rollout_detail.html", context)
+
+
+def _shadow_bar(rollout: Rollout) -> float | None:
+    return (rollout.stages.filter(mode=StageMode.SHADOW, agreement_bar__isnull=False)
+            .values_list("agreement_bar", flat=True).first())
+
+
+def _against(request) -> str | None:
+    against = request.GET.get("against") or None
+    if against is not None and against not in REFERENCES:
+        raise NotFound(f"compare against {' or '.join(REFERENCES)}, not {against!r}")
+    return against
+
+
+@require_GET
+@require_action("rollout.read")
+def shadow_panel(request, rollout_id: int):
+    """The shadow comparison on its own page, or its live panel for htmx."""
+    rollout = selectors.rollout_get(pk=rollout_id)
+    context = shadow_panel_context(rollout=rollout, bar=_shadow_bar(rollout), against=_against(request))
+    template = "rollouts/shadow_panel.html" if htmx_partial(request) else "rollouts/shadow_page.html"
+    return render(request, template, context)
+
+
+@require_GET
+@require_action("rollout.read")
+def pair(request, rollout_id: int, request_key: str):
+    """One request: the candidate's decision beside the human's and the incumbent version's."""
+    rollout = selectors.rollout_get(pk=rollout_id)
+    detail = pair_detail(agent_id=rollout.agent_id, request_key=request_key, rollout_id=rollout.pk)
+    if detail is None:
+        raise NotFound("no events for this request key")
+    candidate = detail["agent_event"]
+    sides = [(f"Candidate {candidate.version.version}" if candidate and candidate.version else "Candidate", candidate),
+             ("Human", detail["human_event"])]
+    if detail["incumbent_event"] is not None or rollout.incumbent_version_id:
+        incumbent = detail["incumbent_event"]
+        sides.append((f"Incumbent {incumbent.version.version}" if incumbent else "Incumbent", incumbent))
+    return render(request, "rollouts/pair.html", {"rollout": rollout, "request_key": request_key, "sides": sides,
+                                                  **detail})
 
 
 def _after_action(request, rollout_id: int, message: str | None = None, error: str | None = None):
@@ -114,68 +146,69 @@ def _after_action(request, rollout_id: int, message: str | None = None, error: s
     elif message:
         messages.success(request, message)
     if request.htmx:
-        rollout = get_object_or_404(Rollout.objects.select_related("agent", "version", "incumbent_version", "started_by"),
-                                    pk=rollout_id)
+        rollout = selectors.rollout_get(pk=rollout_id)
         response = render(request, "rollouts/rollout_detail.html#live-panel", _detail_context(request, rollout))
         return trigger_client_event(response, "rolloutChanged", {"rollout": rollout_id})
     return redirect("rollouts:detail", rollout_id=rollout_id)
 
 
 @require_POST
-@role_required(Role.OPERATOR)
+@require_action("rollout.start")
 def rollout_create(request):
     """Start a rollout of a version with the default plan (plans are edited through the API)."""
-    from agents.models import AgentVersion
-
-    version = get_object_or_404(AgentVersion.objects.select_related("agent"), agent__slug=request.POST.get("agent", ""),
-                                version=request.POST.get("version", ""))
+    version = version_get(agent=agent_get(slug=request.POST.get("agent", "")), version=request.POST.get("version", ""))
     try:
-        rollout = rollout_start(actor=request.user, version=version, reason="started from the version page")
+        rollout = services.rollout_start(actor=request.user, version=version, reason="started from the version page")
     except DomainError as exc:
-        messages.error(request, _text(exc))
-        return redirect(f"/agents/{version.agent.slug}/versions/{version.version}/")
+        messages.error(request, error_text(exc))
+        return redirect("agents:version", slug=version.agent.slug, version=version.version)
     messages.success(request, f"Rollout #{rollout.pk} of {version} started in staging.")
     return redirect("rollouts:detail", rollout_id=rollout.pk)
 
 
 @require_POST
-@role_required(Role.OPERATOR)
-def production_revert_view(request, slug: str):
+@require_action("production.revert")
+def production_revert(request, slug: str):
     """Production back to the previous incumbent, from the agent page."""
-    from agents.models import Agent
-
-    agent = get_object_or_404(Agent.objects.select_related("production_version"), slug=slug)
+    agent = agent_get(slug=slug)
     try:
-        change = production_revert(actor=request.user, agent=agent, reason=request.POST.get("reason", ""))
+        change = services.production_revert(actor=request.user, agent=agent, reason=request.POST.get("reason", ""))
     except DomainError as exc:
-        messages.error(request, f"Not reverted: {_text(exc)}")
+        messages.error(request, f"Not reverted: {error_text(exc)}")
     else:
         back = change.to_version.version if change.to_version else "humans"
         messages.success(request, f"Production reverted: every request now goes to {back}.")
     return redirect("agents:detail", slug=slug)
 
 
+# The page's state changes: the policy action each needs, the service it calls, what it says once
+# done. Whether the rollout's state allows it is the stage table's (rollouts/stages.py).
+_ACTIONS = {
+    TransitionAction.PAUSE: ("rollout.pause", services.rollout_pause, "Paused: all traffic goes to humans."),
+    TransitionAction.RESUME: ("rollout.resume", services.rollout_resume, "Resumed: stabilization restarts now."),
+    TransitionAction.ROLLBACK: ("rollout.rollback", services.rollout_rollback, "Rolled back: traffic to the agent is 0 %."),
+}
+
+
 @require_POST
-@role_required(Role.OPERATOR)
 def rollout_action(request, rollout_id: int, action: str):
-    rollout = get_object_or_404(Rollout.objects.select_related("agent", "version"), pk=rollout_id)
+    if action == TransitionAction.PROMOTE:
+        page_allows(request, "promotion.request")
+    elif action in _ACTIONS:
+        page_allows(request, _ACTIONS[action][0])
+    else:
+        raise NotFound(f"no action {action!r}")
+    rollout = selectors.rollout_get(pk=rollout_id)
     reason = request.POST.get("reason", "").strip()
     try:
-        if action == "promote":
-            promotion = promotion_request(actor=request.user, rollout=rollout, reason=reason)
+        if action == TransitionAction.PROMOTE:
+            promotion = promotions.promotion_request(actor=request.user, rollout=rollout, reason=reason)
             return _after_action(request, rollout_id, f"Promotion to {promotion.to_stage} requested; a manager decides.")
-        if action == "pause":
-            rollout_pause(actor=request.user, rollout=rollout, reason=reason)
-            return _after_action(request, rollout_id, "Paused: all traffic goes to humans.")
-        if action == "resume":
-            rollout_resume(actor=request.user, rollout=rollout, reason=reason)
-            return _after_action(request, rollout_id, "Resumed: stabilization restarts now.")
-        if action == "rollback":
-            rollout_rollback(actor=request.user, rollout=rollout, reason=reason)
-            return _after_action(request, rollout_id, "Rolled back: traffic to the agent is 0 %.")
+        _, service, done = _ACTIONS[action]
+        service(actor=request.user, rollout=rollout, reason=reason)
+        return _after_action(request, rollout_id, done)
     except DomainError as exc:
-        return _after_action(request, rollout_id, error=_text(exc))
-    return HttpResponse(status=404)
+        return _after_action(request, rollout_id, error=error_text(exc))
 
 
 def _approvals_context(request) -> dict:
@@ -186,37 +219,43 @@ def _approvals_context(request) -> dict:
             "promotion": promotion, "report": report, "figures": report.evidence["stage"],
             "readiness": report.evidence["readiness"],
             "time_in_stage": human_duration(report.evidence["time_in_stage_s"]),
-            "own": promotion.requested_by_id == request.user.pk,
+            "can_decide": policy.allows(request.user, "promotion.decide", promotion),
+            "can_cancel": policy.allows(request.user, "promotion.cancel", promotion),
         })
-    return {"inbox": inbox, "decided": selectors.recent_decisions(), "is_manager": has_role(request.user, Role.MANAGER)}
+    return {"inbox": inbox, "decided": selectors.recent_decisions()}
 
 
 @require_GET
-@role_required(Role.MANAGER, Role.OPERATOR)
+@require_action("promotion.inbox")
 def approvals(request):
     template = "rollouts/approvals.html#inbox" if htmx_partial(request) else "rollouts/approvals.html"
     return render(request, template, _approvals_context(request))
 
 
+# Each decision of the inbox and the policy action it needs (four eyes and "only the requester
+# withdraws" are that action's condition in rolloutops/policy.py, checked by the service).
+_DECISIONS = {"approve": "promotion.decide", "reject": "promotion.decide", "cancel": "promotion.cancel"}
+
+
 @require_POST
-@role_required(Role.MANAGER, Role.OPERATOR)
 def promotion_decide(request, promotion_id: int, decision: str):
-    promotion = get_object_or_404(PromotionRequest.objects.select_related("rollout"), pk=promotion_id)
+    if decision not in _DECISIONS:
+        raise NotFound(f"no decision {decision!r}")
+    page_allows(request, _DECISIONS[decision])
+    promotion = selectors.promotion_get(pk=promotion_id)
     comment = request.POST.get("comment", "").strip()
     try:
         if decision == "approve":
-            rollout = promotion_approve(actor=request.user, promotion=promotion, comment=comment)
+            rollout = promotions.promotion_approve(actor=request.user, promotion=promotion, comment=comment)
             messages.success(request, f"Approved: {rollout.version} is now in {rollout.stage_name} ({rollout.traffic_percent:g} %).")
         elif decision == "reject":
-            promotion_reject(actor=request.user, promotion=promotion, comment=comment)
+            promotions.promotion_reject(actor=request.user, promotion=promotion, comment=comment)
             messages.success(request, f"Rejected promotion #{promotion.pk}.")
-        elif decision == "cancel":
-            promotion_cancel(actor=request.user, promotion=promotion)
-            messages.success(request, f"Withdrew promotion #{promotion.pk}.")
         else:
-            return HttpResponse(status=404)
+            promotions.promotion_cancel(actor=request.user, promotion=promotion)
+            messages.success(request, f"Withdrew promotion #{promotion.pk}.")
     except DomainError as exc:
-        messages.error(request, _text(exc))
+        messages.error(request, error_text(exc))
     if request.htmx:
         # In place: the inbox re-renders with the outcome on top; other panels may listen.
         response = render(request, "rollouts/approvals.html#inbox", _approvals_context(request))

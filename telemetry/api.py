@@ -1,15 +1,15 @@
-"""HTTP API of the telemetry app (mounted under /api/v1/ by rolloutops.api): event ingestion and the discrepancy report."""
+"""HTTP API of the telemetry app (mounted under /api/v1/ by console.api): event ingestion and the discrepancy report."""
 from __future__ import annotations
 
 from typing import Any
 
 from ninja import Field, Router, Schema
 
-from rolloutops.api import require
-from rolloutops.models import Scope
-from rolloutops.roles import Role
+from rolloutops.auth import authorize
+from rolloutops.schemas import ErrorOut
 
-from .services import MAX_BATCH, events_ingest
+from . import services
+from .services import MAX_BATCH
 
 router = Router(tags=["telemetry"])
 
@@ -47,17 +47,13 @@ class EventsOut(Schema):
     errors: list[EventErrorOut]
 
 
-class DetailOut(Schema):
-    detail: Any
-
-
 @router.post(
     "/events",
-    response={200: EventsOut, 403: DetailOut, 413: DetailOut, 422: DetailOut},
+    response={200: EventsOut, 403: ErrorOut, 413: ErrorOut, 422: ErrorOut},
     summary="Report agent and human decisions (batch)",
     description=_EVENTS_DESCRIPTION,
 )
-def post_events(request, payload: EventsIn):
-    require(request, roles={Role.OPERATOR}, scope=Scope.EVENTS_WRITE)
-    result = events_ingest(events=payload.events)
+def events_ingest(request, payload: EventsIn):
+    principal = authorize(request, "events.write")
+    result = services.events_ingest(events=payload.events, actor=principal.user)
     return {"accepted": result.accepted, "duplicates": result.duplicates, "errors": result.errors}

@@ -1,4 +1,4 @@
-"""Agent and human decision events reported by agent runtimes (SPEC 3, 6)."""
+"""Agent and human decision events reported by agent runtimes, and the rollups the fold keeps of them."""
 from django.db import models
 from django.utils import timezone
 

@@ -5,16 +5,18 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.core.cache import cache
 from django.db.models import F, Max, Min, Q, Sum
 
 from rolloutops.exceptions import NotFound
 
-from . import statistics
+from . import charts, statistics
 from .models import (
     Arm, DiscrepantPair, Event, EventKind, LatencyHour, PairHour, Reference, RolloutFold, StageHour, UnfoldedEvent,
 )
 
 RECENT_DISCREPANT = 20
+REFERENCES = tuple(Reference.values)  # what a candidate is compared with: "human", "incumbent"
 
 
 @dataclass(frozen=True)
@@ -156,6 +158,16 @@ def stage_metrics(*, rollout_id: int, stage: str) -> StageMetrics:
     )
 
 
+def stage_hourly(*, rollout_id: int, stages: list[str]) -> list[dict]:
+    """Hourly counts of some stages of a rollout, oldest first, from the rollup (the guardrail chart)."""
+    return [
+        {"hour": row["hour"].isoformat(), "stage": row["stage"], "events": row["decisions"],
+         "errors": row["errors"], "escalations": row["escalations"], "timed": row["timed"], "slow": row["slow"]}
+        for row in StageHour.objects.filter(rollout_id=rollout_id, stage__in=stages, arm=Arm.CANDIDATE).order_by("hour")
+        .values("hour", "stage", "decisions", "errors", "escalations", "timed", "slow")
+    ]
+
+
 def _rate(agreements: int, pairs: int) -> dict:
     low, high = statistics.wilson_interval(agreements, pairs)
     return {"rate": agreements / pairs if pairs else None, "low": low, "high": high}
@@ -184,8 +196,6 @@ def default_reference(counts: dict[str, int]) -> str:
 def rollout_discrepancy(*, rollout_id: int, stage: str | None = None, against: str | None = None) -> dict:
     """The shadow-comparison figures of a rollout (every stage, or one) against one reference (humans
     or the incumbent version; by default humans when there are human pairs), from the pair rollup."""
-    from django.core.cache import cache
-
     counts = reference_pairs(rollout_id=rollout_id, stage=stage)
     if against is None:
         against = default_reference(counts)
@@ -284,10 +294,8 @@ def reference_summary(*, rollout_id: int, against: str, stage: str | None = None
 
 
 def shadow_panel_context(*, rollout, bar: float | None, against: str | None = None) -> dict:
-    """Context of telemetry/shadow_panel.html: {"rollout", "shadow": figures against one reference,
+    """Context of rollouts/shadow_panel.html: {"rollout", "shadow": figures against one reference,
     charts, recent discrepancies, and both references side by side}."""
-    from . import charts
-
     report = rollout_discrepancy(rollout_id=rollout.pk, against=against)
     has_pairs = report["pairs"] > 0
     low, high = report["interval"]

@@ -12,10 +12,12 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from agents.models import Agent, AgentVersion
+from rolloutops import policy
 from rolloutops.bucketing import bucket, goes_to_candidate
 from rolloutops.exceptions import DomainError
 
 from .models import Arm, Event, EventKind, Outcome, TrafficPeriod, UnfoldedEvent
+from .tasks import fold_events
 
 MAX_BATCH = 5_000
 MAX_LATENCY_MS = 24 * 3600 * 1000.0  # a day: anything longer is a unit mistake, not a latency
@@ -111,20 +113,6 @@ def period_timelines(*, agent_ids) -> dict[int, PeriodTimeline]:
     # agent set up before periods existed, today's incumbent).
     return {agent_id: PeriodTimeline(periods, _standing(None if periods else incumbents.get(agent_id)))
             for agent_id, periods in rows.items()}
-
-
-def traffic_period_record(*, agent_id: int, at: datetime, rollout_id: int | None, stage: str = "", mode: str = "",
-                          active: bool = False, traffic_percent: float = 0.0, salt: str = "",
-                          candidate_version_id: int | None = None, incumbent_version_id: int | None = None,
-                          latency_limit_ms: float | None = None) -> TrafficPeriod:
-    """Routing changed at `at`: record who handles the agent's traffic from then on. Call it in the
-    transaction of the change, so an event is never attributed to routing that did not commit."""
-    return TrafficPeriod.objects.create(
-        agent_id=agent_id, starts_at=at, rollout_id=rollout_id, stage=stage, mode=mode, active=active,
-        traffic_percent=traffic_percent if active and mode == MODE_LIVE else 0.0, salt=salt,
-        candidate_version_id=candidate_version_id, incumbent_version_id=incumbent_version_id,
-        latency_limit_ms=latency_limit_ms,
-    )
 
 
 @dataclass(frozen=True)
@@ -325,6 +313,7 @@ def _row(item, ctx: _Context, received_at) -> tuple:
         version_id = ctx.versions.get((agent_id, version))
         if version_id is None:
             raise _Rejected(f"unknown version {version!r} of agent {slug!r}")
+    # (docs/architecture.md, "How a batch of events travels")
     where = attribute(ctx.timelines[agent_id].at(occurred_at), kind=kind, request_key=request_key,
                       version_id=version_id, latency_ms=latency_ms)
     return _db_row(
@@ -406,24 +395,24 @@ def _bulk_cursor():
     """
     if connection.vendor != "postgresql":
         return connection.cursor()
-    import psycopg
+    import psycopg  # here, not at the top: only PostgreSQL deployments load it
 
     connection.ensure_connection()
     return psycopg.Cursor(connection.connection)
 
 
 def _schedule_fold() -> None:
-    from .tasks import fold_events
-
     transaction.on_commit(fold_events.delay)
 
 
-def events_ingest(*, events: list) -> IngestResult:
+def events_ingest(*, events: list, actor=None) -> IngestResult:
     """Store a batch of reported events; invalid ones are reported by index and the rest kept.
 
-    Idempotent on (agent, request_key, kind): an event already stored (a retried batch, or the
-    same key twice in one batch) counts as a duplicate and changes nothing.
+    Idempotent on (agent, version, request_key) for an agent's decision and (agent, request_key) for
+    a human's: an event already stored (a retried batch, or the same key twice in one batch) counts
+    as a duplicate and changes nothing.
     """
+    policy.check(actor, "events.write")
     if len(events) > MAX_BATCH:
         raise BatchTooLarge(f"a batch holds at most {MAX_BATCH:,} events, got {len(events):,}; split it")
     received_at = timezone.now()

@@ -1,5 +1,6 @@
 """Celery tasks of the telemetry app: thin callers of the fold."""
 from celery import current_app, shared_task
+from django.core.cache import cache
 from django.db import OperationalError
 
 from .fold import events_fold
@@ -27,9 +28,7 @@ def fold_events() -> int:
 
 
 def guardrails_soon() -> None:
-    """New figures: let the guardrails look within seconds rather than at the next beat (SPEC 2),
-    at most once per window however many folds run."""
-    from django.core.cache import cache
-
+    """New figures: let the guardrails look within seconds rather than at the next beat
+    (docs/decisions.md), at most once per window however many folds run."""
     if cache.add("telemetry:guardrails-soon", 1, timeout=GUARDRAIL_DEBOUNCE_S):
         current_app.send_task("rollouts.evaluate_guardrails_all", countdown=GUARDRAIL_DEBOUNCE_S)

@@ -1,4 +1,4 @@
-"""The default checklist of SPEC 1: one item per thing that must hold, in five dimensions."""
+"""The default readiness checklist: one item per thing that must hold, in five dimensions."""
 from django.db import migrations
 
 DEFAULT_ITEMS = [

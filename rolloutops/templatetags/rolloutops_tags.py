@@ -1,13 +1,25 @@
-"""Template filters shared by every page: percentages, durations, JSON evidence, times."""
+"""Template tags and filters shared by every page: who may act, percentages, durations, JSON
+evidence, times."""
 import json
 
 from django import template
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
+from django.utils.dateformat import format as date_format
 from django.utils.html import format_html
 from django.utils.timesince import timesince, timeuntil
 
+from rolloutops import policy
+
 register = template.Library()
+
+
+@register.simple_tag(takes_context=True)
+def can(context, action, obj=None):
+    """`{% can "rollout.rollback" as can_rollback %}`, or `{% can "promotion.decide" p as can_decide %}`
+    for an object (four eyes): whether the signed-in person may, by rolloutops/policy.py."""
+    request = context.get("request")
+    return policy.allows(getattr(request, "user", None), action, obj)
 
 
 @register.filter
@@ -45,8 +57,6 @@ def when(value, fmt="Y-m-d H:i"):
     """A <time> element: relative text, absolute local time in the tooltip, ISO in datetime."""
     if not value:
         return "—"
-    from django.utils.dateformat import format as date_format
-
     local = timezone.localtime(value)
     now = timezone.now()
     # Only the largest unit: "3 hours ago", not "3 hours, 12 minutes ago".

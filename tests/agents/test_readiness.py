@@ -5,7 +5,7 @@ import pytest
 from django.utils import timezone
 
 from agents.models import ChecklistItem
-from agents.readiness import percentile_nearest_rank, version_readiness
+from agents.readiness import automatic_checks, percentile_nearest_rank, version_readiness
 from agents.services import evaluation_record
 from tests.agents.conftest import all_pass_results, healthy_telemetry, make_events, make_tickets
 
@@ -185,3 +185,11 @@ def test_new_checklist_item_makes_a_ready_version_not_ready_until_evaluated(read
     checklist_item_add(actor=operator, dimension="fallback", key="fallback.pager_rota", title="A pager rota exists")
     readiness = version_readiness(version=ready_version)
     assert readiness.failing == ["fallback.pager_rota: not evaluated"]
+
+
+def test_every_automatic_check_is_registered_by_the_app_that_holds_its_data(version):
+    # Registered at start-up by telemetry and escalations: a missing provider would quietly make
+    # versions "ready" with fewer checks.
+    keys = [c.key for c in automatic_checks(version=version)]
+    assert sorted(keys) == ["fallback.escalation_context", "observability.trace_coverage",
+                            "performance.error_rate", "performance.p95_latency", "reliability.identical_inputs"]

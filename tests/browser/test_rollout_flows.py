@@ -7,7 +7,7 @@ from django.core.management import call_command
 from playwright.sync_api import expect
 
 from escalations.models import EscalationTicket
-from rolloutops.demo_seed import DEMO_PASSWORD
+from console.demo_seed import DEMO_PASSWORD
 from rollouts.models import Rollout
 from telemetry.models import Event
 

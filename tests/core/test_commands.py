@@ -9,7 +9,7 @@ from django.core.management.base import CommandError
 from django.test import Client
 
 from rolloutops.models import ApiToken, AuditEntry
-from rolloutops.roles import user_roles
+from rolloutops.policy import user_roles
 from rolloutops.tokens import hash_token
 
 pytestmark = pytest.mark.django_db

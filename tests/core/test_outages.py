@@ -119,7 +119,7 @@ def test_unhandled_api_error_is_a_json_500_without_a_traceback(operator, api_cli
     def broken(**filters):
         raise RuntimeError("a bug in a selector")
 
-    monkeypatch.setattr("rolloutops.api_audit.audit_entries", broken)
+    monkeypatch.setattr("rolloutops.api.audit_entries", broken)
     api = api_client_for(operator)
     api.raise_request_exception = False
     response = api.get("/api/v1/audit")

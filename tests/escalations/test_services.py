@@ -4,6 +4,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from escalations.claims import claimable_q, is_claimable
 from escalations.models import EscalationTicket, TicketEvent, TicketStatus
 from escalations.services import (
     ticket_claim,
@@ -152,3 +153,18 @@ def test_sla_breach_is_notified_once(make_ticket, reviewer, settings, django_cap
     with django_capture_on_commit_callbacks() as callbacks:
         assert tickets_notify_sla_breaches() == 0
     assert callbacks == []
+
+
+def test_the_queue_query_and_the_pages_agree_on_what_may_be_taken(make_ticket, reviewer):
+    now = timezone.now()
+    tickets = [make_ticket() for _ in range(5)]
+    EscalationTicket.objects.filter(pk=tickets[1].pk).update(status=TicketStatus.CLAIMED, claimed_by=reviewer,
+                                                             lease_expires_at=now + timedelta(minutes=5))
+    EscalationTicket.objects.filter(pk=tickets[2].pk).update(status=TicketStatus.CLAIMED, claimed_by=reviewer,
+                                                             lease_expires_at=now - timedelta(minutes=5))
+    EscalationTicket.objects.filter(pk=tickets[3].pk).update(status=TicketStatus.CLAIMED, claimed_by=reviewer,
+                                                             lease_expires_at=now)
+    EscalationTicket.objects.filter(pk=tickets[4].pk).update(status=TicketStatus.RESOLVED)
+    by_query = set(EscalationTicket.objects.filter(claimable_q(now)).values_list("pk", flat=True))
+    by_rule = {t.pk for t in EscalationTicket.objects.all() if is_claimable(t, now)}
+    assert by_query == by_rule == {tickets[0].pk, tickets[2].pk, tickets[3].pk}

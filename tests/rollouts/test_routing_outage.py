@@ -4,7 +4,6 @@ import pytest
 
 from rollouts.models import Rollout
 from rollouts.routing import routing_cache_clear
-from rollouts.services import rollout_rollback
 from tests.core.test_outages import REDIS_PORT, _redis_keys, private_redis, redis_cache  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.django_db

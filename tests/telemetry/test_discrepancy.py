@@ -1,4 +1,4 @@
-"""The discrepancy report end to end: ingest through the API, fold, read the figures (SPEC 3)."""
+"""The discrepancy report end to end: ingest through the API, fold, read the figures (docs/architecture.md, "Where each rule lives")."""
 from datetime import timedelta
 
 import pytest

@@ -2,6 +2,7 @@
 from datetime import timedelta
 
 import pytest
+from django.db import DatabaseError
 
 from telemetry.fold import events_fold
 from telemetry.models import Event, LatencyHour, PairHour, StageHour, TrafficPeriod, UnfoldedEvent
@@ -100,12 +101,13 @@ def test_a_rolled_back_fold_leaves_events_unfolded(events_client, shadow_rollout
     events_client.post(URL, {"events": [_event(slug, "k1"), _event(slug, "k1", kind="human")]})
     real = fold._fold_statements
 
-    def crash_after_counts(batch_size, now):
-        statements = real(batch_size, now)
-        return statements + [("SELECT no_such_column FROM telemetry_event", [])]
+    def crash_after_counts(*args, **kwargs):
+        # Whatever the fold passes, it gets every real statement (the queue taken, the rollups
+        # counted) and then one that fails inside the same transaction.
+        return real(*args, **kwargs) + [("SELECT no_such_column FROM telemetry_event", [])]
 
     monkeypatch.setattr(fold, "_fold_statements", crash_after_counts)
-    with pytest.raises(Exception):
+    with pytest.raises(DatabaseError, match="no_such_column"):
         events_fold()
     monkeypatch.setattr(fold, "_fold_statements", real)
     assert UnfoldedEvent.objects.count() == 2

@@ -28,7 +28,7 @@ def _report_pairs(events_client, slug):
 
 def test_panel_shows_an_empty_state_without_pairs(client, reviewer, shadow_rollout):
     client.force_login(reviewer)
-    response = client.get(reverse("telemetry:shadow-panel", args=[shadow_rollout.pk]))
+    response = client.get(reverse("rollouts:shadow", args=[shadow_rollout.pk]))
     assert response.status_code == 200
     html = response.content.decode()
     assert "No pairs yet" in html
@@ -39,14 +39,14 @@ def test_panel_shows_an_empty_state_without_pairs(client, reviewer, shadow_rollo
 def test_panel_with_pairs_embeds_three_figures_and_links_discrepancies(client, operator, events_client, shadow_rollout):
     _report_pairs(events_client, shadow_rollout.agent.slug)
     client.force_login(operator)
-    response = client.get(reverse("telemetry:shadow-panel", args=[shadow_rollout.pk]))
+    response = client.get(reverse("rollouts:shadow", args=[shadow_rollout.pk]))
     html = response.content.decode()
     for figure in ("shadow-agreement", "shadow-confusion", "shadow-segments"):
         assert f'data-figure="{figure}"' in html
         assert f'<script id="{figure}" type="application/json">' in html
     agreement = json.loads(html.split('<script id="shadow-agreement" type="application/json">')[1].split("</script>")[0])
     assert agreement["layout"]["shapes"][0]["y0"] == 0.9  # the promotion bar
-    assert reverse("telemetry:pair", args=[shadow_rollout.pk, "claim/36"]) in html
+    assert reverse("rollouts:pair", args=[shadow_rollout.pk, "claim/36"]) in html
     assert 'data-stat="pairs">40<' in html
     assert "No pairs yet" not in html
 
@@ -56,7 +56,7 @@ def test_htmx_request_gets_the_panel_alone(client, manager, events_client, shado
     client.force_login(manager)
     # Both references side by side: a few queries each, whatever the volume.
     with django_assert_max_num_queries(24):
-        response = client.get(reverse("telemetry:shadow-panel", args=[shadow_rollout.pk]), headers={"HX-Request": "true"})
+        response = client.get(reverse("rollouts:shadow", args=[shadow_rollout.pk]), headers={"HX-Request": "true"})
     html = response.content.decode()
     assert html.lstrip().startswith("<section") and "<html" not in html
     assert 'data-figure="shadow-segments"' in html
@@ -65,21 +65,21 @@ def test_htmx_request_gets_the_panel_alone(client, manager, events_client, shado
 def test_pair_page_shows_both_sides_and_the_trace(client, reviewer, events_client, shadow_rollout):
     _report_pairs(events_client, shadow_rollout.agent.slug)
     client.force_login(reviewer)
-    response = client.get(reverse("telemetry:pair", args=[shadow_rollout.pk, "claim/4"]))
+    response = client.get(reverse("rollouts:pair", args=[shadow_rollout.pk, "claim/4"]))
     html = response.content.decode()
     assert response.status_code == 200
     assert "disagree" in html and "deny" in html and "approve" in html
     assert "&quot;tool&quot;: &quot;lookup&quot;" in html  # pretty-printed trace, escaped
     assert f'href="/rollouts/{shadow_rollout.pk}/"' in html  # back to the rollout it belongs to
-    assert client.get(reverse("telemetry:pair", args=[shadow_rollout.pk, "nope"])).status_code == 404
+    assert client.get(reverse("rollouts:pair", args=[shadow_rollout.pk, "nope"])).status_code == 404
 
 
 def test_pages_need_sign_in_and_a_role(client, shadow_rollout):
-    url = reverse("telemetry:shadow-panel", args=[shadow_rollout.pk])
+    url = reverse("rollouts:shadow", args=[shadow_rollout.pk])
     assert client.get(url).status_code == 302
-    assert client.get(reverse("telemetry:shadow-panel", args=[99999])).status_code == 302
+    assert client.get(reverse("rollouts:shadow", args=[99999])).status_code == 302
 
 
 def test_unknown_rollout_is_404(client, reviewer):
     client.force_login(reviewer)
-    assert client.get(reverse("telemetry:shadow-panel", args=[99999])).status_code == 404
+    assert client.get(reverse("rollouts:shadow", args=[99999])).status_code == 404

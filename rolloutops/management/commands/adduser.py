@@ -1,11 +1,11 @@
-"""manage.py adduser USERNAME --role operator|reviewer|manager [--password P]"""
+"""manage.py adduser USERNAME --role ROLE [--role ROLE…] [--password P]; roles are rolloutops.policy.Role."""
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from rolloutops.audit import audit_record
-from rolloutops.roles import Role
+from rolloutops.policy import Role
 
 
 class Command(BaseCommand):
@@ -14,7 +14,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("username")
         parser.add_argument("--role", required=True, choices=Role.values, action="append",
-                            help="operator, reviewer or manager; repeat for several")
+                            help=f"one of {', '.join(Role.values)}; repeat for several")
         parser.add_argument("--password", help="without it the account cannot sign in to pages (tokens still work)")
         parser.add_argument("--email", default="")
 

@@ -3,6 +3,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from rolloutops.exceptions import DomainError
+from rolloutops.policy import Scope
 from rolloutops.tokens import token_issue
 
 
@@ -11,7 +12,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("username")
-        parser.add_argument("--scopes", required=True, help="comma-separated: route:read,events:write,escalations:write,user")
+        parser.add_argument("--scopes", required=True, help="comma-separated, of: " + ",".join(Scope.values))
         parser.add_argument("--name", default="")
         parser.add_argument("--expires-days", type=int, default=None, help="default: never expires (revoke it instead)")
 

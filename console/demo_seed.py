@@ -17,22 +17,32 @@ from django.utils import timezone
 from agents.models import Agent, ChecklistItem, ProductionChange
 from agents.services import agent_register, evaluation_record, version_add
 from escalations.models import EscalationTicket
+from escalations.claims import sla_duration
 from escalations.services import ticket_claim, ticket_open, ticket_resolve
+from rolloutops.audit import audit_record
 from rolloutops.bucketing import bucket, goes_to_candidate
-from rollouts.models import PromotionRequest, PromotionStatus, Rollout, RolloutStage, StageTransition
+from rolloutops.policy import Role
+from rollouts.models import (
+    PromotionRequest,
+    PromotionStatus,
+    Rollout,
+    RolloutStage,
+    RolloutState,
+    StageTransition,
+    TransitionAction,
+)
 from rollouts.monitor import rollout_watch
 from rollouts.promotions import promotion_request
 from rollouts.services import rollout_complete, rollout_start
 from telemetry.fold import events_fold
 from telemetry.models import TrafficPeriod
-from telemetry.services import events_ingest, traffic_period_record
-
-from .audit import audit_record
+from telemetry.periods import traffic_period_record
+from telemetry.services import events_ingest
 
 DEMO_PASSWORD = "demo-pass-2026"
 PEOPLE = [
-    ("olivia", "operator"), ("oscar", "operator"), ("rita", "reviewer"), ("ravi", "reviewer"),
-    ("maya", "manager"), ("milo", "manager"),
+    ("olivia", Role.OPERATOR), ("oscar", Role.OPERATOR), ("rita", Role.REVIEWER), ("ravi", Role.REVIEWER),
+    ("maya", Role.MANAGER), ("milo", Role.MANAGER),
 ]
 LABELS = ("approve", "reject", "request_info")
 
@@ -198,8 +208,8 @@ class World:
                 evidence={"replayed": "demo history: gates were met at the time"},
             )
             StageTransition.objects.create(
-                rollout=rollout, from_stage=previous, to_stage=stage_name, from_state="active", to_state="active",
-                traffic_percent=stage.traffic_percent, action="promote", actor=self.p[approver], at=at,
+                rollout=rollout, from_stage=previous, to_stage=stage_name, from_state=RolloutState.ACTIVE, to_state=RolloutState.ACTIVE,
+                traffic_percent=stage.traffic_percent, action=TransitionAction.PROMOTE, actor=self.p[approver], at=at,
                 reason=f"promotion #{promotion.pk} requested by {requester}, approved by {approver}",
                 evidence={"replayed": "demo history"}, promotion=promotion,
             )
@@ -224,7 +234,7 @@ class World:
         rollout_complete(actor=None, rollout=rollout)
         at = self.now - timedelta(days=days_ago)
         Rollout.objects.filter(pk=rollout.pk).update(ended_at=at, updated_at=at)
-        StageTransition.objects.filter(rollout=rollout, action="complete").update(at=at)
+        StageTransition.objects.filter(rollout=rollout, action=TransitionAction.COMPLETE).update(at=at)
         ProductionChange.objects.filter(rollout_id=rollout.pk).update(at=at)
         TrafficPeriod.objects.filter(agent_id=rollout.agent_id, rollout=None, starts_at__gt=at).update(starts_at=at)
         Agent.objects.filter(pk=rollout.agent_id).update(production_since=at)
@@ -255,8 +265,6 @@ class World:
         ticket, _ = ticket_open(actor=self.p["olivia"], agent=version.agent, request_key=key, reason=reason,
                                 priority=priority, context=context, version=version.version)
         created = self.now - timedelta(minutes=at_minutes_ago)
-        from escalations.services import sla_duration
-
         EscalationTicket.objects.filter(pk=ticket.pk).update(created_at=created, due_at=created + sla_duration(priority))
         ticket.refresh_from_db()
         if claim_by or resolve:

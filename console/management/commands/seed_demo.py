@@ -1,10 +1,10 @@
-"""manage.py seed_demo: a realistic demo world (see rolloutops/demo_seed.py)."""
+"""manage.py seed_demo: a realistic demo world (see console/demo_seed.py)."""
 import time
 
 from django.core.management.base import BaseCommand
 
 from agents.models import Agent
-from rolloutops.demo_seed import DEMO_PASSWORD, PEOPLE, seed_demo
+from console.demo_seed import DEMO_PASSWORD, PEOPLE, seed_demo
 
 
 class Command(BaseCommand):

@@ -11,8 +11,12 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command, get_commands
 from django.core.management.base import BaseCommand, CommandError
 
-DEMO_PASSWORD = "demo-pass-2026"
-DEMO_PEOPLE = (("olivia", "operator"), ("rita", "reviewer"), ("maya", "manager"))
+from agents.models import Agent
+from console.demo_seed import DEMO_PASSWORD
+from rolloutops.policy import Role
+
+# One person per role when the demo starts without its data (--no-seed); seed_demo adds more.
+DEMO_PEOPLE = (("olivia", Role.OPERATOR), ("rita", Role.REVIEWER), ("maya", Role.MANAGER))
 WORKER_STOP_SECONDS = 20
 
 
@@ -55,8 +59,6 @@ class Command(BaseCommand):
             self._stop_worker(worker)
 
     def _seed(self) -> None:
-        from agents.models import Agent
-
         if Agent.objects.exists():
             self.stdout.write("Demo data: the database already has agents, leaving it as it is.")
         elif "seed_demo" in get_commands():

@@ -1,0 +1,112 @@
+"""The HTTP API root (/api/v1/): mounts every app's router into one OpenAPI document and maps
+errors to their `{"detail": …}` shapes. Who is calling lives in rolloutops/auth.py, who may do
+what in rolloutops/policy.py."""
+from __future__ import annotations
+
+import logging
+
+from django.core.exceptions import BadRequest, PermissionDenied, RequestDataTooBig, SuspiciousOperation
+from django.db import DataError, InterfaceError, OperationalError
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, ValidationError
+
+from agents.api import router as agents_router
+from escalations.api import router as escalations_router
+from rolloutops.api import router as audit_router
+from rolloutops.auth import BearerToken, BrowserSession
+from rolloutops.exceptions import DomainError
+from rolloutops.probes import RETRY_AFTER_SECONDS, UNAVAILABLE, dependency_down
+from rollouts.api import router as rollouts_router
+from telemetry.api import router as telemetry_router
+
+_log = logging.getLogger("rolloutops.api")
+
+api = NinjaAPI(
+    title="rolloutops API",
+    version="1",
+    description="Control plane for AI agent rollouts. Machines send `Authorization: Bearer <token>`.",
+    auth=[BearerToken(), BrowserSession()],
+    urls_namespace="api",
+)
+
+api.add_router("", agents_router)
+api.add_router("", rollouts_router)
+api.add_router("", telemetry_router)
+api.add_router("", escalations_router)
+api.add_router("", audit_router)
+
+
+@api.exception_handler(DomainError)
+def _domain_error(request, exc: DomainError):
+    return api.create_response(request, {"detail": exc.detail, **exc.extra}, status=exc.status_code)
+
+
+@api.exception_handler(OverflowError)
+def _overflow(request, exc):
+    # An id or number too large for the database's integers (SQLite raises this one).
+    return api.create_response(request, {"detail": "a number in the request is out of range"}, status=422)
+
+
+@api.exception_handler(DataError)
+def _data_error(request, exc):
+    # PostgreSQL's "integer out of range" and kin: bad input, never a 500.
+    return api.create_response(request, {"detail": "a value in the request is out of range for its field"}, status=422)
+
+
+@api.exception_handler(RequestDataTooBig)
+def _too_big(request, exc):
+    return api.create_response(request, {"detail": "request body too large"}, status=413)
+
+
+@api.exception_handler(AuthenticationError)
+def _unauthenticated(request, exc):
+    return api.create_response(
+        request, {"detail": "authentication required: a valid, unexpired bearer token or a signed-in session"},
+        status=401,
+    )
+
+
+@api.exception_handler(ValidationError)
+def _invalid(request, exc: ValidationError):
+    return api.create_response(request, {"detail": exc.errors}, status=422)
+
+
+# Last resorts, so that nothing under /api/ ever answers HTML (the project's handler404/handler500
+# cover what happens outside django-ninja). A dependency that is down is 503 with Retry-After: the
+# client's retry is right (ingestion is idempotent); anything else is our bug, logged, 500.
+@api.exception_handler(OperationalError)
+@api.exception_handler(InterfaceError)
+def _dependency_down(request, exc):
+    down = dependency_down(exc) or "database"
+    _log.warning("dependency down during an API call",
+                 extra={"path": request.path, "dependency": down, "error": f"{type(exc).__name__}: {exc}"[:300]})
+    response = api.create_response(request, {"detail": f"the {down} is unavailable; retry shortly"}, status=503)
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+def _register_unavailable_handlers() -> None:
+    for exc_type in UNAVAILABLE:
+        if exc_type not in (OperationalError, InterfaceError):
+            api.add_exception_handler(exc_type, _dependency_down)
+
+
+_register_unavailable_handlers()
+
+
+@api.exception_handler(PermissionDenied)
+def _permission_denied(request, exc):
+    return api.create_response(request, {"detail": str(exc) or "permission denied"}, status=403)
+
+
+@api.exception_handler(SuspiciousOperation)
+@api.exception_handler(BadRequest)
+def _bad_request(request, exc):
+    # What Django itself answers 400 to (malformed headers, too many fields…), in our shape.
+    return api.create_response(request, {"detail": "bad request"}, status=400)
+
+
+@api.exception_handler(Exception)
+def _unhandled(request, exc):
+    _log.error("unhandled error in an API call", exc_info=exc, extra={"path": request.path})
+    return api.create_response(request, {"detail": "internal error; it has been logged"}, status=500)

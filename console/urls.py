@@ -1,0 +1,21 @@
+"""The URL map: the overview and /metrics, every app's pages, the core's, the API under /api/v1/."""
+from django.contrib import admin
+from django.urls import include, path
+
+from . import views
+from .api import api
+
+handler403 = "rolloutops.views.forbidden"
+handler404 = "rolloutops.views.not_found"  # JSON under /api/, the page elsewhere
+handler500 = "rolloutops.views.server_error"  # JSON under /api/; 503 + Retry-After when a dependency is down
+
+urlpatterns = [
+    path("", views.overview, name="overview"),
+    path("metrics", views.metrics, name="metrics"),
+    path("", include("rolloutops.urls")),
+    path("agents/", include("agents.urls")),
+    path("rollouts/", include("rollouts.urls")),
+    path("escalations/", include("escalations.urls")),
+    path("api/v1/", api.urls),
+    path("admin/", admin.site.urls),
+]
