@@ -130,12 +130,14 @@ def _mount_routers() -> None:
     from escalations.api import router as escalations_router
     from rollouts.api import router as rollouts_router
     from telemetry.api import router as telemetry_router
+    from telemetry.api_otlp import router as otlp_router
 
     from .api_audit import router as audit_router
 
     api.add_router("", agents_router)
     api.add_router("", rollouts_router)
     api.add_router("", telemetry_router)
+    api.add_router("", otlp_router)
     api.add_router("", escalations_router)
     api.add_router("", audit_router)
 

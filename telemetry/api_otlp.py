@@ -1,0 +1,69 @@
+"""HTTP API of OTLP ingestion (mounted under /api/v1/ by rolloutops.api): POST /otlp/v1/traces, answered
+as an OpenTelemetry collector answers (docs/otlp.md)."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpResponse
+from ninja import Router
+
+from rolloutops.api import require
+from rolloutops.models import Scope
+from rolloutops.roles import Role
+
+from . import otlp
+
+router = Router(tags=["telemetry"])
+
+_DESCRIPTION = """
+OpenTelemetry OTLP/HTTP traces: point an OTLP exporter's traces endpoint here
+(`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=https://…/api/v1/otlp/v1/traces`,
+`OTEL_EXPORTER_OTLP_TRACES_HEADERS=Authorization=Bearer%20<token>`). Token scope `events:write`,
+owned by an operator.
+
+Bodies: `application/x-protobuf` or `application/json` (an `ExportTraceServiceRequest`), optionally
+`Content-Encoding: gzip` or `deflate`. Each span carrying `rolloutops.request_key` is one decision,
+stored as `POST /events` stores it (same validation, same idempotency: re-exporting changes nothing);
+the spans below it in its trace become its trace steps. The mapping is in docs/otlp.md.
+
+Answers 200 with an `ExportTraceServiceResponse` in the request's encoding; when decision spans are
+refused, `partial_success.rejected_spans` counts them and `error_message` names the first reasons.
+400 for a body that cannot be decoded, 413 over the size limit, 415 for another content type or
+encoding (with a `google.rpc.Status` body).
+"""
+
+
+def _refused(status: int, message: str, content_type: str) -> HttpResponse:
+    body, kind = otlp.encode_status(status, message, content_type=content_type)
+    return HttpResponse(body, status=status, content_type=kind)
+
+
+@router.post(
+    "/otlp/v1/traces",
+    summary="Report decisions as OpenTelemetry traces (OTLP/HTTP, protobuf or JSON)",
+    description=_DESCRIPTION,
+    response={200: None, 400: None, 413: None, 415: None},
+    openapi_extra={"requestBody": {"required": True, "content": {
+        otlp.PROTOBUF: {"schema": {"type": "string", "format": "binary"}},
+        otlp.JSON: {"schema": {"type": "object", "description": "OTLP/JSON ExportTraceServiceRequest"}},
+    }}},
+)
+def otlp_traces(request):
+    require(request, roles={Role.OPERATOR}, scope=Scope.EVENTS_WRITE)
+    content_type = request.headers.get("Content-Type", "")
+    if otlp.media_type(content_type) not in otlp.CONTENT_TYPES:
+        return _refused(415, f"Content-Type {otlp.media_type(content_type) or 'none'!r} is not supported "
+                        f"({otlp.PROTOBUF} or {otlp.JSON})", content_type)
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE or otlp.DEFAULT_LIMIT
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        return _refused(413, f"the body is larger than {limit:,} bytes", content_type)
+    try:
+        export = otlp.decode_request(body, content_type=content_type,
+                                     content_encoding=request.headers.get("Content-Encoding", ""), limit=limit)
+    except otlp.OtlpRefused as exc:
+        return _refused(exc.status, exc.message, content_type)
+    result = otlp.otlp_traces_ingest(export=export)
+    return HttpResponse(otlp.encode_response(result, content_type=content_type),
+                        content_type=otlp.media_type(content_type))
