@@ -112,8 +112,10 @@ class Runtime:
                     d.record_shadow(label=label, confidence=confidence,
                                     latency_ms=(time.perf_counter() - started) * 1000 + self.work_s * 1000)
                     self.count("shadow decisions")
-        except RuntimeError:
-            self.count("agent errors")  # recorded by decision() as outcome "error"; the request goes on by hand
+        except RuntimeError as exc:
+            # decision() recorded it as outcome "error"; a person takes the request over.
+            log.info("%s: the agent failed (%s)", req.key, exc)
+            self.count("agent errors")
             return
         if d.route.handler == "agent" and self.rng.random() < self.review_share:
             # People review a sample of what the agent decided: the human side of live pairs.

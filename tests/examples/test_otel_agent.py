@@ -43,3 +43,18 @@ def test_an_instrumented_agents_spans_become_pairs_on_the_shadow_page(live_serve
     events_fold()
     report = rollout_discrepancy(rollout_id=rollout.pk)
     assert (report["pairs"], report["agreements"], report["against"]) == (40, 36, "human")
+
+
+def test_with_people_at_an_instrumented_review_desk_the_pairs_come_from_spans_alone(live_server, run_example):
+    rollout = rollout_with_history()
+    token = token_issue(user=UserFactory(roles=["operator"]), scopes="events:write", name="kyc-otel")[1]
+    out = run_example("otel_agent.py", "--url", live_server.url, "--token", token, "--agent", rollout.agent.slug,
+                      "--version", rollout.version.version, "--requests", "30", "--pause-ms", "0", "--people")
+    agreed = int(out.split("people decided the same 30 requests: ")[1].split()[0])
+    assert 20 < agreed < 30
+
+    people = Event.objects.filter(agent=rollout.agent, kind="human")
+    assert people.count() == 30 and {e.version_id for e in people} == {None}
+    events_fold()
+    report = rollout_discrepancy(rollout_id=rollout.pk)
+    assert (report["pairs"], report["agreements"]) == (30, agreed)
