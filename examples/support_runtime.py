@@ -43,10 +43,13 @@ SEGMENTS = {
 }
 GENERIC = {"standard": 0.96, "priority": 0.96}
 TOOLS = ("crm.lookup_customer", "policy.evaluate", "ledger.search")
-# Rates kept well inside the default guardrails (error 5 %, escalation 20 %, disagreement 10 %), and
-# the agents' error rate under the people's, so simulated traffic never rolls a healthy rollout back.
-AGENT_ERROR_RATE = 0.003
-PEOPLE_TIMEOUT_RATE = 0.01
+# Rates well inside the default guardrails (error 5 %, escalation 20 %, disagreement 10 %), with
+# candidates a little better than what they are compared with (the version in production, or people
+# missing their deadline), so simulated traffic does not roll a healthy rollout back; raise
+# --candidate-error-rate to watch the guardrails roll one back.
+INCUMBENT_ERROR_RATE = 0.012
+PEOPLE_TIMEOUT_RATE = 0.012
+CANDIDATE_ERROR_RATE = 0.008
 
 
 @dataclass(frozen=True)
@@ -60,8 +63,9 @@ class Request:
 
 class Runtime:
     def __init__(self, client: Client, *, review_share: float, escalate_below: float, work_ms: float,
-                 seed: int | None):
+                 seed: int | None, candidate_error_rate: float = CANDIDATE_ERROR_RATE):
         self.client = client
+        self.candidate_error_rate = candidate_error_rate
         self.review_share = review_share
         self.escalate_below = escalate_below
         self.work_s = work_ms / 1000
@@ -122,13 +126,21 @@ class Runtime:
             self.client.record(agent=agent, request_key=req.key, kind="human", label=req.truth, segment=req.segment)
             self.count("reviewed by people")
 
+    def is_candidate(self, route, agent: str) -> bool:
+        """The version acting is the open rollout's candidate (not the version in production)."""
+        snapshot = self.client.snapshot
+        entry = snapshot.entry(agent) if snapshot else None
+        rollout = (entry or {}).get("rollout") or {}
+        return route.rollout is not None and route.version == rollout.get("candidate")
+
     def _agent_acts(self, d, req: Request) -> None:
         for tool in self.rng.sample(TOOLS, 2):
             started = time.perf_counter()
             time.sleep(self.work_s * self.rng.uniform(0.5, 1.5))
             d.step(tool=tool, arguments={"request": req.key}, result={"ok": True},
                    duration_ms=round((time.perf_counter() - started) * 1000, 1))
-        if self.rng.random() < AGENT_ERROR_RATE:
+        if self.rng.random() < (self.candidate_error_rate if self.is_candidate(d.route, req.agent)
+                                else INCUMBENT_ERROR_RATE):
             raise RuntimeError("model endpoint returned 503")
         d.label, d.confidence = self.decide(req, d.route.version)
         self.count(f"decided by {req.agent} {d.route.version}")
@@ -164,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--escalate-below", type=float, default=0.5,
                         help="an agent decision less confident than this goes to people (default 0.5)")
     parser.add_argument("--work-ms", type=float, default=150, help="simulated time of one tool call")
+    parser.add_argument("--candidate-error-rate", type=float, default=CANDIDATE_ERROR_RATE,
+                        help=f"how often a candidate version fails (default {CANDIDATE_ERROR_RATE}; the version "
+                             f"in production {INCUMBENT_ERROR_RATE}): raise it to see an automatic rollback")
     parser.add_argument("--seed", type=int, default=None, help="repeatable requests (default: random)")
     parser.add_argument("--report-every", type=float, default=60, help="seconds between progress lines")
     args = parser.parse_args(argv)
@@ -183,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         client.close(1)
         return 1
     runtime = Runtime(client, review_share=args.review_share, escalate_below=args.escalate_below,
-                      work_ms=args.work_ms, seed=args.seed)
+                      work_ms=args.work_ms, seed=args.seed, candidate_error_rate=args.candidate_error_rate)
     agents = agents_to_serve(client, args)
     log.info("serving %s at %.2f requests/s each (run %s)", ", ".join(agents) or "no agent yet", args.rate, runtime.run)
     pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="request")

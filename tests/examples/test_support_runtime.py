@@ -70,3 +70,17 @@ def test_the_runtime_routes_decides_records_and_escalates(live_server, run_examp
     assert len(ticket.context["attempts"]) == 2 and ticket.context["input"].startswith("request ")
     assert claims.get(request_key=ticket.request_key).outcome == "escalated"
     assert EscalationTicket.objects.filter(agent=live.agent).count() == summary["counts"]["escalations"]
+
+
+def test_a_failing_candidate_fails_and_the_version_in_production_does_not(live_server, run_example, world):
+    _, live = world
+    token = token_issue(user=UserFactory(roles=["operator"]), scopes="route:read,events:write,escalations:write",
+                        name="support-runtime")[1]
+    run_example("support_runtime.py", "--url", live_server.url, "--token", token, "--agent", "claims-desk",
+                "--rate", "40", "--duration", "2", "--work-ms", "0", "--candidate-error-rate", "1", "--seed", "3")
+    claims = Event.objects.filter(agent=live.agent, kind="agent")
+    candidate = set(claims.filter(arm=Arm.CANDIDATE).values_list("outcome", "label"))
+    assert candidate == {("error", "error")}
+    incumbent = list(claims.filter(arm=Arm.CONTROL).values_list("outcome", flat=True))
+    assert incumbent and incumbent.count("error") < len(incumbent) / 4
+    assert not Event.objects.exclude(agent=live.agent).exists()  # --agent: only the agent named
