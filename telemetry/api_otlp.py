@@ -11,7 +11,7 @@ from rolloutops.api import require
 from rolloutops.models import Scope
 from rolloutops.roles import Role
 
-from . import otlp
+from . import otlp, otlp_wire
 
 router = Router(tags=["telemetry"])
 
@@ -33,37 +33,31 @@ encoding (with a `google.rpc.Status` body).
 """
 
 
-def _refused(status: int, message: str, content_type: str) -> HttpResponse:
-    body, kind = otlp.encode_status(status, message, content_type=content_type)
-    return HttpResponse(body, status=status, content_type=kind)
-
-
 @router.post(
     "/otlp/v1/traces",
     summary="Report decisions as OpenTelemetry traces (OTLP/HTTP, protobuf or JSON)",
     description=_DESCRIPTION,
     response={200: None, 400: None, 413: None, 415: None},
     openapi_extra={"requestBody": {"required": True, "content": {
-        otlp.PROTOBUF: {"schema": {"type": "string", "format": "binary"}},
-        otlp.JSON: {"schema": {"type": "object", "description": "OTLP/JSON ExportTraceServiceRequest"}},
+        otlp_wire.PROTOBUF: {"schema": {"type": "string", "format": "binary"}},
+        otlp_wire.JSON: {"schema": {"type": "object", "description": "OTLP/JSON ExportTraceServiceRequest"}},
     }}},
 )
 def otlp_traces(request):
     require(request, roles={Role.OPERATOR}, scope=Scope.EVENTS_WRITE)
     content_type = request.headers.get("Content-Type", "")
-    if otlp.media_type(content_type) not in otlp.CONTENT_TYPES:
-        return _refused(415, f"Content-Type {otlp.media_type(content_type) or 'none'!r} is not supported "
-                        f"({otlp.PROTOBUF} or {otlp.JSON})", content_type)
-    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE or otlp.DEFAULT_LIMIT
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE or otlp_wire.DEFAULT_LIMIT
     try:
-        body = request.body
-    except RequestDataTooBig:
-        return _refused(413, f"the body is larger than {limit:,} bytes", content_type)
-    try:
-        export = otlp.decode_request(body, content_type=content_type,
-                                     content_encoding=request.headers.get("Content-Encoding", ""), limit=limit)
-    except otlp.OtlpRefused as exc:
-        return _refused(exc.status, exc.message, content_type)
+        kind = otlp_wire.accepted_type(content_type)  # before the body is read: a wrong type needs none of it
+        try:
+            body = request.body
+        except RequestDataTooBig:
+            raise otlp_wire.OtlpRefused(413, f"the body is larger than {limit:,} bytes") from None
+        export = otlp_wire.decode_request(body, content_type=content_type, limit=limit,
+                                          content_encoding=request.headers.get("Content-Encoding", ""))
+    except otlp_wire.OtlpRefused as exc:
+        body, answer_type = otlp_wire.encode_status(exc.status, exc.message, content_type=content_type)
+        return HttpResponse(body, status=exc.status, content_type=answer_type)
     result = otlp.otlp_traces_ingest(export=export)
-    return HttpResponse(otlp.encode_response(result, content_type=content_type),
-                        content_type=otlp.media_type(content_type))
+    return HttpResponse(otlp_wire.encode_response(rejected=result.rejected, error_message=result.error_message,
+                                                  content_type=kind), content_type=kind)

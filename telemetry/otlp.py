@@ -1,31 +1,19 @@
-"""OTLP/HTTP trace ingestion (docs/otlp.md): decode an export request, map its decision spans to
-events, and store them through events_ingest, so validation and idempotency are those of POST /events."""
+"""OTLP trace ingestion (docs/otlp.md, "Mapping"): the decision spans of an export request become
+events, stored through events_ingest, so validation and idempotency are those of POST /events; the
+spans below a decision become its trace steps. Reading the request's body is otlp_wire's."""
 from __future__ import annotations
 
-import base64
 import json
 import logging
-import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone as dt_timezone
 
-from google.protobuf import json_format
-from google.protobuf.message import DecodeError
-from google.rpc import status_pb2
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
-)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
 from .services import MAX_BATCH, events_ingest
 
 log = logging.getLogger("rolloutops.telemetry")
-
-PROTOBUF = "application/x-protobuf"
-JSON = "application/json"
-CONTENT_TYPES = (PROTOBUF, JSON)
-# Decompressed bodies are held to the upload limit (DATA_UPLOAD_MAX_MEMORY_SIZE); this when it is off.
-DEFAULT_LIMIT = 16 * 1024 * 1024
 
 # The attributes of docs/otlp.md ("Mapping").
 REQUEST_KEY = "rolloutops.request_key"
@@ -44,128 +32,6 @@ MAX_STEPS = 200
 MAX_STEP_TEXT = 2_000
 # How many rejection reasons the answer's error_message spells out (the count is always exact).
 MAX_REASONS = 5
-# google.rpc.Code values of the error answers (the OTLP/HTTP specification asks for a Status).
-_CODES = {400: 3, 413: 8, 415: 3}  # INVALID_ARGUMENT, RESOURCE_EXHAUSTED
-
-
-class OtlpRefused(Exception):
-    """The whole request is refused: nothing of it is stored. `status` is the HTTP status."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-# --- decoding ------------------------------------------------------------------------------
-
-
-def media_type(content_type: str) -> str:
-    return content_type.split(";", 1)[0].strip().lower()
-
-
-def _inflate(body: bytes, *, wbits: int, limit: int, name: str) -> bytes:
-    """Decompress at most `limit` bytes: a few kilobytes of gzip can expand to gigabytes."""
-    out = bytearray()
-    data = body
-    while data:
-        stream = zlib.decompressobj(wbits)
-        try:
-            out += stream.decompress(data, limit + 1 - len(out))
-        except zlib.error as exc:
-            raise OtlpRefused(400, f"the body is not valid {name}: {exc}") from None
-        if len(out) > limit:
-            raise OtlpRefused(413, f"the decompressed body is larger than {limit:,} bytes")
-        if not stream.eof:
-            raise OtlpRefused(400, f"the {name} body is truncated")
-        data = stream.unused_data  # gzip allows several members one after another
-    return bytes(out)
-
-
-def decompress(body: bytes, *, encoding: str, limit: int) -> bytes:
-    encoding = encoding.strip().lower()
-    if encoding in ("", "identity"):
-        return body
-    if encoding == "gzip":
-        return _inflate(body, wbits=16 + zlib.MAX_WBITS, limit=limit, name="gzip")
-    if encoding == "deflate":
-        # HTTP's "deflate" is the zlib format; some senders send raw deflate, so that is accepted too.
-        try:
-            return _inflate(body, wbits=zlib.MAX_WBITS, limit=limit, name="deflate")
-        except OtlpRefused as exc:
-            if exc.status != 400:
-                raise
-            return _inflate(body, wbits=-zlib.MAX_WBITS, limit=limit, name="deflate")
-    raise OtlpRefused(415, f"Content-Encoding {encoding!r} is not supported (gzip, deflate or none)")
-
-
-# OTLP/JSON writes trace and span ids as hex where the protobuf JSON mapping expects base64: a hex
-# id parsed as base64 would decode, silently, to other bytes. These fields are converted first.
-_ID_FIELDS = ("traceId", "trace_id", "spanId", "span_id", "parentSpanId", "parent_span_id")
-
-
-def _hex_to_base64(holder: dict) -> None:
-    for name in _ID_FIELDS:
-        value = holder.get(name)
-        if value is None:
-            continue
-        if not isinstance(value, str):
-            raise OtlpRefused(400, f"{name} must be a hex string")
-        try:
-            holder[name] = base64.b64encode(bytes.fromhex(value)).decode("ascii")
-        except ValueError:
-            raise OtlpRefused(400, f"{name} is not a hex string: {value[:40]!r}") from None
-
-
-def _items(holder: dict, *names: str) -> list:
-    for name in names:
-        value = holder.get(name)
-        if value is not None:
-            if not isinstance(value, list):
-                raise OtlpRefused(400, f"{name} must be an array")
-            return value
-    return []
-
-
-def _json_request(body: bytes) -> ExportTraceServiceRequest:
-    try:
-        data = json.loads(body)
-    except (ValueError, RecursionError) as exc:
-        raise OtlpRefused(400, f"the body is not JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise OtlpRefused(400, "an OTLP/JSON export request is a JSON object")
-    for resource_spans in _items(data, "resourceSpans", "resource_spans"):
-        for scope_spans in _items(resource_spans if isinstance(resource_spans, dict) else {},
-                                  "scopeSpans", "scope_spans"):
-            for span in _items(scope_spans if isinstance(scope_spans, dict) else {}, "spans"):
-                if isinstance(span, dict):
-                    _hex_to_base64(span)
-                    for link in _items(span, "links"):
-                        if isinstance(link, dict):
-                            _hex_to_base64(link)
-    try:
-        # Unknown fields are ignored, as the OTLP specification asks of receivers.
-        return json_format.ParseDict(data, ExportTraceServiceRequest(), ignore_unknown_fields=True)
-    except (json_format.ParseError, RecursionError) as exc:
-        raise OtlpRefused(400, f"the body is not an OTLP/JSON export request: {exc}") from None
-
-
-def decode_request(body: bytes, *, content_type: str, content_encoding: str = "",
-                   limit: int) -> ExportTraceServiceRequest:
-    """The export request in `body`; OtlpRefused (400, 413, 415) when it cannot be read."""
-    kind = media_type(content_type)
-    if kind not in CONTENT_TYPES:
-        raise OtlpRefused(415, f"Content-Type {kind or 'none'!r} is not supported ({PROTOBUF} or {JSON})")
-    raw = decompress(body, encoding=content_encoding, limit=limit)
-    if kind == JSON:
-        return _json_request(raw)
-    try:
-        return ExportTraceServiceRequest.FromString(raw)
-    except (DecodeError, RecursionError) as exc:
-        raise OtlpRefused(400, f"the body is not an OTLP protobuf export request: {exc}") from None
-
-
-# --- mapping -------------------------------------------------------------------------------
 
 
 def _value(value):
@@ -390,31 +256,3 @@ def otlp_traces_ingest(*, export: ExportTraceServiceRequest) -> OtlpResult:
         log.warning("otlp: %d of %d decision span(s) rejected", result.rejected, result.decisions,
                     extra={"rejected": result.rejected, "first": result.reasons[0]})
     return result
-
-
-# --- answers -------------------------------------------------------------------------------
-
-
-def encode_response(result: OtlpResult, *, content_type: str) -> bytes:
-    """ExportTraceServiceResponse in the request's encoding; partial_success only when spans were
-    rejected (a fully accepted request leaves it unset, as the specification asks)."""
-    if media_type(content_type) == JSON:
-        body: dict = {}
-        if result.rejected:
-            body["partialSuccess"] = {"rejectedSpans": result.rejected, "errorMessage": result.error_message}
-        return json.dumps(body).encode()
-    response = ExportTraceServiceResponse()
-    if result.rejected:
-        response.partial_success.CopyFrom(ExportTracePartialSuccess(rejected_spans=result.rejected,
-                                                                    error_message=result.error_message))
-    return response.SerializeToString()
-
-
-def encode_status(status: int, message: str, *, content_type: str) -> tuple[bytes, str]:
-    """The body of an error answer: a google.rpc.Status in the request's encoding (JSON when the
-    request's own encoding is not one of OTLP's)."""
-    code = _CODES.get(status, 2)  # UNKNOWN
-    if media_type(content_type) == PROTOBUF:
-        return status_pb2.Status(code=code, message=message).SerializeToString(), PROTOBUF
-    return json.dumps({"code": code, "message": message}).encode(), JSON
-

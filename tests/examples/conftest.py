@@ -6,7 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.client.conftest import live_server, live_server_plain_http  # noqa: F401 (fixtures)
+from tests.client import conftest as client_fixtures
+
+# The live server over plain HTTP, as the client's tests have it.
+live_server_plain_http = client_fixtures.live_server_plain_http
+live_server = client_fixtures.live_server
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

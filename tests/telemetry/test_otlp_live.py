@@ -9,11 +9,15 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 
 from rolloutops.tokens import token_issue
 from telemetry.models import Event
-from tests.client.conftest import live_server, live_server_plain_http  # noqa: F401 (fixtures)
+from tests.client import conftest as client_fixtures
 from tests.factories import UserFactory
 from tests.telemetry.factories import rollout_with_history
 
 from .otlp_spans import PROTOBUF, Recorder
+
+# The live server over plain HTTP, as the client's tests have it.
+live_server_plain_http = client_fixtures.live_server_plain_http
+live_server = client_fixtures.live_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
