@@ -181,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
                              f"in production {INCUMBENT_ERROR_RATE}): raise it to see an automatic rollback")
     parser.add_argument("--seed", type=int, default=None, help="repeatable requests (default: random)")
     parser.add_argument("--report-every", type=float, default=60, help="seconds between progress lines")
+    parser.add_argument("--startup-timeout", type=float, default=60,
+                        help="seconds to wait for the server's first routing snapshot (it may still be starting)")
     args = parser.parse_args(argv)
     if not args.token:
         parser.error("--token or $ROLLOUTOPS_TOKEN is required")
@@ -193,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     client = Client(args.url, args.token, flush_at_exit_s=None)
-    if not client.wait_ready(15):
+    if not client.wait_ready(args.startup_timeout):
         log.error("no routing snapshot from %s: %s", args.url, client.stats().last_refresh_error)
         client.close(1)
         return 1
