@@ -18,6 +18,7 @@ from rolloutops.exceptions import DomainError
 from rolloutops.probes import RETRY_AFTER_SECONDS, UNAVAILABLE, dependency_down
 from rollouts.api import router as rollouts_router
 from telemetry.api import router as telemetry_router
+from telemetry.api_otlp import router as otlp_router
 
 _log = logging.getLogger("rolloutops.api")
 
@@ -32,6 +33,7 @@ api = NinjaAPI(
 api.add_router("", agents_router)
 api.add_router("", rollouts_router)
 api.add_router("", telemetry_router)
+api.add_router("", otlp_router)
 api.add_router("", escalations_router)
 api.add_router("", audit_router)
 

@@ -5,7 +5,7 @@ import pytest
 pytestmark = pytest.mark.django_db
 
 PAGES = ["/agents/nope/", "/agents/nope/versions/1.0/", "/rollouts/999999/", "/escalations/999999/",
-         "/telemetry/rollouts/999999/shadow/", "/telemetry/rollouts/999999/pairs/k1/"]
+         "/rollouts/999999/shadow/", "/rollouts/999999/pairs/k1/"]
 API = ["/api/v1/agents/nope", "/api/v1/agents/nope/versions/1.0", "/api/v1/rollouts/999999",
        "/api/v1/promotions/999999", "/api/v1/escalations/999999", "/api/v1/rollouts/999999/guardrails",
        "/api/v1/rollouts/999999/discrepancy"]
