@@ -67,6 +67,9 @@ def test_demo_serves_pages_runs_a_worker_and_stops_cleanly(tmp_path: Path):
     assert f"open http://127.0.0.1:{port}/" in output
     assert "demo-pass-2026" in output and "olivia" in output and "rita" in output and "maya" in output
     assert "Stopped." in output
+    # The example agent runtime ran beside it (it keeps the demo's live stages from going silent) and stopped.
+    assert "Agent runtime (examples/support_runtime.py" in output and "Stopping the agent runtime" in output
+    assert (tmp_path / "var" / "support-runtime.log").exists()
     log = (tmp_path / "var" / "celery-worker.log").read_text(errors="replace")
     assert "Warm shutdown" in log
 

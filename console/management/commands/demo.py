@@ -1,5 +1,8 @@
-"""manage.py demo [--port 8000] [--no-seed]: the embedded demo in one command — database, demo data,
-demo people, a Celery worker with beat, and the web server."""
+"""manage.py demo [--port 8000] [--no-seed] [--no-traffic]: the embedded demo in one command —
+database, demo data, demo people, a Celery worker with beat, an agent runtime sending traffic
+(examples/support_runtime.py on the client library), and the web server."""
+import importlib.util
+import os
 import signal
 import subprocess
 import sys
@@ -18,6 +21,9 @@ from rolloutops.policy import Role
 # One person per role when the demo starts without its data (--no-seed); seed_demo adds more.
 DEMO_PEOPLE = (("olivia", Role.OPERATOR), ("rita", Role.REVIEWER), ("maya", Role.MANAGER))
 WORKER_STOP_SECONDS = 20
+# The demo's agents keep reporting, as a real runtime would: a live stage that hears nothing for
+# ten minutes is paused as inconclusive (docs/decisions.md, "Silence is not health").
+RUNTIME_RATE_PER_AGENT = 0.3
 
 
 class Command(BaseCommand):
@@ -27,8 +33,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--no-seed", action="store_true", help="do not load the demo data into an empty database")
+        parser.add_argument("--no-traffic", action="store_true",
+                            help="do not start the example agent runtime (the demo's live stages then go silent)")
 
-    def handle(self, *args, port, no_seed, **options):
+    def handle(self, *args, port, no_seed, no_traffic, **options):
         settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
         self.stdout.write("Preparing the database…")
         call_command("migrate", interactive=False, verbosity=0)
@@ -38,6 +46,7 @@ class Command(BaseCommand):
 
         worker_log = settings.VAR_DIR / "celery-worker.log"
         worker = self._start_worker(worker_log)
+        runtime = None if no_traffic else self._start_runtime(port)
         # SIGTERM (a process manager, `kill`) takes the same path as Ctrl-C: runserver exits and
         # the worker is stopped below, warm, so a task in progress finishes.
         previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
@@ -49,6 +58,9 @@ class Command(BaseCommand):
             for username, role in DEMO_PEOPLE:
                 self.stdout.write(f"  {username:<7} {role}")
             self.stdout.write(f"Celery worker + beat (pid {worker.pid}) logs to {worker_log}")
+            if runtime is not None:
+                self.stdout.write(f"Agent runtime (examples/support_runtime.py, pid {runtime.pid}) logs to "
+                                  f"{settings.VAR_DIR / 'support-runtime.log'}")
             self.stdout.write("Press Ctrl-C to stop.\n")
             call_command("runserver", f"127.0.0.1:{port}", use_reloader=False, use_threading=True,
                          shutdown_message="Stopping…")
@@ -56,6 +68,8 @@ class Command(BaseCommand):
             pass
         finally:
             signal.signal(signal.SIGTERM, previous)
+            if runtime is not None:
+                self._stop(runtime, "the agent runtime")
             self._stop_worker(worker)
 
     def _seed(self) -> None:
@@ -88,6 +102,40 @@ class Command(BaseCommand):
             tail = log_path.read_text(errors="replace").splitlines()[-20:]
             raise CommandError("the Celery worker did not start:\n" + "\n".join(tail))
         return worker
+
+    def _start_runtime(self, port: int) -> subprocess.Popen | None:
+        """The example runtime, on the client library, with a day's token of olivia's: it routes
+        each request through the routing snapshot, decides, reports and escalates like a real one."""
+        script = settings.BASE_DIR / "examples" / "support_runtime.py"
+        if importlib.util.find_spec("rolloutops_client") is None or not script.exists():
+            self.stdout.write(self.style.WARNING(
+                "No agent runtime: install the client (pip install ./client) for live demo traffic. "
+                "Without it the demo's live stages pause as inconclusive after 10 minutes of silence."))
+            return None
+        from rolloutops.tokens import token_issue
+
+        owner = get_user_model().objects.get(username="olivia")
+        _, token = token_issue(user=owner, scopes="route:read,events:write,escalations:write", name="demo-runtime",
+                               expires_in_days=1)
+        log = open(settings.VAR_DIR / "support-runtime.log", "ab")
+        runtime = subprocess.Popen(
+            [sys.executable, str(script), "--url", f"http://127.0.0.1:{port}", "--all-agents",
+             "--rate", str(RUNTIME_RATE_PER_AGENT), "--report-every", "300"],
+            cwd=settings.BASE_DIR, env={**os.environ, "ROLLOUTOPS_TOKEN": token}, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        return runtime
+
+    def _stop(self, process: subprocess.Popen, what: str) -> None:
+        if process.poll() is not None:
+            return
+        self.stdout.write(f"Stopping {what}…")
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=WORKER_STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
     def _stop_worker(self, worker: subprocess.Popen) -> None:
         if worker.poll() is not None:
