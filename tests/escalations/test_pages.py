@@ -31,7 +31,7 @@ def test_empty_queue_renders_its_empty_state(rita_browser):
     response = rita_browser.get("/escalations/")
     assert response.status_code == 200
     assert b"The queue is empty" in response.content
-    assert b"every 5s [document.visibilityState === 'visible']" in response.content
+    assert b'data-live' in response.content and b'hx-trigger="every 5s"' in response.content
 
 
 def test_queue_lists_open_tickets_by_priority_with_breaches_highlighted(rita_browser, make_ticket):
