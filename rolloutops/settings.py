@@ -173,12 +173,14 @@ STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
 # Our CSS and JS, and static/vendor/: htmx's morph extension and the partial plotly.js bundle
 # (scripts/build-vendor). htmx itself comes with django-htmx.
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Production runs collectstatic and sets STATIC_MANIFEST=true (so does `manage.py demo`): hashed
+# names, which WhiteNoise serves gzipped with a year's immutable caching.
+STATIC_MANIFEST = env_bool("STATIC_MANIFEST", False)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
-        # Production runs collectstatic and sets STATIC_MANIFEST=true for hashed, cacheable names.
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
-        if env_bool("STATIC_MANIFEST", False)
+        if STATIC_MANIFEST
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
