@@ -77,6 +77,22 @@
     });
   }
 
+  // --- Scrollable boxes ----------------------------------------------------------------------
+  // A table or trace wider than its box scrolls inside it (never the page); while it does, the
+  // keyboard can reach it to scroll it too.
+  var SCROLLERS = ".table-scroll, .scrolls, .scroll-x > .card, pre";
+
+  function markScrollers() {
+    document.querySelectorAll(SCROLLERS).forEach(function (el) {
+      if (el.scrollWidth > el.clientWidth + 1 || el.scrollHeight > el.clientHeight + 1) {
+        el.setAttribute("tabindex", "0");
+      } else if (el.getAttribute("tabindex") === "0") {
+        el.removeAttribute("tabindex");
+      }
+    });
+  }
+  window.addEventListener("resize", markScrollers);
+
   // --- Time zone ----------------------------------------------------------------------------
   function browserZone() {
     try { return Intl.DateTimeFormat().resolvedOptions().timeZone || ""; } catch (e) { return ""; }
@@ -89,7 +105,11 @@
     document.querySelectorAll("[data-tz-browser-hint]").forEach(function (el) { el.hidden = false; });
     var proposal = document.querySelector("[data-tz-proposal]");
     if (proposal) {
-      proposal.querySelector("[data-tz-use]").value = zone;
+      var use = proposal.querySelector("[data-tz-use]");
+      use.value = zone;
+      // The browser's zone is the one shown already: only "keep" is left to say.
+      use.hidden = zone === proposal.getAttribute("data-tz-current");
+      proposal.querySelector("[data-tz-same]").hidden = !use.hidden;
       proposal.hidden = false;
     }
   }
@@ -107,7 +127,11 @@
       var other = select.value === select.getAttribute("data-label-choice");
       form.querySelectorAll("[data-other-label]").forEach(function (el) {
         el.hidden = !other;
-        el.querySelectorAll("input").forEach(function (input) { input.disabled = !other; input.required = other; });
+        el.querySelectorAll("input").forEach(function (input) {
+          input.disabled = !other;
+          // The new label is needed; its confirmation the server asks for, with the reason.
+          if (input.type === "text") { input.required = other; }
+        });
       });
     });
   }
@@ -120,9 +144,11 @@
     drawCharts(document);
     proposeZone();
     syncLabelChoice(document);
+    markScrollers();
   });
   document.addEventListener("htmx:afterSettle", function () {
     drawCharts(document);
     syncLabelChoice(document);
+    markScrollers();
   });
 })();

@@ -134,3 +134,4 @@ def test_queue_page_query_count_does_not_grow_with_tickets(rita_browser, make_ti
     rita_browser.get("/escalations/")  # warm the session and role caches
     with django_assert_max_num_queries(12):
         assert rita_browser.get("/escalations/", headers=HX).status_code == 200
+
