@@ -113,19 +113,26 @@ class World:
     browser: object
     contexts: list = field(default_factory=list)
 
+    sessions: dict = field(default_factory=dict)
+
     def page(self, username: str, *, timezone_id: str = "UTC", width: int = 1360, height: int = 860):
-        """A fresh tab (own cookies) signed in as `username` through the login form; closed with the
-        test (world_db), so no page of a finished test keeps polling."""
+        """A fresh tab signed in as `username`, on the overview: through the login form the first
+        time, then in a new context with that session's cookies. Closed with the test (world_db), so
+        no page of a finished test keeps polling."""
         context = self.browser.new_context(base_url=self.url, viewport={"width": width, "height": height},
-                                           timezone_id=timezone_id)
+                                           timezone_id=timezone_id, storage_state=self.sessions.get(username))
         self.contexts.append(context)
         context.set_default_timeout(10_000)
         page = context.new_page()
+        if username in self.sessions:
+            page.goto("/")
+            return page
         page.goto("/login/")
         page.get_by_label("Username").fill(username)
         page.get_by_label("Password").fill(DEMO_PASSWORD)
         page.get_by_role("button", name="Sign in").click()
         page.wait_for_url(lambda url: "/login/" not in url)
+        self.sessions[username] = context.storage_state()
         return page
 
 
