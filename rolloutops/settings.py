@@ -280,7 +280,7 @@ ROLLOUTOPS = {
     },
     "GUARDRAIL_INTERVAL_SECONDS": env_int("GUARDRAIL_INTERVAL_SECONDS", 30),
     # How often each page's live regions ask for fresh figures (docs/pages.md).
-    "REFRESH_SECONDS": {"rollout": 5, "shadow": 10, "overview": 10, "approvals": 15, "queue": 5},
+    "REFRESH_SECONDS": {"rollout": 5, "shadow": 10, "overview": 10, "approvals": 15, "queue": 5, "mine": 15},
     # Raw events: how old an occurred_at may be when it arrives (and how long raw events are kept),
     # and how far ahead of our clock (runtimes' clocks drift a little).
     "EVENT_RETENTION_DAYS": env_int("EVENT_RETENTION_DAYS", 30),

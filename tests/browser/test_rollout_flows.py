@@ -213,16 +213,21 @@ def test_operator_edits_the_plan_in_staging(world, world_db, screenshot_path):
     page.screenshot(path=screenshot_path("plan-editor"), full_page=True)
 
     traffic.fill("2")
+    rows = editor.locator("tr[data-stage-row]")
+    count = rows.count()
     editor.get_by_role("button", name="Add a stage").click()
-    new = editor.locator("tr[data-stage-row]").last
+    expect(rows).to_have_count(count + 1)  # each change of rows is a round trip: wait for it
+    new = rows.last
     new.get_by_label("new stage: name").fill("expand-75")
     new.get_by_label("new stage: traffic %").fill("75")
     new.get_by_label("new stage: stabilization in hours").fill("6")
     new.get_by_label("new stage: minimum samples").fill("800")
     # The new stage must sit before "full": remove full and add it back at the end.
     editor.get_by_role("button", name="Remove full").click()
+    expect(editor.get_by_role("button", name="Remove full")).to_have_count(0)
     editor.get_by_role("button", name="Add a stage").click()
-    last = editor.locator("tr[data-stage-row]").last
+    expect(rows).to_have_count(count + 1)
+    last = rows.last
     last.get_by_label("new stage: name").fill("full")
     last.get_by_label("new stage: traffic %").fill("100")
     last.get_by_label("new stage: stabilization in hours").fill("24")
