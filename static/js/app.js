@@ -39,7 +39,9 @@
     };
     Idiomorph.defaults.callbacks.beforeAttributeUpdated = function (name, element) {
       // A <details> someone opened stays open (and one they closed, closed).
-      return !(name === "open" && element.tagName === "DETAILS");
+      if (name === "open" && element.tagName === "DETAILS") { return false; }
+      // A scrolling box keeps the tabindex markScrollers gave it (and the focus it may hold).
+      return !(name === "tabindex" && element.matches(SCROLLERS));
     };
   }
 
