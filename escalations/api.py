@@ -60,8 +60,10 @@ class ClaimNextIn(Schema):
 
 
 class ResolveIn(Schema):
-    label: str = Field(..., min_length=1, max_length=services.MAX_LABEL)
+    label: str = Field(..., min_length=1, max_length=services.MAX_LABEL,
+                       description="the human decision: one of the labels the agent uses (any case)")
     notes: str = Field("", max_length=services.MAX_NOTES)
+    new_label: bool = Field(False, description="confirms a label the agent has never used (else 422)")
 
 
 class ReleaseIn(Schema):
@@ -194,10 +196,11 @@ def ticket_release(request, ticket_id: int, payload: ReleaseIn | None = None):
     return Status(200, ticket_out(services.ticket_release(actor=principal.user, ticket=ticket_get(pk=ticket_id), note=note)))
 
 
-@router.post("/escalations/{int:ticket_id}/resolve", response={200: TicketOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut})
+@router.post("/escalations/{int:ticket_id}/resolve", response={200: TicketOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut,
+                                                                422: ErrorOut})
 def ticket_resolve(request, ticket_id: int, payload: ResolveIn):
     """Only the claimant resolves; the label is recorded as the human decision for the request."""
     principal = authorize(request, "escalation.work")
     ticket = services.ticket_resolve(reviewer=principal.user, ticket=ticket_get(pk=ticket_id), label=payload.label,
-                                     notes=payload.notes)
+                                     notes=payload.notes, new_label=payload.new_label)
     return Status(200, ticket_out(ticket))

@@ -125,9 +125,3 @@ def tickets_resolved_by(*, user, limit: int = 20) -> list[EscalationTicket]:
 def ticket_history(*, ticket: EscalationTicket) -> list:
     return list(ticket.events.select_related("actor").order_by("at", "pk"))
 
-
-def resolution_labels(*, agent_id: int, limit: int = 30) -> list[str]:
-    """Decisions reviewers already gave for this agent, offered as suggestions."""
-    return list(EscalationTicket.objects.filter(agent_id=agent_id, status=TicketStatus.RESOLVED)
-                .exclude(resolution_label="").values_list("resolution_label", flat=True)
-                .distinct().order_by("resolution_label")[:limit])

@@ -19,6 +19,7 @@ from rolloutops.exceptions import Conflict, Forbidden, Invalid
 from rolloutops.notifications import notify
 from rollouts.models import Rollout, RolloutState
 from rollouts.routing import route
+from telemetry.selectors import agent_labels
 from telemetry.services import human_decision_record
 
 from .claims import claimable_q, context_is_complete, context_segment, lease_active, lease_duration, sla_duration
@@ -282,9 +283,27 @@ def ticket_release(*, actor, ticket: EscalationTicket, note: str = "") -> Escala
         return _reload(current.pk)
 
 
-def ticket_resolve(*, reviewer, ticket: EscalationTicket, label: str, notes: str = "") -> EscalationTicket:
+def resolution_label(*, agent: Agent, label: str, new_label: bool = False) -> str:
+    """The decision as the agent spells it. A human label pairs with the agent's decision on the
+    same request, and a label the agent never gives ("Approved - looks fine" beside "approve")
+    counts as a disagreement in the statistics that gate promotions: so the label is one the agent
+    uses (in any case), or a new one the person confirmed as new."""
+    known = agent_labels(agent_id=agent.pk)
+    for name in known:
+        if name.casefold() == label.casefold():
+            return name
+    if new_label:
+        return label
+    offered = ", ".join(known[:20]) + ("…" if len(known) > 20 else "") if known else "none reported yet"
+    raise Invalid(f"“{label}” is not a decision {agent.slug} makes ({offered}): choose one of its labels, or "
+                  "confirm that this is a new label", field="label", known=known)
+
+
+def ticket_resolve(*, reviewer, ticket: EscalationTicket, label: str, notes: str = "",
+                   new_label: bool = False) -> EscalationTicket:
     """Only the claimant resolves. The decision becomes the human event of the request, so the
-    shadow statistics pair it with the agent's decision; both commit together or not at all."""
+    shadow statistics pair it with the agent's decision; both commit together or not at all. The
+    label is one of the agent's (resolution_label), unless `new_label` confirms a new one."""
     policy.check(reviewer, "escalation.work")
     label = (label or "").strip()
     notes = (notes or "").strip()
@@ -292,6 +311,7 @@ def ticket_resolve(*, reviewer, ticket: EscalationTicket, label: str, notes: str
         raise Invalid("label (the human decision) is required", field="label")
     if len(label) > MAX_LABEL:
         raise Invalid(f"label is longer than {MAX_LABEL} characters", field="label")
+    label = resolution_label(agent=ticket.agent, label=label, new_label=new_label)
     if len(notes) > MAX_NOTES:
         raise Invalid(f"notes are longer than {MAX_NOTES} characters", field="notes")
     now = timezone.now()

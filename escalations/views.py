@@ -11,14 +11,14 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from rolloutops import policy
-from rolloutops.exceptions import DomainError
+from rolloutops.exceptions import DomainError, Invalid
 from rolloutops.pages import error_text, htmx_partial, paginate, require_action
+from telemetry.selectors import agent_labels
 
 from . import claims, services
 from .models import Priority, Reason, TicketStatus
 from .selectors import (
     context_timeline,
-    resolution_labels,
     ticket_agents,
     ticket_get,
     ticket_history,
@@ -29,6 +29,8 @@ from .selectors import (
 )
 
 FILTERS = ("agent", "reason", "priority")
+# The resolve form's choice for a label the agent has never used (it then needs a confirmation).
+OTHER_LABEL = "__other__"
 
 
 def _filters(data) -> dict:
@@ -88,8 +90,9 @@ def claim_next(request):
         query = urlencode({k: v for k, v in filters.items() if v})
         url = reverse("escalations:queue") + (f"?{query}" if query else "")
     else:
-        messages.success(request, f"Ticket #{ticket.pk} is yours until "
-                                  f"{timezone.localtime(ticket.lease_expires_at):%H:%M}; the page keeps renewing it.")
+        until = timezone.localtime(ticket.lease_expires_at)
+        messages.success(request, f"Ticket #{ticket.pk} is yours until {until:%H:%M} {until.tzname()}; "
+                                  "the page keeps renewing it.")
         url = reverse("escalations:ticket", args=[ticket.pk])
     if request.htmx:
         return HttpResponseClientRedirect(url)
@@ -118,7 +121,9 @@ def _ticket_context(request, ticket) -> dict:
         "can_release": ticket.status == TicketStatus.CLAIMED and policy.allows(user, "escalation.release", ticket),
         "history": ticket_history(ticket=ticket),
         "renew_every": _renew_every(lease_seconds),
-        "labels": resolution_labels(agent_id=ticket.agent_id) if holds else [],
+        "labels": agent_labels(agent_id=ticket.agent_id) if holds else [],
+        "other_label": OTHER_LABEL,
+        "form": {},
     }
 
 
@@ -135,19 +140,23 @@ def ticket_detail(request, pk: int):
 
 
 def _act(request, pk: int, action, done: str):
-    """Run one action; htmx gets the updated panel with the outcome, a plain POST a redirect."""
+    """Run one action; htmx gets the updated panel (morphed in, so what is typed in the other forms
+    stays) with the outcome among the page's messages, a plain POST a redirect."""
     ticket = ticket_get(pk=pk)
     try:
         action(ticket)
         level, text = messages.SUCCESS, done
     except DomainError as refused:
         level, text = messages.ERROR, error_text(refused)
+    if htmx_partial(request) and request.POST.get("fragment") == "status":
+        # The page's own lease renewal: the status says how it went; no message to pile up.
+        return render(request, "escalations/ticket.html#ticket-status", _ticket_context(request, ticket_get(pk=pk)))
+    messages.add_message(request, level, text)
     if htmx_partial(request):
         context = _ticket_context(request, ticket_get(pk=pk))
-        context["flash"] = {"level": "success" if level == messages.SUCCESS else "error", "text": text}
-        fragment = "ticket-status" if request.POST.get("fragment") == "status" else "ticket-panel"
-        return render(request, f"escalations/ticket.html#{fragment}", context)
-    messages.add_message(request, level, text)
+        if level == messages.ERROR:
+            context["form"] = request.POST  # a refused resolution comes back as it was filled in
+        return render(request, "escalations/ticket.html#ticket-answer", context)
     return redirect("escalations:ticket", pk=pk)
 
 
@@ -175,6 +184,18 @@ def release(request, pk: int):
 @require_POST
 @require_action("escalation.work")
 def resolve(request, pk: int):
+    """The decision is one of the agent's labels, or "other…" with a new label and its confirmation."""
     label, notes = request.POST.get("label", ""), request.POST.get("notes", "")
-    return _act(request, pk, lambda t: services.ticket_resolve(reviewer=request.user, ticket=t, label=label, notes=notes),
-                f"Resolved as “{label.strip()}”; recorded as the human decision for this request.")
+    new_label = label == OTHER_LABEL
+    if new_label:
+        label = request.POST.get("new_label", "")
+    confirmed = new_label and request.POST.get("confirm_new_label") == "yes"
+
+    def act(ticket):
+        if new_label and not confirmed and label.strip():
+            raise Invalid(f"“{label.strip()}” would be a new decision label: tick the confirmation to record it",
+                          field="confirm_new_label")
+        return services.ticket_resolve(reviewer=request.user, ticket=ticket, label=label, notes=notes,
+                                       new_label=confirmed)
+
+    return _act(request, pk, act, f"Resolved as “{label.strip()}”; recorded as the human decision for this request.")

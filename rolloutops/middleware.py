@@ -9,6 +9,7 @@ from django.views.defaults import page_not_found
 
 from .audit import RequestContext, request_context
 from .exceptions import NotFound
+from .timezones import chosen_zone
 
 # The API answers 401 itself (JSON, bearer tokens); health and metrics are for probes.
 _OPEN_PREFIXES = ("/api/", "/static/", "/healthz", "/readyz", "/metrics")
@@ -53,15 +54,19 @@ class NotFoundPages:
 
 
 class UserTimezone:
-    """Activates the timezone the browser reported (cookie `tz`, set by static/js/app.js)."""
+    """Activates the time zone the signed-in person chose (rolloutops/timezones.py); the server's
+    until they choose. Probes and static files need none."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        name = request.COOKIES.get("tz")
-        try:
-            timezone.activate(zoneinfo.ZoneInfo(name)) if name else timezone.deactivate()
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        name = "" if request.path.startswith(_OPEN_PREFIXES) else chosen_zone(request)
+        if name:
+            timezone.activate(zoneinfo.ZoneInfo(name))
+        else:
             timezone.deactivate()
-        return self.get_response(request)
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()  # the thread's next request starts from the server's zone

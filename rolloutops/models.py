@@ -1,4 +1,4 @@
-"""Cross-app records: API tokens for machines and scripts, and the hash-chained audit trail."""
+"""Cross-app records: API tokens for machines and scripts, the hash-chained audit trail, people's settings."""
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -87,3 +87,17 @@ class AuditCheckpoint(models.Model):
 
     def __str__(self) -> str:
         return f"checkpoint {self.at:%Y-%m-%d %H:%M:%S} at entry {self.seq}"
+
+
+class Profile(models.Model):
+    """A person's own settings: the time zone every time is shown in (rolloutops/timezones.py)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True,
+                                related_name="rolloutops_profile")
+    # An IANA name ("Europe/Berlin"); empty until the person chooses, and pages meanwhile show the
+    # server's zone (settings.TIME_ZONE) and propose the browser's.
+    time_zone = models.CharField(max_length=64, blank=True, default="")
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.time_zone or 'no time zone chosen'})"

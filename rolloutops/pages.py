@@ -1,7 +1,8 @@
 """What every page view shares: the policy decorator, partial rendering, pagination, one line per
-domain error."""
+domain error, the live regions' refresh intervals."""
 from functools import wraps
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 
@@ -43,3 +44,8 @@ def paginate(request, queryset, per_page: int = 50):
 def error_text(exc: DomainError) -> str:
     """A domain error as one line for a page message (a plan error may list several problems)."""
     return exc.detail if isinstance(exc.detail, str) else "; ".join(map(str, exc.detail))
+
+
+def refresh(request) -> dict:
+    """Context processor: how often each page's live regions poll (settings.ROLLOUTOPS["REFRESH_SECONDS"])."""
+    return {"refresh": settings.ROLLOUTOPS["REFRESH_SECONDS"]}

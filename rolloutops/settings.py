@@ -4,6 +4,7 @@ from pathlib import Path
 import os
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from rolloutops.local_secret import persisted_secret
@@ -80,6 +81,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -111,6 +113,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "console.context_processors.navigation",
                 "console.context_processors.enums",
+                "rolloutops.timezones.time_zone",
+                "rolloutops.pages.refresh",
             ],
         },
     }
@@ -166,19 +170,17 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
+# Our CSS and JS, and static/vendor/: htmx's morph extension and the partial plotly.js bundle
+# (scripts/build-vendor). htmx itself comes with django-htmx.
 STATICFILES_DIRS = [BASE_DIR / "static"]
-try:  # plotly.js comes from the plotly package itself, so the Python and JS sides always match
-    import plotly
-
-    STATICFILES_DIRS.append(("vendor/plotly", str(Path(plotly.__file__).parent / "package_data")))
-except ImportError:  # pragma: no cover
-    pass
+# Production runs collectstatic and sets STATIC_MANIFEST=true (so does `manage.py demo`): hashed
+# names, which WhiteNoise serves gzipped with a year's immutable caching.
+STATIC_MANIFEST = env_bool("STATIC_MANIFEST", False)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
-        # Production runs collectstatic and sets STATIC_MANIFEST=true for hashed, cacheable names.
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
-        if env_bool("STATIC_MANIFEST", False)
+        if STATIC_MANIFEST
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
@@ -195,6 +197,24 @@ SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (django-csp): scripts, styles and everything else from our own static
+# files only: no inline script or style, no eval (htmx runs with allowEval off, templates/base.html),
+# no CDN. Every page is checked for violations in the browser tests (tests/browser/test_pages.py).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        # Plotly draws its toolbar icons and exports images as data: URLs.
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "font-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 SESSION_COOKIE_HTTPONLY = True
 
 # Celery. The embedded default is kombu's filesystem transport: a real worker and beat in
@@ -259,6 +279,8 @@ ROLLOUTOPS = {
         "P4": env_int("SLA_P4_SECONDS", 24 * 60 * 60),
     },
     "GUARDRAIL_INTERVAL_SECONDS": env_int("GUARDRAIL_INTERVAL_SECONDS", 30),
+    # How often each page's live regions ask for fresh figures (docs/pages.md).
+    "REFRESH_SECONDS": {"rollout": 5, "shadow": 10, "overview": 10, "approvals": 15, "queue": 5, "mine": 15},
     # Raw events: how old an occurred_at may be when it arrives (and how long raw events are kept),
     # and how far ahead of our clock (runtimes' clocks drift a little).
     "EVENT_RETENTION_DAYS": env_int("EVENT_RETENTION_DAYS", 30),

@@ -1,16 +1,24 @@
-"""Audit entries for events Django and django-axes raise themselves (failed sign-ins, lockouts), and
-the role groups after a flush."""
+"""Audit entries for events Django and django-axes raise themselves (failed sign-ins, lockouts), a
+person's time zone read once at sign-in, and the role groups after a flush."""
 import logging
 
 from axes.signals import user_locked_out
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.contrib.auth.signals import user_login_failed
+from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.dispatch import receiver
 
 from .audit import audit_record
 from .policy import Role
+from .timezones import remember, time_zone_of
+
+
+@receiver(user_logged_in, dispatch_uid="rolloutops.time_zone_at_sign_in")
+def time_zone_at_sign_in(sender, request=None, user=None, **kwargs):
+    # Into the new session with the sign-in's own write, so no page pays a query for it.
+    if request is not None and hasattr(request, "session"):
+        remember(request, time_zone_of(user))
 
 
 @receiver(user_login_failed, dispatch_uid="rolloutops.audit_login_failed")

@@ -1,19 +1,48 @@
-"""Pages of the core: the audit log (with CSV export), health and readiness, error pages."""
+"""Pages of the core: a person's account (their time zone), the audit log (with CSV export), health
+and readiness, error pages."""
 import csv
 import json
 import sys
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_http_methods
 from django.views.defaults import page_not_found
 from django.views.defaults import server_error as default_server_error
 
 from .pages import htmx_partial, paginate, require_action
 from .probes import RETRY_AFTER_SECONDS, dependencies_status, dependency_down
+from .exceptions import Invalid
 from .selectors import audit_entries, audit_filter_choices
+from .timezones import chosen_zone, remember, time_zone_set, zone_groups
+
+@require_http_methods(["GET", "POST"])
+def account(request):
+    """Who I am, my roles, and the time zone my pages show times in. The proposal of the browser's
+    zone (templates/base.html) posts here too, with where to go back to."""
+    error = None
+    if request.method == "POST":
+        choice = request.POST.get("time_zone", "")
+        try:
+            time_zone_set(user=request.user, time_zone=choice)
+        except Invalid as exc:
+            error = exc.detail
+        else:
+            remember(request, choice.strip())
+            messages.success(request, f"Times are now shown in {choice.strip()}.")
+            back = request.POST.get("next", "")
+            if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()},
+                                                  require_https=request.is_secure()):
+                back = "account"
+            return redirect(back)
+    context = {"zones": zone_groups(), "chosen": chosen_zone(request), "error": error,
+               "browser_hint": request.POST.get("time_zone", "") if error else ""}
+    return render(request, "account.html", context, status=422 if error else 200)
+
 
 AUDIT_FILTERS = ("action", "actor", "object_type", "object_id", "since", "until", "q")
 

@@ -96,6 +96,11 @@ def promotion_inbox():
             .select_related("rollout__agent", "rollout__version", "requested_by").order_by("requested_at"))
 
 
+def promotions_get(*, pks: list[int]) -> list[PromotionRequest]:
+    return list(PromotionRequest.objects.filter(pk__in=pks)
+                .select_related("rollout__agent", "rollout__version", "requested_by", "decided_by").order_by("pk"))
+
+
 def recent_decisions(limit: int = 20):
     # Decisions by people; requests a gate refused stay on their rollout's page.
     return (PromotionRequest.objects.filter(status__in=[PromotionStatus.APPROVED, PromotionStatus.REJECTED,

@@ -1,5 +1,5 @@
-"""Pages of rollouts: the list, the rollout page with its live panels and actions, the shadow
-comparison and one request's decisions side by side, the approvals inbox, reverting production."""
+"""Pages of rollouts: the list, the rollout page with its live panels, actions and plan editor, the
+approvals inbox, reverting production (the shadow comparison's own pages: rollouts/shadow_views.py)."""
 from __future__ import annotations
 
 from django.contrib import messages
@@ -7,18 +7,18 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import HttpResponseStopPolling, trigger_client_event
+from django_htmx.http import HttpResponseClientRefresh, HttpResponseStopPolling, trigger_client_event
 
 from agents.selectors import agent_get, version_get
 from rolloutops import policy
-from rolloutops.exceptions import DomainError, NotFound
+from rolloutops.exceptions import DomainError, Invalid, NotFound
 from rolloutops.pages import error_text, htmx_partial, page_allows, paginate, require_action
-from telemetry.selectors import REFERENCES, pair_detail, shadow_panel_context
 
-from . import promotions, selectors, services
+from . import plan_form, promotions, selectors, services
 from .charts import guardrail_timeline
 from .gates import human_duration, promotion_gates
 from .models import PromotionStatus, Rollout, RolloutState, StageMode, TransitionAction
+from .shadow_views import shadow_context
 from .stages import allowed_actions
 
 LIST_FILTERS = ("state", "stage", "team", "health", "q", "sort")
@@ -50,12 +50,19 @@ def _stage_rows(rollout: Rollout) -> list[dict]:
     return rows
 
 
-def _detail_context(request, rollout: Rollout) -> dict:
+def _stamp(rollout: Rollout, promotions: list) -> str:
+    """What a poll compares to know whether the history, the requests and the actions changed: every
+    transition moves the revision; requests and their decisions may not."""
+    return f"{rollout.revision}." + ".".join(f"{p.pk}{p.status[0]}" for p in promotions)
+
+
+def _live_context(request, rollout: Rollout) -> dict:
+    """The live figures (polled): state, gate, guardrails, stages; never a form."""
     report = promotion_gates(rollout=rollout)
     figures = report.evidence["stage"]
     current = rollout.stages.get(position=rollout.stage_index)
-    pending = rollout.promotions.filter(status=PromotionStatus.PENDING).select_related("requested_by").first()
-    actions = allowed_actions(rollout.state)
+    promotions = list(rollout.promotions.select_related("requested_by", "decided_by").order_by("-requested_at", "-id")[:20])
+    pending = next((p for p in promotions if p.status == PromotionStatus.PENDING), None)
     return {
         "rollout": rollout,
         "current": current,
@@ -65,30 +72,69 @@ def _detail_context(request, rollout: Rollout) -> dict:
         "stage_rows": _stage_rows(rollout),
         "time_in_stage": human_duration(report.evidence["time_in_stage_s"]),
         "pending": pending,
+        "promotions": promotions,
+        "stamp": _stamp(rollout, promotions),
         "terminal": rollout.state in (RolloutState.ROLLED_BACK, RolloutState.COMPLETED, RolloutState.REVERTED),
-        "has_shadow": rollout.stages.filter(mode=StageMode.SHADOW).exists(),
-        # What the state allows (rollouts/stages.py); who may do it is the template's {% can %}.
         "can_decide": bool(pending) and policy.allows(request.user, "promotion.decide", pending),
-        "can_promote": TransitionAction.PROMOTE in actions and not pending,
+    }
+
+
+def _record_context(rollout: Rollout) -> dict:
+    """What changes only with an action: the actions the state allows (rollouts/stages.py; who may
+    is the template's {% can %}) and the history."""
+    actions = allowed_actions(rollout.state)
+    return {
+        "can_promote": TransitionAction.PROMOTE in actions and not rollout.promotions.filter(status=PromotionStatus.PENDING).exists(),
         "can_pause": TransitionAction.PAUSE in actions,
         "can_resume": TransitionAction.RESUME in actions,
         "can_rollback": TransitionAction.ROLLBACK in actions,
         "transitions": rollout.transitions.select_related("actor", "promotion").order_by("-at", "-id"),
-        "promotions": rollout.promotions.select_related("requested_by", "decided_by").order_by("-requested_at")[:20],
     }
+
+
+def _plan_editable(request, rollout: Rollout) -> bool:
+    return (rollout.stage_index == 0 and rollout.state == RolloutState.ACTIVE
+            and policy.allows(request.user, "rollout.plan"))
+
+
+def _plan_context(rollout: Rollout, rows: list[dict] | None = None, errors: plan_form.PlanErrors | None = None) -> dict:
+    stages = list(rollout.stages.all())
+    keys = plan_form.guardrail_keys(stages)
+    rows = plan_form.rows_from_stages(stages) if rows is None else rows
+    return {"plan": {"rows": plan_form.table(rows, keys, errors), "keys": keys, "count": len(rows),
+                     "errors": errors or plan_form.PlanErrors(), "modes": StageMode.choices}}
+
+
+def _detail_context(request, rollout: Rollout) -> dict:
+    context = {**_live_context(request, rollout), **_record_context(rollout)}
+    context["has_shadow"] = rollout.stages.filter(mode=StageMode.SHADOW).exists()
+    context["plan_editable"] = _plan_editable(request, rollout)
+    if context["plan_editable"]:
+        context.update(_plan_context(rollout))
+    return context
 
 
 @require_GET
 @require_action("rollout.read")
 def rollout_detail(request, rollout_id: int):
     rollout = selectors.rollout_get(pk=rollout_id)
-    context = _detail_context(request, rollout)
     if htmx_partial(request):
-        response = render(request, "rollouts/rollout_detail.html#live-panel", context)
+        # A poll: the live figures; the actions, history and requests too when they changed since the
+        # page's stamp (docs/pages.md). The forms are never re-sent while nothing changed.
+        context = _live_context(request, rollout)
+        context["changed"] = request.GET.get("seen") != context["stamp"]
+        if context["changed"]:
+            context.update(_record_context(rollout))
+        response = render(request, "rollouts/rollout_detail.html#live-answer", context)
         if context["terminal"]:
             # The rollout has ended: draw the final state once and stop polling.
             return HttpResponseStopPolling(response.content)
         return response
+    context = _detail_context(request, rollout)
+    return _detail_page(request, rollout, context)
+
+
+def _detail_page(request, rollout: Rollout, context: dict, status: int = 200):
     history = selectors.guardrail_history(rollout)
     context["has_live"] = bool(history["hourly"])
     if history["hourly"]:
@@ -96,48 +142,8 @@ def rollout_detail(request, rollout_id: int):
         context["guardrail_figure"] = guardrail_timeline(history["hourly"], thresholds=live_stage.guardrails if live_stage else {},
                                                         marks=history["marks"])
     if context["has_shadow"]:
-        context.update(shadow_panel_context(rollout=rollout, bar=_shadow_bar(rollout), against=_against(request)))
-    return render(request, "rollouts/rollout_detail.html", context)
-
-
-def _shadow_bar(rollout: Rollout) -> float | None:
-    return (rollout.stages.filter(mode=StageMode.SHADOW, agreement_bar__isnull=False)
-            .values_list("agreement_bar", flat=True).first())
-
-
-def _against(request) -> str | None:
-    against = request.GET.get("against") or None
-    if against is not None and against not in REFERENCES:
-        raise NotFound(f"compare against {' or '.join(REFERENCES)}, not {against!r}")
-    return against
-
-
-@require_GET
-@require_action("rollout.read")
-def shadow_panel(request, rollout_id: int):
-    """The shadow comparison on its own page, or its live panel for htmx."""
-    rollout = selectors.rollout_get(pk=rollout_id)
-    context = shadow_panel_context(rollout=rollout, bar=_shadow_bar(rollout), against=_against(request))
-    template = "rollouts/shadow_panel.html" if htmx_partial(request) else "rollouts/shadow_page.html"
-    return render(request, template, context)
-
-
-@require_GET
-@require_action("rollout.read")
-def pair(request, rollout_id: int, request_key: str):
-    """One request: the candidate's decision beside the human's and the incumbent version's."""
-    rollout = selectors.rollout_get(pk=rollout_id)
-    detail = pair_detail(agent_id=rollout.agent_id, request_key=request_key, rollout_id=rollout.pk)
-    if detail is None:
-        raise NotFound("no events for this request key")
-    candidate = detail["agent_event"]
-    sides = [(f"Candidate {candidate.version.version}" if candidate and candidate.version else "Candidate", candidate),
-             ("Human", detail["human_event"])]
-    if detail["incumbent_event"] is not None or rollout.incumbent_version_id:
-        incumbent = detail["incumbent_event"]
-        sides.append((f"Incumbent {incumbent.version.version}" if incumbent else "Incumbent", incumbent))
-    return render(request, "rollouts/pair.html", {"rollout": rollout, "request_key": request_key, "sides": sides,
-                                                  **detail})
+        context.update(shadow_context(request, rollout))
+    return render(request, "rollouts/rollout_detail.html", context, status=status)
 
 
 def _after_action(request, rollout_id: int, message: str | None = None, error: str | None = None):
@@ -146,8 +152,11 @@ def _after_action(request, rollout_id: int, message: str | None = None, error: s
     elif message:
         messages.success(request, message)
     if request.htmx:
+        # Everything the action may have changed, out of band: figures, actions, history, requests,
+        # the message (the forms answer with hx-swap="none"; docs/pages.md).
         rollout = selectors.rollout_get(pk=rollout_id)
-        response = render(request, "rollouts/rollout_detail.html#live-panel", _detail_context(request, rollout))
+        context = {**_live_context(request, rollout), **_record_context(rollout), "changed": True}
+        response = render(request, "rollouts/rollout_detail.html#action-answer", context)
         return trigger_client_event(response, "rolloutChanged", {"rollout": rollout_id})
     return redirect("rollouts:detail", rollout_id=rollout_id)
 
@@ -155,7 +164,7 @@ def _after_action(request, rollout_id: int, message: str | None = None, error: s
 @require_POST
 @require_action("rollout.start")
 def rollout_create(request):
-    """Start a rollout of a version with the default plan (plans are edited through the API)."""
+    """Start a rollout of a version with the default plan; its page edits the plan while in staging."""
     version = version_get(agent=agent_get(slug=request.POST.get("agent", "")), version=request.POST.get("version", ""))
     try:
         rollout = services.rollout_start(actor=request.user, version=version, reason="started from the version page")
@@ -211,25 +220,83 @@ def rollout_action(request, rollout_id: int, action: str):
         return _after_action(request, rollout_id, error=error_text(exc))
 
 
-def _approvals_context(request) -> dict:
-    inbox = []
-    for promotion in selectors.promotion_inbox():
-        report = promotion_gates(rollout=promotion.rollout)
-        inbox.append({
-            "promotion": promotion, "report": report, "figures": report.evidence["stage"],
-            "readiness": report.evidence["readiness"],
-            "time_in_stage": human_duration(report.evidence["time_in_stage_s"]),
-            "can_decide": policy.allows(request.user, "promotion.decide", promotion),
-            "can_cancel": policy.allows(request.user, "promotion.cancel", promotion),
-        })
-    return {"inbox": inbox, "decided": selectors.recent_decisions()}
+@require_POST
+@require_action("rollout.plan")
+def rollout_plan(request, rollout_id: int):
+    """The plan editor: "add" and "remove" change the rows without saving; saving goes through the
+    same service and rules as PUT /api/v1/rollouts/{id}/plan, whose problems come back beside the
+    fields they name."""
+    rollout = selectors.rollout_get(pk=rollout_id)
+    keys = plan_form.guardrail_keys(rollout.stages.all())
+    rows = plan_form.rows_from_post(request.POST, keys)
+    errors = None
+    if "add" in request.POST:
+        rows.append(plan_form.blank_row())
+    elif "remove" in request.POST:
+        index = request.POST.get("remove", "")
+        if index.isdigit() and int(index) < len(rows):
+            del rows[int(index)]
+    else:
+        try:
+            services.rollout_plan_update(actor=request.user, rollout=rollout, plan=plan_form.plan_from_rows(rows))
+        except Invalid as exc:
+            problems = exc.extra.get("errors") or ([exc.detail] if isinstance(exc.detail, str) else list(exc.detail))
+            errors = plan_form.place_errors(problems, len(rows))
+        except DomainError as exc:
+            messages.error(request, f"Plan not saved: {error_text(exc)}")
+            if request.htmx:
+                return HttpResponseClientRefresh()
+            return redirect("rollouts:detail", rollout_id=rollout_id)
+        else:
+            messages.success(request, "Plan saved: the stages below are the ones this rollout will walk.")
+            if not request.htmx:
+                return redirect("rollouts:detail", rollout_id=rollout_id)
+            context = {**_live_context(request, rollout), **_plan_context(rollout)}
+            return render(request, "rollouts/rollout_detail.html#plan-saved", context)
+    if request.htmx:
+        return render(request, "rollouts/plan_editor.html", {"rollout": rollout, **_plan_context(rollout, rows, errors)})
+    # Without JavaScript: the whole page, with the rows as typed and the problems in place.
+    context = _detail_context(request, rollout)
+    context.update(_plan_context(rollout, rows, errors))
+    return _detail_page(request, rollout, context, status=422 if errors else 200)
+
+
+def _inbox_item(request, promotion) -> dict:
+    if promotion.status != PromotionStatus.PENDING:
+        return {"promotion": promotion, "decided": True}
+    report = promotion_gates(rollout=promotion.rollout)
+    return {
+        "promotion": promotion, "report": report, "figures": report.evidence["stage"],
+        "readiness": report.evidence["readiness"],
+        "time_in_stage": human_duration(report.evidence["time_in_stage_s"]),
+        "can_decide": policy.allows(request.user, "promotion.decide", promotion),
+        "can_cancel": policy.allows(request.user, "promotion.cancel", promotion),
+    }
+
+
+def _shown(request) -> list[int]:
+    return [int(part) for part in request.GET.get("shown", "").split(",") if part.isdigit()]
 
 
 @require_GET
 @require_action("promotion.inbox")
 def approvals(request):
-    template = "rollouts/approvals.html#inbox" if htmx_partial(request) else "rollouts/approvals.html"
-    return render(request, template, _approvals_context(request))
+    inbox = [_inbox_item(request, p) for p in selectors.promotion_inbox()]
+    context = {"inbox": inbox, "decided": selectors.recent_decisions()}
+    if not htmx_partial(request):
+        context["shown"] = ",".join(str(item["promotion"].pk) for item in inbox)
+        return render(request, "rollouts/approvals.html", context)
+    # A poll: fresh figures for the requests on screen, the new ones as cards, and the ones decided
+    # elsewhere marked so; nothing that holds a form is replaced while its request waits.
+    shown = _shown(request)
+    pending = {item["promotion"].pk for item in inbox}
+    for item in inbox:
+        item["new"] = item["promotion"].pk not in shown
+    gone = [pk for pk in shown if pk not in pending]
+    inbox += [_inbox_item(request, p) for p in selectors.promotions_get(pks=gone)]
+    context.update(inbox=inbox, added=any(item.get("new") for item in inbox),
+                   shown=",".join(str(pk) for pk in [*shown, *(item["promotion"].pk for item in inbox if item.get("new"))]))
+    return render(request, "rollouts/approvals.html#live-answer", context)
 
 
 # Each decision of the inbox and the policy action it needs (four eyes and "only the requester
@@ -257,8 +324,11 @@ def promotion_decide(request, promotion_id: int, decision: str):
     except DomainError as exc:
         messages.error(request, error_text(exc))
     if request.htmx:
-        # In place: the inbox re-renders with the outcome on top; other panels may listen.
-        response = render(request, "rollouts/approvals.html#inbox", _approvals_context(request))
+        # In place: this request's card says what became of it, the recent decisions list it; the
+        # other cards, and what is typed in them, stay as they are.
+        item = _inbox_item(request, selectors.promotion_get(pk=promotion.pk))
+        response = render(request, "rollouts/approvals.html#decision-answer",
+                          {"item": item, "decided": selectors.recent_decisions()})
         return trigger_client_event(response, "promotionDecided", {"promotion": promotion.pk})
     next_url = request.POST.get("next") or ""
     return redirect(next_url if next_url.startswith("/") and not next_url.startswith("//") else reverse("rollouts:approvals"))

@@ -27,8 +27,9 @@ def _bar_shape(bar: float | None, *, horizontal: bool = True) -> list[dict]:
              "line": {"color": _BAR_LINE, "dash": "dash", "width": 1.5}}]
 
 
-def agreement_over_time(hourly: list[dict], *, bar: float | None) -> dict:
-    """Hourly agreement with its Wilson 95 % band, and the promotion bar as a dashed line."""
+def agreement_over_time(hourly: list[dict], *, bar: float | None, zone: str = "UTC") -> dict:
+    """Hourly agreement with its Wilson 95 % band, and the promotion bar as a dashed line. The hours
+    are wall-clock times in `zone` (plotly.js draws dates as given), which the axis names."""
     hours = [row["hour"] for row in hourly]
     data = [
         {"type": "scatter", "mode": "lines", "x": hours, "y": [row["high"] for row in hourly],
@@ -47,7 +48,8 @@ def agreement_over_time(hourly: list[dict], *, bar: float | None) -> dict:
     return {
         "data": data,
         "layout": _layout("Agreement over time (Wilson 95 % band)",
-                          yaxis={"range": [0, 1.02], "tickformat": ".0%"}, xaxis={"type": "date"},
+                          yaxis={"range": [0, 1.02], "tickformat": ".0%"},
+                          xaxis={"type": "date", "title": {"text": f"hour ({zone})"}},
                           shapes=_bar_shape(bar), annotations=annotations),
     }
 
@@ -60,6 +62,9 @@ def confusion_heatmap(confusion: dict) -> dict:
         "data": [{
             # plotly.js's Blues runs dark to light; reversed, more pairs read darker.
             "type": "heatmap", "x": labels, "y": labels, "z": matrix, "colorscale": "Blues", "reversescale": True,
+            # Gaps between cells and no colour bar: each cell prints its count, and plotly.js would
+            # otherwise set style attributes, which the Content-Security-Policy refuses.
+            "xgap": 1, "ygap": 1, "showscale": False,
             "texttemplate": "%{z}", "hovertemplate": "agent %{y}<br>human %{x}<br>%{z} pairs<extra></extra>",
         }],
         "layout": _layout("Confusion matrix", xaxis={"title": {"text": "human"}, "type": "category"},
@@ -67,8 +72,9 @@ def confusion_heatmap(confusion: dict) -> dict:
     }
 
 
-def segment_bars(segments: list[dict], *, bar: float | None) -> dict:
-    """Agreement per segment with Wilson 95 % error bars; flagged segments in red and marked."""
+def segment_bars(segments: list[dict], *, bar: float | None, urls: list[str] | None = None) -> dict:
+    """Agreement per segment with Wilson 95 % error bars; flagged segments in red and marked. With
+    `urls` (one per segment), each bar carries its page last in customdata: a click opens it."""
     names = [(row["segment"] or "(none)") + (" ⚑" if row["flagged"] else "") for row in segments]
     rates = [row["rate"] for row in segments]
     return {
@@ -78,8 +84,10 @@ def segment_bars(segments: list[dict], *, bar: float | None) -> dict:
             "error_x": {"type": "data", "symmetric": False,
                         "array": [(row["high"] - row["rate"]) if row["rate"] is not None else 0 for row in segments],
                         "arrayminus": [(row["rate"] - row["low"]) if row["rate"] is not None else 0 for row in segments]},
-            "customdata": [[row["pairs"], "flagged: systematic discrepancy" if row["flagged"] else ""] for row in segments],
-            "hovertemplate": "%{y}<br>agreement %{x:.1%}<br>%{customdata[0]} pairs<br>%{customdata[1]}<extra></extra>",
+            "customdata": [[row["pairs"], "flagged: systematic discrepancy" if row["flagged"] else ""]
+                           + ([urls[i]] if urls else []) for i, row in enumerate(segments)],
+            "hovertemplate": "%{y}<br>agreement %{x:.1%}<br>%{customdata[0]} pairs<br>%{customdata[1]}"
+                             + ("<br>click: its discrepant pairs" if urls else "") + "<extra></extra>",
         }],
         "layout": _layout("Agreement per segment", xaxis={"range": [0, 1.02], "tickformat": ".0%"},
                           yaxis={"type": "category", "autorange": "reversed", "automargin": True}, shapes=_bar_shape(bar, horizontal=False),

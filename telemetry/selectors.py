@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.core.cache import cache
 from django.db.models import F, Max, Min, Q, Sum
+from django.utils import timezone
 
+from agents.models import AgentVersion
 from rolloutops.exceptions import NotFound
 
 from . import charts, statistics
@@ -293,12 +296,32 @@ def reference_summary(*, rollout_id: int, against: str, stage: str | None = None
             "flagged_segments": report["flagged_segments"]}
 
 
-def shadow_panel_context(*, rollout, bar: float | None, against: str | None = None) -> dict:
+def _local_hours(hourly: list[dict]) -> list[dict]:
+    """The hours (UTC in the cached report) as wall-clock times of the zone the person sees."""
+    return [{**row, "hour": timezone.localtime(datetime.fromisoformat(row["hour"])).strftime("%Y-%m-%d %H:%M")}
+            for row in hourly]
+
+
+def disagreement_cells(confusion: dict) -> list[dict]:
+    """The confusion matrix's off-diagonal cells with pairs, most first: each label pair the
+    candidate and the reference disagree on, and how often."""
+    labels, matrix = confusion["labels"], confusion["matrix"]
+    cells = [{"agent_label": labels[i], "reference_label": labels[j], "pairs": matrix[i][j]}
+             for i in range(len(labels)) for j in range(len(labels)) if i != j and matrix[i][j]]
+    return sorted(cells, key=lambda c: (-c["pairs"], c["agent_label"], c["reference_label"]))
+
+
+def shadow_panel_context(*, rollout, bar: float | None, against: str | None = None,
+                         drill_url: Callable[..., str] | None = None) -> dict:
     """Context of rollouts/shadow_panel.html: {"rollout", "shadow": figures against one reference,
-    charts, recent discrepancies, and both references side by side}."""
+    charts, recent discrepancies, the disagreeing label pairs, and both references side by side}.
+    `drill_url(against=…, segment=…)` is the page listing a segment's discrepant pairs (the caller's
+    URL), which the segment chart's bars open."""
     report = rollout_discrepancy(rollout_id=rollout.pk, against=against)
     has_pairs = report["pairs"] > 0
     low, high = report["interval"]
+    segment_urls = ([drill_url(against=report["against"], segment=row["segment"]) for row in report["segments"]]
+                    if drill_url else None)
     return {
         "rollout": rollout,
         "shadow": {
@@ -314,11 +337,65 @@ def shadow_panel_context(*, rollout, bar: float | None, against: str | None = No
             "recent": [
                 {**row, "occurred_at": datetime.fromisoformat(row["occurred_at"])} for row in report["recent_discrepant"]
             ],
-            "agreement_figure": charts.agreement_over_time(report["hourly"], bar=bar) if has_pairs else None,
+            "agreement_figure": charts.agreement_over_time(_local_hours(report["hourly"]), bar=bar,
+                                                           zone=timezone.localtime().tzname()) if has_pairs else None,
             "confusion_figure": charts.confusion_heatmap(report["confusion"]) if has_pairs else None,
-            "segments_figure": charts.segment_bars(report["segments"], bar=bar) if has_pairs else None,
+            "segments_figure": charts.segment_bars(report["segments"], bar=bar, urls=segment_urls) if has_pairs else None,
+            "disagreements": disagreement_cells(report["confusion"]) if has_pairs else [],
         },
     }
+
+
+def discrepant_pairs(*, rollout_id: int, reference: str, segment: str | None = None, agent_label: str | None = None,
+                     reference_label: str | None = None):
+    """A rollout's discrepant pairs against one reference, newest first; None leaves a filter off
+    ("" is a segment: requests that named none). Read by the (rollout, reference, -occurred_at) index."""
+    rows = DiscrepantPair.objects.filter(rollout_id=rollout_id, reference=reference)
+    if segment is not None:
+        rows = rows.filter(segment=segment)
+    if agent_label is not None:
+        rows = rows.filter(agent_label=agent_label)
+    if reference_label is not None:
+        rows = rows.filter(reference_label=reference_label)
+    return rows.order_by("-occurred_at", "-id")
+
+
+def discrepant_pair_neighbours(*, request_key: str, **filters) -> dict | None:
+    """Where one request stands among the discrepant pairs of `filters` (those of discrepant_pairs):
+    its position (1 = newest), the total, and the request keys just newer and just older; None
+    when it is not one of them."""
+    rows = discrepant_pairs(**filters)
+    here = rows.filter(request_key=request_key).values("id", "occurred_at").first()
+    if here is None:
+        return None
+    at, pk = here["occurred_at"], here["id"]
+    newer = rows.filter(Q(occurred_at__gt=at) | Q(occurred_at=at, id__gt=pk))
+    older = rows.filter(Q(occurred_at__lt=at) | Q(occurred_at=at, id__lt=pk))
+    return {
+        "position": newer.count() + 1,
+        "total": rows.count(),
+        "newer": newer.order_by("occurred_at", "id").values_list("request_key", flat=True).first(),
+        "older": older.values_list("request_key", flat=True).first(),
+    }
+
+
+# How many of each version's newest decisions show which labels an agent uses: every label in
+# steady use appears there, and the read stays an index range (event_version_kind_recent).
+LABELS_PER_VERSION = 2000
+LABELS_VERSIONS = 10
+
+
+def agent_labels(*, agent_id: int) -> list[str]:
+    """The decisions an agent makes: the labels of its own newest decisions (its ten newest
+    versions), sorted. What a person resolving its ticket chooses from, so the human side of a pair
+    speaks the agent's vocabulary (docs/pages.md, "Ticket decisions")."""
+    versions = (AgentVersion.objects.filter(agent_id=agent_id).order_by("-created_at", "-id")
+                .values_list("id", flat=True)[:LABELS_VERSIONS])
+    labels: set[str] = set()
+    for version_id in versions:
+        labels.update(Event.objects.filter(version_id=version_id, kind=EventKind.AGENT).order_by("-id")
+                      .values_list("label", flat=True)[:LABELS_PER_VERSION])
+    return sorted(labels, key=str.casefold)
 
 
 def pair_detail(*, agent_id: int, request_key: str, rollout_id: int | None = None) -> dict | None:

@@ -1,6 +1,7 @@
 """Template tags and filters shared by every page: who may act, percentages, durations, JSON
 evidence, times."""
 import json
+from datetime import timedelta
 
 from django import template
 from django.core.serializers.json import DjangoJSONEncoder
@@ -52,18 +53,54 @@ def duration(seconds):
     return f"{minutes} min" if minutes else f"{seconds} s"
 
 
+# Past or coming times nearer than this also say how far they are ("· 3 minutes ago").
+RELATIVE_WITHIN = timedelta(hours=24)
+
+
+def _relative(value, now) -> str:
+    # Only the largest unit: "3 hours ago", not "3 hours, 12 minutes ago".
+    return f"{timesince(value, now, depth=1)} ago" if value <= now else f"in {timeuntil(value, now, depth=1)}"
+
+
+def _full(local) -> str:
+    return f"{date_format(local, 'Y-m-d H:i:s')} {local.tzname()} ({timezone.get_current_timezone_name()})"
+
+
 @register.simple_tag
-def when(value, fmt="Y-m-d H:i"):
-    """A <time> element: relative text, absolute local time in the tooltip, ISO in datetime."""
+def when(value, fmt="Y-m-d H:i", relative="auto"):
+    """A time as a <time> element in the person's zone (rolloutops/timezones.py), always with the
+    zone's abbreviation: "2026-01-15 14:05 CET · 3 minutes ago" (the relative part within a day;
+    relative="no" leaves it out, relative="only" shows it first: "3 minutes ago (14:05 CET)")."""
     if not value:
         return "—"
     local = timezone.localtime(value)
     now = timezone.now()
-    # Only the largest unit: "3 hours ago", not "3 hours, 12 minutes ago".
-    relative = (f"{timesince(value, now).split(',')[0]} ago" if value <= now
-                else f"in {timeuntil(value, now).split(',')[0]}")
-    return format_html('<time datetime="{}" title="{} ({})">{}</time>',
-                       value.isoformat(), date_format(local, fmt), local.tzname(), relative)
+    absolute = f"{date_format(local, fmt)} {local.tzname()}"
+    near = abs(now - value) < RELATIVE_WITHIN
+    if relative == "only":
+        return format_html('<time datetime="{}" title="{}">{} <span class="rel">({})</span></time>',
+                           value.isoformat(), _full(local), _relative(value, now), absolute)
+    if relative == "auto" and near:
+        return format_html('<time datetime="{}" title="{}">{} <span class="rel">· {}</span></time>',
+                           value.isoformat(), _full(local), absolute, _relative(value, now))
+    return format_html('<time datetime="{}" title="{}">{}</time>', value.isoformat(), _full(local), absolute)
+
+
+@register.filter
+def clock(value):
+    """Just the local clock time with the zone's abbreviation ("14:30 CET"), the date too when it is
+    not today: for beside a relative phrase ("due in 12 minutes · 14:30 CET")."""
+    if not value:
+        return "—"
+    local = timezone.localtime(value)
+    fmt = "H:i" if local.date() == timezone.localdate() else "Y-m-d H:i"
+    return format_html('<time datetime="{}" title="{}">{} {}</time>', value.isoformat(), _full(local),
+                       date_format(local, fmt), local.tzname())
+
+
+@register.simple_tag
+def now_in_zone():
+    return when(timezone.now(), "Y-m-d H:i", relative="no")
 
 
 @register.filter

@@ -1,14 +1,28 @@
-"""Real-browser tests: Debian's chromium driven by playwright against pytest-django's live server."""
+"""Real-browser tests: Debian's chromium driven by playwright against pytest-django's live server,
+or against a module's shared demo world (`world`): seeded once, served by its own live server,
+emptied afterwards."""
 import os
+from dataclasses import dataclass, field
+from io import StringIO
 from pathlib import Path
 
 import pytest
-from django.test.utils import override_settings
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.db import DEFAULT_DB_ALIAS, connection
+from django.test.utils import override_settings, setup_databases, teardown_databases
+from pytest_django.live_server_helper import LiveServer
+
+from console.demo_seed import DEMO_PASSWORD
+from tests.conftest import _flush_skips_triggers
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "screenshots"
+# Live regions poll every second in the browser tests, so "survives two polls" takes seconds.
+FAST_REFRESH = {name: 1 for name in settings.ROLLOUTOPS["REFRESH_SECONDS"]}
 TEST_PASSWORD = "correct-horse-9"  # what tests.factories.UserFactory sets
 
 
@@ -91,3 +105,79 @@ def screenshot_path():
         return str(SCREENSHOTS / f"{name}.png")
 
     return path
+
+
+@dataclass
+class World:
+    url: str
+    browser: object
+    contexts: list = field(default_factory=list)
+
+    sessions: dict = field(default_factory=dict)
+
+    def page(self, username: str, *, timezone_id: str = "UTC", width: int = 1360, height: int = 860):
+        """A fresh tab signed in as `username`, on the overview: through the login form the first
+        time, then in a new context with that session's cookies. Closed with the test (world_db), so
+        no page of a finished test keeps polling."""
+        context = self.browser.new_context(base_url=self.url, viewport={"width": width, "height": height},
+                                           timezone_id=timezone_id, storage_state=self.sessions.get(username))
+        self.contexts.append(context)
+        context.set_default_timeout(10_000)
+        page = context.new_page()
+        if username in self.sessions:
+            page.goto("/")
+            return page
+        page.goto("/login/")
+        page.get_by_label("Username").fill(username)
+        page.get_by_label("Password").fill(DEMO_PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(lambda url: "/login/" not in url)
+        self.sessions[username] = context.storage_state()
+        return page
+
+
+@pytest.fixture(scope="module")
+def world(browser, django_db_setup, django_db_blocker):
+    """The demo (seed_demo) behind a live server, shared by a module's tests: each test works on
+    agents of its own, so they do not disturb one another. Seeding takes seconds; a world per test
+    would make the browser tests minutes. Live regions poll every second here. Afterwards the
+    database is emptied, as a transactional test leaves it."""
+    overrides = override_settings(
+        SECURE_SSL_REDIRECT=False, SESSION_COOKIE_SECURE=False, CSRF_COOKIE_SECURE=False, SECURE_HSTS_SECONDS=0,
+        ROLLOUTOPS={**settings.ROLLOUTOPS, "REFRESH_SECONDS": FAST_REFRESH},
+    )
+    overrides.enable()
+    own_databases = None
+    try:
+        with django_db_blocker.unblock():
+            # pytest-django creates the test database only for a session with a test marked for it;
+            # run alone, these tests (which take no per-test database) create it themselves.
+            if connection.settings_dict["NAME"] != connection.creation._get_test_db_name():
+                own_databases = setup_databases(verbosity=0, interactive=False, aliases={DEFAULT_DB_ALIAS})
+            call_command("seed_demo", stdout=StringIO())
+        server = LiveServer("localhost")
+        server._live_server_modified_settings.enable()
+        try:
+            yield World(server.url, browser)
+        finally:
+            server._live_server_modified_settings.disable()
+            server.stop()
+            with django_db_blocker.unblock(), connection.execute_wrapper(_flush_skips_triggers):
+                call_command("flush", interactive=False, verbosity=0)
+                if own_databases is not None:
+                    teardown_databases(own_databases, verbosity=0)
+    finally:
+        overrides.disable()
+
+
+@pytest.fixture
+def world_db(world, django_db_blocker):
+    """Every test on the world takes this: the server may use the database while it runs (pytest-django
+    blocks it otherwise), and the test reads and writes it too (committed at once: the server sees it).
+    The test's tabs close before the database is blocked again."""
+    with django_db_blocker.unblock():
+        try:
+            yield get_user_model()
+        finally:
+            while world.contexts:
+                world.contexts.pop().close()

@@ -1,5 +1,7 @@
 """manage.py demo: one command brings up the database, demo people, a Celery worker and the pages; SIGTERM stops all."""
+import json
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -27,6 +29,12 @@ def fetch(url: str) -> tuple[int, bytes]:
         return response.status, response.read()
 
 
+def fetch_gzip(url: str):
+    request = urllib.request.Request(url, headers={"Accept-Encoding": "gzip"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return response.status, response.headers, response.read()
+
+
 def wait_for(url: str, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -51,10 +59,15 @@ def test_demo_serves_pages_runs_a_worker_and_stops_cleanly(tmp_path: Path):
         wait_for(f"http://127.0.0.1:{port}/healthz")
         status, body = fetch(f"http://127.0.0.1:{port}/login/")
         assert status == 200 and b'name="password"' in body
-        status, body = fetch(f"http://127.0.0.1:{port}/static/css/app.css")
-        assert status == 200 and b"rolloutops" in body
-        status, _ = fetch(f"http://127.0.0.1:{port}/static/vendor/plotly/plotly.min.js")
-        assert status == 200
+        # Static files as in production: hashed names, gzipped, cached for a year (WhiteNoise).
+        stylesheet = re.search(r'href="(/static/css/app\.[0-9a-f]{12}\.css)"', body.decode()).group(1)
+        status, headers, _ = fetch_gzip(f"http://127.0.0.1:{port}{stylesheet}")
+        assert status == 200 and headers["Content-Encoding"] == "gzip" and "immutable" in headers["Cache-Control"]
+        manifest = json.loads((tmp_path / "var" / "static" / "staticfiles.json").read_text())
+        plotly = manifest["paths"]["vendor/plotly/plotly-partial.min.js"]
+        status, headers, body = fetch_gzip(f"http://127.0.0.1:{port}/static/{plotly}")
+        assert status == 200 and headers["Content-Encoding"] == "gzip" and "max-age=315360000" in headers["Cache-Control"]
+        assert len(body) < 500_000  # the partial bundle, gzipped (the full plotly.js is 4.8 MB)
         worker_log = tmp_path / "var" / "celery-worker.log"
         deadline = time.monotonic() + 30
         while " ready." not in worker_log.read_text(errors="replace") and time.monotonic() < deadline:

@@ -3,9 +3,21 @@ import itertools
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from escalations.services import ticket_open
+from telemetry.models import Event, EventKind
 from tests.factories import AgentFactory, AgentVersionFactory
+
+# The decisions the tests' agent makes: a resolution picks one of them (or confirms a new label).
+AGENT_LABELS = ("approve", "deny", "refer")
+
+
+def agent_decides(agent, labels=AGENT_LABELS, version="0.9.0"):
+    """The agent has reported decisions with these labels (what resolving its tickets offers)."""
+    decided_by = AgentVersionFactory(agent=agent, version=version)
+    Event.objects.bulk_create([Event(agent=agent, version=decided_by, request_key=f"seen-{label}", kind=EventKind.AGENT,
+                                     label=label, occurred_at=timezone.now()) for label in labels])
 
 _keys = itertools.count(1)
 
@@ -28,7 +40,9 @@ def sample_context(**overrides) -> dict:
 
 @pytest.fixture
 def agent(db):
-    return AgentFactory(slug="claims-triage")
+    agent = AgentFactory(slug="claims-triage")
+    agent_decides(agent)
+    return agent
 
 
 @pytest.fixture

@@ -112,12 +112,16 @@ def test_operator_starts_a_rollout_from_the_version_page(client, operator, ready
     assert b"already has an open rollout" in again.content
 
 
-def test_htmx_approval_answers_the_inbox_in_place(client, operator, manager, fast_rollout):
+def test_htmx_approval_answers_the_card_in_place(client, operator, manager, fast_rollout):
     promotion = promotion_request(actor=operator, rollout=fast_rollout)
     client.force_login(manager)
     response = client.post(f"/rollouts/promotions/{promotion.pk}/approve/", {"comment": ""}, headers={"HX-Request": "true"})
     body = response.content.decode()
-    assert response.status_code == 200 and "<html" not in body and 'id="inbox"' in body
-    assert "Approved" in body and "Nothing waits for a decision" in body
+    # Out of band only: this card's figures say what became of it, its form goes, the message and
+    # the recent decisions arrive; nothing else on the page (other cards, what is typed) is touched.
+    assert response.status_code == 200 and "<html" not in body and 'id="inbox"' not in body
+    assert f'id="promotion-{promotion.pk}-figures" hx-swap-oob="morph"' in body and "Nothing left to decide here" in body
+    assert f'id="promotion-{promotion.pk}-decide" hx-swap-oob="morph"' in body and "Approve</button>" not in body
+    assert 'id="messages"' in body and "Approved:" in body
     assert "promotionDecided" in response["HX-Trigger"]
     assert "Recent decisions" in body and f"<td>{promotion.pk}</td>" in body  # the decision joins the list at once

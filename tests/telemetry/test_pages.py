@@ -32,8 +32,9 @@ def test_panel_shows_an_empty_state_without_pairs(client, reviewer, shadow_rollo
     assert response.status_code == 200
     html = response.content.decode()
     assert "No pairs yet" in html
-    assert "<html" in html and "plotly.min.js" in html
-    assert 'hx-trigger="every 10s [document.visibilityState === \'visible\']"' in html
+    assert "<html" in html and "vendor/plotly/plotly-partial.min.js" in html
+    # A live region: polled, morphed in (docs/pages.md).
+    assert 'data-live' in html and 'hx-trigger="every 10s"' in html and 'hx-swap="morph"' in html
 
 
 def test_panel_with_pairs_embeds_three_figures_and_links_discrepancies(client, operator, events_client, shadow_rollout):

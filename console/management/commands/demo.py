@@ -38,6 +38,14 @@ class Command(BaseCommand):
 
     def handle(self, *args, port, no_seed, no_traffic, **options):
         settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
+        if not settings.STATIC_MANIFEST:
+            # Static files as production serves them: collected under hashed names, gzipped, cached
+            # for a year (WhiteNoise). Settings are read once, so the demo starts again with them.
+            environment = {**os.environ, "STATIC_MANIFEST": "true"}
+            environment.setdefault("STATIC_ROOT", str(settings.VAR_DIR / "static"))
+            os.execve(sys.executable, [sys.executable, *sys.argv], environment)
+        self.stdout.write("Collecting static files…")
+        call_command("collectstatic", interactive=False, verbosity=0)
         self.stdout.write("Preparing the database…")
         call_command("migrate", interactive=False, verbosity=0)
         if not no_seed:
