@@ -10,6 +10,7 @@ from typing import Any
 from django.http import HttpResponse
 from ninja import Field, Query, Router, Schema, Status
 from ninja.errors import HttpError
+from pydantic import create_model
 
 from agents.selectors import agent_get, version_get
 from rolloutops.auth import authorize
@@ -19,7 +20,7 @@ from telemetry.selectors import rollout_discrepancy
 
 from . import promotions, selectors, services
 from .gates import current_stage, stage_figures
-from .guardrails import BREACHED
+from .guardrails import BREACHED, BUDGET_RULE, REGISTRY, VS_CONTROL
 from .models import PromotionRequest, PromotionStatus, Rollout, StageMode
 from .routing import route, routing_snapshot
 
@@ -27,13 +28,17 @@ router = Router(tags=["rollouts"])
 SLUG = re.compile(r"[-a-zA-Z0-9_]{1,64}")
 
 
-class GuardrailsIn(Schema):
-    # Ranges are checked by the plan rules (stages.parse_plan), which name the stage and the field.
-    max_error_rate: float | None = Field(None, description="a rate strictly between 0 and 1")
-    max_escalation_rate: float | None = Field(None, description="a rate strictly between 0 and 1")
-    max_p95_latency_ms: float | None = Field(None, description="milliseconds, > 0")
-    max_disagreement_rate: float | None = Field(None, description="a rate strictly between 0 and 1")
-    baseline_error_rate: float | None = Field(None, description="a rate strictly between 0 and 1")
+# One field per guardrail of the registry (and per tuning parameter). Ranges are checked by the plan
+# rules (stages.parse_plan), which name the stage and the field.
+GuardrailsIn = create_model(
+    "GuardrailsIn", __base__=Schema,
+    **{g.key: (float | None, Field(None, description=f"{g.label}: "
+                                   + ("a rate strictly between 0 and 1" if g.unit == "rate" else "milliseconds, > 0")
+                                   + (f" (the control's expected rate, shown until it has data)" if g.test == VS_CONTROL else "")))
+       for g in REGISTRY},
+    max_error_rate_increase=(float | None, Field(None, description="how much worse than the control the candidate's "
+                                                  "error rate may be, relative (0: not worse; default 0)")),
+)
 
 
 class StageIn(Schema):
@@ -239,6 +244,10 @@ class GuardrailOut(Schema):
     boundary: float | None
     method: str
     detail: str
+    unit: str = Field(..., description="rate or ms")
+    test: str = Field(..., description="above-threshold (one-sample) or vs-control (two-sample)")
+    alpha: float | None = Field(None, description="this guardrail's share of the error budget, as a probability")
+    share: float | None = Field(None, description="... as a fraction of the rollout's error budget")
 
 
 class GuardrailsOut(Schema):
@@ -247,6 +256,9 @@ class GuardrailsOut(Schema):
     mode: str
     state: str
     samples: int
+    error_budget: float = Field(..., description="the probability that a healthy candidate is falsely rolled back "
+                                "over its whole plan")
+    budget_rule: str
     guardrails: list[GuardrailOut]
     healthy: bool
 
@@ -303,6 +315,8 @@ def guardrails_out(rollout: Rollout) -> dict:
     return {
         "rollout": rollout.pk, "stage": stage.name, "mode": stage.mode, "state": rollout.state,
         "samples": measured["metrics"].agent_events,
+        "error_budget": rollout.error_budget,
+        "budget_rule": BUDGET_RULE,
         "guardrails": [g.as_dict() for g in results],
         "healthy": not any(g.verdict == BREACHED for g in results),
     }

@@ -9,8 +9,9 @@ from django.utils import timezone
 from agents.readiness import version_readiness
 from telemetry.selectors import rollout_discrepancy, stage_metrics
 
-from .guardrails import breaches, describe_breach, evaluate_guardrails, unevaluable
-from .models import Rollout, RolloutState, RolloutStage, StageMode
+from . import decisions
+from .guardrails import BY_KEY, breaches, budget_shares, describe_breach, evaluate_guardrails, unevaluable
+from .models import GuardrailState, Rollout, RolloutState, RolloutStage, StageMode
 
 
 @dataclass
@@ -41,10 +42,69 @@ def next_stage(rollout: Rollout) -> RolloutStage | None:
     return rollout.stages.filter(position=rollout.stage_index + 1).first()
 
 
-def stage_figures(*, rollout: Rollout, stage: RolloutStage) -> dict:
+def guardrail_look(*, rollout: Rollout, stage: RolloutStage, metrics, now: datetime | None = None,
+                   advance: bool = False) -> list:
+    """Each guardrail's verdict from its sequential test (rollouts/decisions.py). The watch advances
+    the test (`advance=True`: the new state is kept, by compare-and-set, so two looks never count the
+    same events twice); gates, the API and the pages look without keeping anything."""
+    if stage.mode != StageMode.LIVE:
+        return []
+    now = now or timezone.now()
+    plan = stage.guardrails or {}
+    alphas = budget_shares(list(rollout.stages.all()), rollout.error_budget)
+    row = GuardrailState.objects.filter(rollout_id=rollout.pk).first()
+    state = decisions.from_json(row.state) if row else None
+    tested = [key for key in alphas if key in plan]
+    counts = {key: BY_KEY[key].counts(metrics) for key in tested}
+    nulls = {key: BY_KEY[key].null(float(plan[key]), plan) for key in tested}
+    state, evidence = decisions.look(state, stage=stage.name, now_s=now.timestamp(), counts=counts, nulls=nulls)
+    if advance:
+        state = decisions.traced(state, evidence, now_s=now.timestamp())
+        data = decisions.to_json(state)
+        if row is None:
+            GuardrailState.objects.get_or_create(rollout_id=rollout.pk, defaults={"state": data})
+        else:
+            GuardrailState.objects.filter(rollout_id=rollout.pk, version=row.version).update(
+                state=data, version=row.version + 1, updated_at=now)
+    return evaluate_guardrails(stage=stage, metrics=metrics, evidence={k: float(v) for k, v in evidence.items()},
+                               alphas=alphas, error_budget=rollout.error_budget)
+
+
+def segment_verdict(*, rollout: Rollout, stage: RolloutStage, discrepancy: dict, now: datetime) -> dict:
+    """Shadow segments are flagged once, when the stage reaches its stabilization and its sample
+    minimum: a single look, so the BH correction's 5 % holds (docs/decisions.md, "Segments"). Before
+    that the flags are provisional: shown, never gating, never notified. The verdict is kept."""
+    row = GuardrailState.objects.filter(rollout_id=rollout.pk).first()
+    kept = (row.segments if row else {}).get(stage.name)
+    if kept:
+        return {**kept, "final": True}
+    elapsed = (now - rollout.stage_entered_at).total_seconds()
+    due = elapsed >= stage.min_duration_s and discrepancy["pairs"] >= stage.min_samples
+    verdict = {"flagged": list(discrepancy["flagged_segments"]), "pairs": discrepancy["pairs"],
+               "decided_at": now.isoformat() if due else None, "final": due}
+    if due:
+        kept_now = {"flagged": verdict["flagged"], "pairs": verdict["pairs"], "decided_at": verdict["decided_at"]}
+        if row is None:
+            row, created = GuardrailState.objects.get_or_create(rollout_id=rollout.pk, defaults={"segments": {stage.name: kept_now}})
+            if created:
+                return verdict
+        segments = dict(row.segments)
+        if stage.name in segments:
+            return {**segments[stage.name], "final": True}
+        segments[stage.name] = kept_now
+        if not GuardrailState.objects.filter(rollout_id=rollout.pk, version=row.version).update(
+                segments=segments, version=row.version + 1):
+            fresh = GuardrailState.objects.get(rollout_id=rollout.pk).segments.get(stage.name)
+            if fresh:
+                return {**fresh, "final": True}
+    return verdict
+
+
+def stage_figures(*, rollout: Rollout, stage: RolloutStage, advance: bool = False, now: datetime | None = None) -> dict:
     """Everything measured about a stage, as plain JSON (for evidence, pages and the API)."""
+    now = now or timezone.now()
     metrics = stage_metrics(rollout_id=rollout.pk, stage=stage.name)
-    guardrails = evaluate_guardrails(stage=stage, metrics=metrics)
+    guardrails = guardrail_look(rollout=rollout, stage=stage, metrics=metrics, now=now, advance=advance)
     figures = {
         "stage": stage.name,
         "samples": metrics.agent_events,
@@ -53,14 +113,18 @@ def stage_figures(*, rollout: Rollout, stage: RolloutStage) -> dict:
         "errors": metrics.errors,
         "escalations": metrics.escalations,
         "p95_latency_ms": metrics.p95_latency_ms,
+        "error_budget": rollout.error_budget,
         "guardrails": [g.as_dict() for g in guardrails],
-        "computed_at": timezone.now().isoformat(),
+        "computed_at": now.isoformat(),
     }
     if stage.mode == StageMode.SHADOW:
         d = rollout_discrepancy(rollout_id=rollout.pk, stage=stage.name)
+        verdict = segment_verdict(rollout=rollout, stage=stage, discrepancy=d, now=now)
         figures["agreement"] = {
             "pairs": d["pairs"], "agreement": d["agreement"], "interval": d["interval"], "kappa": d["kappa"],
-            "flagged_segments": d["flagged_segments"], "bar": stage.agreement_bar,
+            "flagged_segments": verdict["flagged"] if verdict["final"] else [],
+            "provisional_segments": [] if verdict["final"] else verdict["flagged"],
+            "segments_decided_at": verdict["decided_at"], "bar": stage.agreement_bar,
         }
     return {"figures": figures, "metrics": metrics, "guardrails": guardrails}
 
@@ -89,7 +153,7 @@ def promotion_gates(*, rollout: Rollout, now: datetime | None = None) -> GateRep
     else:
         check("readiness", False, f"{rollout.version} is not ready: " + "; ".join(readiness.failing))
 
-    measured = stage_figures(rollout=rollout, stage=stage)
+    measured = stage_figures(rollout=rollout, stage=stage, now=now)
     figures, metrics, guardrails = measured["figures"], measured["metrics"], measured["guardrails"]
     entered = rollout.stage_entered_at
     elapsed = (now - entered).total_seconds()
@@ -123,10 +187,15 @@ def promotion_gates(*, rollout: Rollout, now: datetime | None = None) -> GateRep
             low = agreement["interval"][0]
             check("agreement", low >= bar,
                   f"agreement: Wilson 95 % lower bound {low:.1%} vs bar {bar:.0%} over {agreement['pairs']} pairs")
-        flagged = agreement["flagged_segments"]
-        check("segments", not flagged,
-              "no segment flagged as a systematic discrepancy" if not flagged
-              else f"systematic discrepancy flagged in segment(s): {', '.join(flagged)}")
+        flagged, provisional = agreement["flagged_segments"], agreement["provisional_segments"]
+        if flagged:
+            check("segments", False, f"systematic discrepancy flagged in segment(s): {', '.join(flagged)}")
+        elif agreement["segments_decided_at"]:
+            check("segments", True, "no segment flagged as a systematic discrepancy")
+        else:
+            # Segments are judged once, when stabilization and samples are reached (docs/decisions.md).
+            check("segments", False, "segments are judged once the stage has stabilized on its samples"
+                  + (f" (provisionally below the rest: {', '.join(provisional)})" if provisional else ""))
 
     evidence = {
         "at": now.isoformat(),

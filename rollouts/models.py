@@ -178,3 +178,15 @@ class PromotionRequest(models.Model):
 
     def __str__(self) -> str:
         return f"promotion #{self.pk} {self.from_stage}→{self.to_stage}"
+
+
+class GuardrailState(models.Model):
+    """The guardrail watch's memory of one rollout (rollouts/decisions.py): each guardrail's
+    sequential test carried across looks and stages, and the shadow segments' final verdicts.
+    Written by compare-and-set on `version`, so two looks never count the same events twice."""
+
+    rollout = models.OneToOneField(Rollout, on_delete=models.CASCADE, primary_key=True, related_name="guardrail_state")
+    state = models.JSONField(default=dict)
+    segments = models.JSONField(default=dict)  # stage -> {"decided_at", "flagged", "pairs"}
+    version = models.PositiveIntegerField(default=1)
+    updated_at = models.DateTimeField(auto_now=True)

@@ -20,9 +20,9 @@ from .services import rollout_complete, rollout_pause, rollout_rollback
 log = logging.getLogger("rolloutops.rollouts")
 
 
-def announce_flagged_segments(rollout: Rollout) -> list[str]:
-    """Notify each newly flagged shadow segment once (compare-and-set on the announced list)."""
-    flagged = rollout_discrepancy(rollout_id=rollout.pk, stage=rollout.stage_name)["flagged_segments"]
+def announce_flagged_segments(rollout: Rollout, flagged: list[str]) -> list[str]:
+    """Notify each flagged shadow segment once (compare-and-set on the announced list). Only final
+    flags: provisional ones are shown, never announced (docs/decisions.md, "Segments")."""
     new = [s for s in flagged if s not in rollout.flagged_notified]
     if not new:
         return []
@@ -60,13 +60,14 @@ def rollout_watch(*, rollout_id: int) -> str:
         return "ok"
     warm_shadow_figures(rollout)
     stage = current_stage(rollout)
+    now = timezone.now()
     if stage.mode == StageMode.SHADOW:
-        announce_flagged_segments(rollout)
+        figures = stage_figures(rollout=rollout, stage=stage, now=now)["figures"]
+        announce_flagged_segments(rollout, figures["agreement"]["flagged_segments"])
         return "ok"
     if stage.mode != StageMode.LIVE:
         return "ok"
-    now = timezone.now()
-    measured = stage_figures(rollout=rollout, stage=stage)
+    measured = stage_figures(rollout=rollout, stage=stage, advance=True, now=now)
     metrics = measured["metrics"]
     breached = breaches(measured["guardrails"])
     elapsed = (now - rollout.stage_entered_at).total_seconds()

@@ -6,22 +6,14 @@ from dataclasses import asdict, dataclass, field
 
 from rolloutops.exceptions import Invalid
 
+from . import guardrails as registry
 from .models import RolloutState, StageMode, TransitionAction
 
 HOUR = 3600
 
-# Guardrails a live stage is held to unless the plan says otherwise (docs/decisions.md).
-DEFAULT_GUARDRAILS = {
-    "max_error_rate": 0.05,
-    "max_escalation_rate": 0.2,
-    "max_p95_latency_ms": 3000,
-    "max_disagreement_rate": 0.1,
-    "baseline_error_rate": 0.02,
-}
-GUARDRAIL_KEYS = frozenset(DEFAULT_GUARDRAILS)
-# Guardrails that are rates: their thresholds must lie strictly between 0 and 1, or no test can
-# tell a breach from health (a threshold of 0 is breached by one error; of 1 never).
-RATE_GUARDRAILS = frozenset({"max_error_rate", "max_escalation_rate", "max_disagreement_rate", "baseline_error_rate"})
+# Guardrails a live stage is held to unless the plan says otherwise: the registry's defaults.
+DEFAULT_GUARDRAILS = registry.DEFAULT_GUARDRAILS
+GUARDRAIL_KEYS = registry.PLAN_KEYS
 DEFAULT_AGREEMENT_BAR = 0.90
 # A live stage that hears nothing from the agent for this long is paused as inconclusive.
 DEFAULT_INCONCLUSIVE_AFTER_S = 600
@@ -136,11 +128,8 @@ def parse_plan(raw: list[dict] | None) -> list[StagePlan]:
                 continue
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
                 problems.append(f"{where}.guardrails.{key}: a number")
-            elif key in RATE_GUARDRAILS and not 0 < value < 1:
-                problems.append(f"{where}.guardrails.{key}: a rate strictly between 0 and 1 (got {value:g}); "
-                                "0 is breached by a single error and 1 can never be")
-            elif key not in RATE_GUARDRAILS and value <= 0:
-                problems.append(f"{where}.guardrails.{key}: a number > 0 (got {value:g})")
+            elif problem := registry.validate_plan_value(key, value):
+                problems.append(f"{where}.guardrails.{key}: {problem}")
         if mode == StageMode.LIVE:
             guardrails = {**DEFAULT_GUARDRAILS, **guardrails}
         stages.append(StagePlan(name, mode, traffic, duration, samples, bar, guardrails, silence))
