@@ -28,7 +28,7 @@ class WatchState:
     counts: dict = field(default_factory=dict)  # key -> the stage's cumulative counts at the last look
     live_s: float = 0.0  # live time looked at so far (lanes open on it)
     last_s: float | None = None  # when the last look was (seconds, any epoch)
-    lanes: int = 0  # lanes opened so far
+    lanes: dict = field(default_factory=dict)  # family -> lanes opened so far (telemetry.sequential.FAMILIES)
     tests: dict = field(default_factory=dict)  # key -> (S, B) of telemetry.sequential
     trace: list = field(default_factory=list)  # [t, stage, {key: log e}] for the chart
 
@@ -52,20 +52,23 @@ def look(state: WatchState | None, *, stage: str, now_s: float, counts: dict, nu
         state.stage = stage
         state.counts = {}
     # Lanes open before this look's evidence: lane k counts what arrived from its start on.
-    while state.lanes * sequential.LANE_S <= state.live_s:
-        for key, (S, B) in state.tests.items():
-            state.tests[key] = (S, sequential.open_lane(S, B, state.lanes))
-        state.lanes += 1
+    state.lanes = dict(state.lanes)
+    for family, (every_s, _) in sequential.FAMILIES.items():
+        while state.lanes.get(family, 0) * every_s <= state.live_s:
+            k = state.lanes.get(family, 0)
+            for key, (S, B) in state.tests.items():
+                state.tests[key] = (S, sequential.open_lane(S, B, k, family))
+            state.lanes[family] = k + 1
     evidence = {}
     for key, current in counts.items():
-        current = tuple(np.asarray(c, dtype=float) for c in current)
+        current = tuple(np.array(c, dtype=float) for c in current)  # a copy: callers may add to theirs
         previous = state.counts.get(key, tuple(np.zeros(shape) for _ in current))
         delta = tuple(np.maximum(c - p, 0.0) for c, p in zip(current, previous))
         state.counts[key] = current
         if key not in state.tests:
-            # A guardrail first tested now: every lane opened so far starts here, the first weighs most.
+            # A guardrail first tested now: every lane opened so far starts here; the heaviest stands for them.
             S, B = sequential.new_test(shape)
-            state.tests[key] = (S, sequential.open_lane(S, B, 0))
+            state.tests[key] = (S, sequential.open_lane(S, B, 0, "coarse"))
         S, B = state.tests[key]
         if BY_KEY[key].test == VS_CONTROL:
             S = S + sequential.two_sample_increment(*delta, rho0=nulls[key])
@@ -100,7 +103,7 @@ def from_json(data: dict | None) -> WatchState | None:
         return None
     return WatchState(
         stage=data.get("stage"), live_s=float(data.get("live_s", 0.0)), last_s=data.get("last_s"),
-        lanes=int(data.get("lanes", 0)),
+        lanes={k: int(v) for k, v in (data.get("lanes") or {}).items()},
         counts={k: tuple(np.asarray(c, dtype=float) for c in v) for k, v in data.get("counts", {}).items()},
         tests={k: (np.asarray(S, dtype=float), np.asarray(B, dtype=float)) for k, (S, B) in data.get("tests", {}).items()},
         trace=list(data.get("trace", [])),

@@ -9,7 +9,7 @@ The building blocks:
 - A likelihood-ratio *increment* per look, for each alternative of a fixed grid: one-sample (a rate
   against a fixed threshold) or two-sample (the candidate's error rate against the concurrent
   control's, both unknown, by conditioning on where the errors fell).
-- *Lanes*: a fresh test starts every `LANE_S` seconds of live time, so a late degradation is judged
+- *Lanes*: a fresh test starts every `LANE_S` seconds of live time (and a fine one at every look), so a late degradation is judged
   on the evidence after it, not diluted by hours of health; lane k carries a fixed weight w_k with
   sum 1. The mixture sum_k w_k sum_i g_i LR_{k,i} is a test martingale under the null (Ville's
   inequality bounds its false alarm by alpha over an unbounded horizon); we keep, per alternative,
@@ -25,21 +25,29 @@ import numpy as np
 # 1.25x finds a small breach slowly, 10x a collapse within a minute; equal weights (docs/decisions.md).
 RATIOS = np.array([1.25, 1.5, 2.0, 3.0, 5.0, 10.0])
 LOG_GRID_WEIGHT = -math.log(len(RATIOS))
-# A new lane every 10 minutes of live time; the first LANES_AT_FULL_WEIGHT lanes (48 h of live
-# time) share half the weight equally, later ones the other half, decreasing (docs/decisions.md).
+# Two families of lanes share the weight equally. Coarse: a new lane every 10 minutes of live time,
+# cheap enough to judge a small degradation on a long run of evidence. Fine: a new lane at every
+# look (30 s), so that a collapse is judged on the evidence after it, however recently the last
+# coarse lane opened. In each family the first lanes (48 h of live time) share half its weight
+# equally, later ones the other half, decreasing (docs/decisions.md, "Late degradations").
 LANE_S = 600.0
-LANES_AT_FULL_WEIGHT = 288
+FINE_LANE_S = 30.0
+FAMILIES = {"coarse": (LANE_S, 288), "fine": (FINE_LANE_S, 5760)}
+WEIGHTS = {"coarse": 0.25, "fine": 0.75}
 
 
-def lane_log_weight(k: int) -> float:
-    """log w_k of lane k (0-based); the weights sum to 1 over all k."""
+def lane_log_weight(k: int, family: str = "coarse") -> float:
+    """log w_k of lane k (0-based) of a family; the weights sum to 1 over both families and all k."""
     if k < 0:
         raise ValueError(f"lane index must be >= 0, got {k}")
-    big_k = LANES_AT_FULL_WEIGHT
+    big_k = FAMILIES[family][1]
+    share = WEIGHTS[family] / 2
+    if share <= 0:
+        return -math.inf
     if k < big_k:
-        return math.log(0.5 / big_k)
-    # sum_{k >= K} K / (k (k + 1)) = 1, so this tail carries the other half.
-    return math.log(0.5 * big_k / (k * (k + 1.0)))
+        return math.log(share / big_k)
+    # sum_{k >= K} K / (k (k + 1)) = 1, so this tail carries the other half of the family's weight.
+    return math.log(share * big_k / (k * (k + 1.0)))
 
 
 def _alternatives(p0):
@@ -94,9 +102,9 @@ def new_test(shape=()):
     return np.zeros(shape), np.full(shape, -np.inf)
 
 
-def open_lane(S, B, k: int):
-    """Lane k starts now: it counts the evidence from here on."""
-    return np.maximum(B, lane_log_weight(k) - S)
+def open_lane(S, B, k: int, family: str = "coarse"):
+    """Lane k of a family starts now: it counts the evidence from here on."""
+    return np.maximum(B, lane_log_weight(k, family) - S)
 
 
 def log_evidence(S, B):
