@@ -259,7 +259,7 @@ def main(argv=None) -> dict:
     for kind in ("2->4", "2->20"):
         early, late = result["detection"][kind]["median_min"], result["detection"][kind + "_late"]["median_min"]
         result["detection"][kind + "_late"]["late_over_early"] = round(late / early, 2) if early and late else None
-    seg_runs = max(runs // 2, 50)
+    seg_runs = runs
     false_flag, provisional, _ = segments(rng, seg_runs)
     _, _, power = segments(rng, seg_runs, low=0.80)
     result["segment_false_flag_rate"] = false_flag

@@ -1,6 +1,9 @@
-"""Plotly figures of a rollout's live guardrails as pure functions: hourly figures in, figure dict out."""
+"""Plotly figures of a rollout's live guardrails as pure functions: figures in, figure dict out."""
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+from .guardrails import REGISTRY
 from .models import TransitionAction
 
 _ERROR = "#c0392b"
@@ -10,27 +13,59 @@ _MARK = {TransitionAction.PROMOTE: "#2f7d4f", TransitionAction.ROLLBACK: "#c0392
          TransitionAction.RESUME: "#2457c5", TransitionAction.COMPLETE: "#2f7d4f"}
 
 
-def guardrail_timeline(hourly: list[dict], *, thresholds: dict, marks: list[dict]) -> dict:
-    """Hourly error and escalation rates of the agent's live traffic, each guardrail threshold as a
-    dashed line, and every transition (promotion, rollback…) as a vertical marker."""
+_EVIDENCE_COLORS = ["#c0392b", "#b35900", "#2457c5", "#7b3fa0", "#2f7d4f", "#6b7280"]
+
+
+def evidence_traces(trace: list, boundaries: dict) -> list[dict]:
+    """Each guardrail's evidence (log e-value) as a share of its boundary, over time: the statistic
+    that decides, 1.0 being a breach (docs/decisions.md). `trace`: [[epoch s, stage, {key: log e}], …]."""
+    data = []
+    for i, g in enumerate(r for r in REGISTRY if r.key in boundaries):
+        points = [(p[0], p[2][g.key]) for p in trace if g.key in p[2]]
+        if not points:
+            continue
+        bound = boundaries[g.key]
+        data.append({
+            "type": "scatter", "mode": "lines", "name": f"{g.label} (evidence)", "yaxis": "y",
+            "x": [datetime.fromtimestamp(t, UTC).isoformat() for t, _ in points],
+            "y": [round(max(v, 0.0) / bound, 4) for _, v in points],
+            "line": {"color": _EVIDENCE_COLORS[i % len(_EVIDENCE_COLORS)], "width": 2},
+            "hovertemplate": f"%{{x}}<br>{g.label}: %{{y:.0%}} of the way to a breach<extra></extra>",
+        })
+    return data
+
+
+def guardrail_timeline(hourly: list[dict], *, thresholds: dict, marks: list[dict], trace: list | None = None,
+                       boundaries: dict | None = None) -> dict:
+    """On top, the statistic that decides: each guardrail's evidence against its boundary (1.0 = a
+    breach, drawn as a line), every guardrail including latency. Below, secondary and labelled so: the
+    raw hourly error, escalation and slow-request rates with their thresholds dashed. Every transition
+    (promotion, rollback…) as a vertical marker."""
     hours = [row["hour"] for row in hourly]
-    data = [
-        {"type": "scatter", "mode": "lines+markers", "name": "error rate", "x": hours, "line": {"color": _ERROR},
+    evidence = evidence_traces(trace or [], boundaries or {})
+    raw_axis = "y2" if evidence else "y"
+    data = evidence + [
+        {"type": "scatter", "mode": "lines+markers", "name": "error rate (raw hourly)", "x": hours, "line": {"color": _ERROR},
+         "yaxis": raw_axis,
          "y": [row["errors"] / row["events"] if row["events"] else None for row in hourly],
          "customdata": [[row["events"], row["stage"]] for row in hourly],
          "hovertemplate": "%{x}<br>error rate %{y:.1%}<br>%{customdata[0]} requests in %{customdata[1]}<extra></extra>"},
-        {"type": "scatter", "mode": "lines+markers", "name": "escalation rate", "x": hours,
-         "line": {"color": _ESCALATION},
+        {"type": "scatter", "mode": "lines+markers", "name": "escalation rate (raw hourly)", "x": hours,
+         "line": {"color": _ESCALATION}, "yaxis": raw_axis,
          "y": [row["escalations"] / row["events"] if row["events"] else None for row in hourly],
          "hovertemplate": "%{x}<br>escalation rate %{y:.1%}<extra></extra>"},
+        {"type": "scatter", "mode": "lines+markers", "name": "over the p95 limit (raw hourly)", "x": hours,
+         "line": {"color": "#2457c5", "dash": "dot"}, "yaxis": raw_axis,
+         "y": [row["slow"] / row["timed"] if row.get("timed") else None for row in hourly],
+         "hovertemplate": "%{x}<br>%{y:.1%} of requests over the p95 limit (a breach needs > 5 %)<extra></extra>"},
     ]
     shapes, annotations = [], []
     for name, label, color in (("max_error_rate", "max error rate", _ERROR), ("max_escalation_rate", "max escalation rate", _ESCALATION)):
         if thresholds.get(name) is not None:
             value = float(thresholds[name])
-            shapes.append({"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y", "y0": value, "y1": value,
+            shapes.append({"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": raw_axis, "y0": value, "y1": value,
                            "line": {"color": color, "dash": "dash", "width": 1}})
-            annotations.append({"xref": "paper", "x": 0, "y": value, "yref": "y", "text": f"{label} {value:.0%}",
+            annotations.append({"xref": "paper", "x": 0, "y": value, "yref": raw_axis, "text": f"{label} {value:.0%}",
                                 "showarrow": False, "xanchor": "left", "yanchor": "bottom", "font": {"color": color, "size": 11}})
     for mark in marks:
         color = _MARK.get(mark["action"], _THRESHOLD)
@@ -39,13 +74,23 @@ def guardrail_timeline(hourly: list[dict], *, thresholds: dict, marks: list[dict
                                 "dash": "solid" if mark["action"] == TransitionAction.ROLLBACK else "dot"}})
         annotations.append({"xref": "x", "x": mark["at"], "yref": "paper", "y": 1, "text": mark["text"], "showarrow": False,
                             "textangle": -90, "xanchor": "right", "yanchor": "top", "font": {"color": color, "size": 10}})
-    return {
-        "data": data,
-        "layout": {
-            "title": {"text": "Live guardrails per hour (dashed: thresholds; markers: transitions)", "font": {"size": 14}},
-            "margin": {"l": 50, "r": 20, "t": 40, "b": 40}, "height": 300,
-            "legend": {"orientation": "h", "y": -0.2},
-            "yaxis": {"tickformat": ".0%", "rangemode": "tozero"}, "xaxis": {"type": "date"},
-            "shapes": shapes, "annotations": annotations,
-        },
+    layout = {
+        "title": {"text": "Live guardrails (markers: transitions)", "font": {"size": 14}},
+        "margin": {"l": 50, "r": 20, "t": 40, "b": 40}, "height": 300,
+        "legend": {"orientation": "h", "y": -0.2},
+        "yaxis": {"tickformat": ".0%", "rangemode": "tozero"}, "xaxis": {"type": "date"},
+        "shapes": shapes, "annotations": annotations,
     }
+    if evidence:
+        layout["height"] = 460
+        layout["yaxis"] = {"title": {"text": "evidence / boundary"}, "tickformat": ".0%", "rangemode": "tozero",
+                           "domain": [0.45, 1.0]}
+        layout["yaxis2"] = {"title": {"text": "raw hourly (secondary)"}, "tickformat": ".0%", "rangemode": "tozero",
+                            "domain": [0.0, 0.33], "anchor": "x"}
+        shapes.append({"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y", "y0": 1, "y1": 1,
+                       "line": {"color": _ERROR, "width": 2}})
+        annotations.append({"xref": "paper", "x": 1, "y": 1, "yref": "y", "text": "breach: rollback", "showarrow": False,
+                            "xanchor": "right", "yanchor": "bottom", "font": {"color": _ERROR, "size": 11}})
+        layout["title"]["text"] = ("Live guardrails: the evidence that decides, against its boundary (top); "
+                                   "raw hourly figures, secondary (below)")
+    return {"data": data, "layout": layout}

@@ -2,6 +2,8 @@
 approvals inbox, the guardrail history, and what the agents pages show of an agent's rollouts."""
 from __future__ import annotations
 
+import math
+
 from django.db.models import Count, Q
 from django.urls import reverse
 
@@ -10,7 +12,8 @@ from agents.models import Agent
 from rolloutops.exceptions import NotFound
 from telemetry.selectors import stage_hourly
 
-from .models import PromotionRequest, PromotionStatus, Rollout, RolloutState, StageMode, TransitionAction
+from .guardrails import budget_shares
+from .models import GuardrailState, PromotionRequest, PromotionStatus, Rollout, RolloutState, StageMode, TransitionAction
 
 OPEN_STATES = (RolloutState.ACTIVE, RolloutState.PAUSED)
 
@@ -125,3 +128,10 @@ def guardrail_history(rollout: Rollout) -> dict:
         for t in transitions
     ]
     return {"hourly": hourly, "marks": marks}
+
+
+def guardrail_evidence(rollout: Rollout) -> dict:
+    """The watch's trace of each guardrail's evidence and the boundaries it is judged against (the chart)."""
+    state = GuardrailState.objects.filter(rollout_id=rollout.pk).values_list("state", flat=True).first() or {}
+    alphas = budget_shares(list(rollout.stages.all()), rollout.error_budget)
+    return {"trace": state.get("trace", []), "boundaries": {key: math.log(1.0 / a) for key, a in alphas.items()}}

@@ -139,8 +139,10 @@ def _detail_page(request, rollout: Rollout, context: dict, status: int = 200):
     context["has_live"] = bool(history["hourly"])
     if history["hourly"]:
         live_stage = context["current"] if context["current"].mode == StageMode.LIVE else rollout.stages.filter(mode=StageMode.LIVE).first()
+        evidence = selectors.guardrail_evidence(rollout)
         context["guardrail_figure"] = guardrail_timeline(history["hourly"], thresholds=live_stage.guardrails if live_stage else {},
-                                                        marks=history["marks"])
+                                                        marks=history["marks"], trace=evidence["trace"],
+                                                        boundaries=evidence["boundaries"])
     if context["has_shadow"]:
         context.update(shadow_context(request, rollout))
     return render(request, "rollouts/rollout_detail.html", context, status=status)

@@ -17,6 +17,7 @@ from telemetry.statistics import (
     cohen_kappa,
     confusion_matrix,
     fisher_exact_lower,
+    holm,
     flag_segments,
     latency_bucket,
     mcnemar_direction,
@@ -235,6 +236,14 @@ def test_segment_flags_are_corrected_across_segments():
     assert 0.01 < results["x"].p_value < 0.05
     assert 0.01 < results["z"].p_value < 0.1
     assert not any(result.flagged for result in results.values())
+
+
+def test_holm_steps_down_and_stops_at_the_first_failure():
+    assert holm([0.01, 0.04, 0.03, 0.2], alpha=0.05) == [True, False, False, False]  # 0.03 > 0.05 / 3
+    assert holm([0.001, 0.02, 0.013], alpha=0.05) == [True, True, True]  # 0.001 <= .05/3, .013 <= .05/2, .02 <= .05
+    assert holm([]) == []
+    with pytest.raises(ValueError):
+        holm([0.1], alpha=0)
 
 
 def test_fisher_exact_lower_matches_scipy():
