@@ -41,6 +41,10 @@ class RolloutopsCollector:
         threshold = _gauge("rolloutops_guardrail_threshold", "Threshold of a guardrail metric.", ROLLOUT + ["guardrail"])
         breached = _gauge("rolloutops_guardrail_breached", "1 when the breach is statistically significant.",
                           ROLLOUT + ["guardrail"])
+        alpha = _gauge("rolloutops_guardrail_alpha", "The guardrail's share of the rollout's error budget (a probability).",
+                       ROLLOUT + ["guardrail"])
+        evidence = _gauge("rolloutops_guardrail_evidence_ratio",
+                          "The sequential test's evidence as a share of its boundary (1 = a breach).", ROLLOUT + ["guardrail"])
         pairs = _gauge("rolloutops_shadow_pairs", "Agent/human pairs in shadow.", ROLLOUT)
         agreement = _gauge("rolloutops_shadow_agreement", "Agreement rate of agent and humans in shadow.", ROLLOUT)
         lower = _gauge("rolloutops_shadow_agreement_lower", "Wilson 95 % lower bound of shadow agreement.", ROLLOUT)
@@ -61,6 +65,10 @@ class RolloutopsCollector:
                     value.add_metric(base + [g.name], g.value)
                 threshold.add_metric(base + [g.name], g.threshold)
                 breached.add_metric(base + [g.name], int(g.verdict == BREACHED))
+                if g.alpha:
+                    alpha.add_metric(base + [g.name], g.alpha)
+                if g.evidence is not None:
+                    evidence.add_metric(base + [g.name], g.evidence)
             shadow = measured["figures"].get("agreement")
             if rollout.mode == StageMode.SHADOW and shadow:
                 pairs.add_metric(base, shadow["pairs"])
@@ -69,7 +77,7 @@ class RolloutopsCollector:
                 if shadow["pairs"]:
                     lower.add_metric(base, shadow["interval"][0])
                 flagged.add_metric(base, len(shadow["flagged_segments"]))
-        yield from (traffic, index, paused, samples, value, threshold, breached, pairs, agreement, lower, flagged)
+        yield from (traffic, index, paused, samples, value, threshold, breached, alpha, evidence, pairs, agreement, lower, flagged)
 
     def _escalations(self):
         now = timezone.now()

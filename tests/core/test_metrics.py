@@ -54,6 +54,12 @@ def test_metrics_expose_rollouts_guardrails_agreement_and_queue(api_client_for, 
     flagged = {labels["agent"]: value for labels, value in metrics["rolloutops_shadow_flagged_segments"]}
     assert flagged["kyc-document-checker"] >= 1
     assert any(labels == {"priority": "P1"} for labels, _ in metrics["rolloutops_escalations_open"])
+    # Each live rollout's guardrails share its error budget, and their evidence is scraped beside it.
+    budgets = {}
+    for labels, value in metrics["rolloutops_guardrail_alpha"]:
+        budgets[labels["rollout"]] = budgets.get(labels["rollout"], 0) + value
+    assert budgets and all(abs(total - 0.01) < 1e-9 for total in budgets.values())
+    assert "rolloutops_guardrail_evidence_ratio" in metrics
     for name in ("rolloutops_rollout_stage_index", "rolloutops_rollout_paused", "rolloutops_stage_samples",
                  "rolloutops_guardrail_value", "rolloutops_guardrail_breached", "rolloutops_shadow_pairs",
                  "rolloutops_shadow_agreement", "rolloutops_shadow_agreement_lower",
