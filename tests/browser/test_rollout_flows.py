@@ -203,7 +203,7 @@ def test_operator_edits_the_plan_in_staging(world, world_db, screenshot_path):
     expect(editor).to_be_visible()
     editor.get_by_label("canary: traffic %").fill("150")
     editor.get_by_label("canary: stabilization in hours").fill("1.5")
-    editor.get_by_label("canary: max_error_rate").fill("0.03")
+    editor.get_by_label("canary: max_error_rate", exact=True).fill("0.03")
     editor.get_by_role("button", name="Save plan").click()
     traffic = editor.get_by_label("canary: traffic %")
     expect(traffic).to_have_attribute("aria-invalid", "true")
