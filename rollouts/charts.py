@@ -26,7 +26,7 @@ def evidence_traces(trace: list, boundaries: dict) -> list[dict]:
             continue
         bound = boundaries[g.key]
         data.append({
-            "type": "scatter", "mode": "lines", "name": f"{g.label} (evidence)", "yaxis": "y",
+            "type": "scatter", "mode": "lines+markers", "name": f"{g.label} (evidence)", "yaxis": "y",
             "x": [datetime.fromtimestamp(t, UTC).isoformat() for t, _ in points],
             "y": [round(max(v, 0.0) / bound, 4) for _, v in points],
             "line": {"color": _EVIDENCE_COLORS[i % len(_EVIDENCE_COLORS)], "width": 2},

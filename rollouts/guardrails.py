@@ -215,16 +215,16 @@ def evaluate_guardrails(*, stage, metrics, evidence: dict | None = None, alphas:
         threshold = float(plan[g.key])
         n = int(g.n(metrics) or 0)
         value = g.value(metrics)
-        detail = g.help
+        detail = g.help if g.optional else ""
         if g.test == VS_CONTROL:
             ratio = g.null(threshold, plan)
             control = metrics.control
             if control.requests:
                 threshold = control.errors / control.requests * ratio
                 detail = (f"control: {control.errors} errors in {control.requests} requests"
-                          + (f", allowed {ratio - 1:.0%} worse" if ratio > 1 else "") + "; " + g.help)
+                          + (f", allowed {ratio - 1:.0%} worse" if ratio > 1 else ""))
             else:
-                detail = f"no control traffic in this stage yet (plan's expected rate shown); {g.help}"
+                detail = "no control traffic in this stage yet (the plan's expected rate shown)"
         elif g.key == "max_p95_latency_ms" and n:
             detail = (f"{metrics.candidate.slow} of {n} requests above {threshold:g} ms "
                       f"(p95 breaches when > 5 %)")

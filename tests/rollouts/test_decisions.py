@@ -183,3 +183,21 @@ def test_the_harness_false_rollback_rate_is_within_the_budget_on_a_small_seeded_
     assert result["detection"]["2->4"]["median_min"] < 120
     assert result["naive"]["false_rollback_rate"] > 0.5  # the rule it replaces
     assert BY_KEY["baseline_error_rate"].test == "vs-control"
+
+
+def test_the_chart_draws_every_guardrails_evidence_against_its_boundary_above_the_raw_figures():
+    from rollouts.charts import guardrail_timeline
+
+    boundaries = {"max_error_rate": 6.2, "max_p95_latency_ms": 6.2, "baseline_error_rate": 6.2}
+    trace = [[1_700_000_000, "canary", {"max_error_rate": -3.0, "max_p95_latency_ms": 3.1, "baseline_error_rate": 6.2}],
+             [1_700_000_300, "canary", {"max_error_rate": 1.24, "max_p95_latency_ms": 6.2, "baseline_error_rate": 0.0}]]
+    hourly = [{"hour": "2026-11-29T10:00:00+00:00", "stage": "canary", "events": 100, "errors": 20, "escalations": 5,
+               "timed": 100, "slow": 7}]
+    figure = guardrail_timeline(hourly, thresholds={"max_error_rate": 0.05}, marks=[], trace=trace, boundaries=boundaries)
+    evidence = {t["name"]: t["y"] for t in figure["data"] if t["yaxis"] == "y"}
+    assert evidence == {"Error rate (evidence)": [0.0, 0.2], "p95 latency (evidence)": [0.5, 1.0],
+                        "Error rate vs control (evidence)": [1.0, 0.0]}
+    raw = [t["name"] for t in figure["data"] if t["yaxis"] == "y2"]
+    assert raw == ["error rate (raw hourly)", "escalation rate (raw hourly)", "over the p95 limit (raw hourly)"]
+    assert figure["layout"]["yaxis2"]["title"]["text"] == "raw hourly (secondary)"
+    assert any(s["yref"] == "y" and s["y0"] == 1 for s in figure["layout"]["shapes"])  # the boundary
