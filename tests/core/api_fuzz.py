@@ -121,9 +121,10 @@ def _strategy(operation, world: World, mode: GenerationMode):
 
 
 def fuzz_operation(operation, *, world: World, role: str, tally: Tally, max_examples: int, seed_value: int,
-                   modes=(GenerationMode.POSITIVE, GenerationMode.NEGATIVE)) -> None:
+                   modes=(GenerationMode.POSITIVE, GenerationMode.NEGATIVE), limit: int | None = None) -> None:
     """Send `max_examples` generated cases per mode (fewer when the operation has fewer distinct
-    ones) as `role`; count them and keep the first failure of each kind for the operation."""
+    ones) as `role`, none once the tally reaches `limit`; count them and keep the first failure of
+    each kind for the operation."""
     headers = {"Authorization": f"Bearer {world.tokens[role]}"}
     checks = list(STATUS_CHECKS)
     for mode in modes:
@@ -133,6 +134,8 @@ def fuzz_operation(operation, *, world: World, role: str, tally: Tally, max_exam
                              verbosity=hypothesis.Verbosity.quiet)
         @hypothesis.given(case=_strategy(operation, world, mode))
         def run(case):
+            if limit is not None and tally.cases >= limit:
+                return
             response = case.call(headers=headers)
             tally.cases += 1
             tally.statuses[response.status_code] += 1
@@ -153,10 +156,10 @@ def fuzz_operation(operation, *, world: World, role: str, tally: Tally, max_exam
 
 
 def fuzz_role(schema: BaseSchema, *, world: World, role: str, max_examples: int, seed_value: int = 0,
-              tally: Tally | None = None) -> Tally:
+              tally: Tally | None = None, limit: int | None = None) -> Tally:
+    """One pass over every operation of the document as `role`, into `tally`."""
     tally = tally or Tally()
     for result in schema.get_all_operations():
-        operation = result.ok()
-        fuzz_operation(operation, world=world, role=role, tally=tally, max_examples=max_examples,
-                       seed_value=seed_value)
+        fuzz_operation(result.ok(), world=world, role=role, tally=tally, max_examples=max_examples,
+                       seed_value=seed_value, limit=limit)
     return tally
