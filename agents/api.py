@@ -75,6 +75,9 @@ class ChecklistItemOut(Schema):
     description: str
     position: int
     active: bool
+    created_at: datetime
+    grace_until: datetime | None = Field(
+        None, description="until then, versions last evaluated before the item existed are judged without it")
 
 
 # Readiness, as agents.readiness.Readiness.as_dict() gives it (the same JSON frozen as evidence).
@@ -92,6 +95,12 @@ class ItemVerdictOut(Schema):
     evaluated_at: str | None
     expires_at: str | None
     expiring_soon: bool
+    grace_until: str | None = None
+
+
+class GraceOut(Schema):
+    key: str
+    grace_until: str | None
 
 
 class AutomaticCheckOut(Schema):
@@ -118,6 +127,8 @@ class ReadinessOut(Schema):
     ready: bool
     dimensions: dict[str, DimensionOut]
     failing: list[str]
+    # New checklist items not evaluated for this version yet that block from their grace_until on.
+    in_grace: list[GraceOut] = []
     computed_at: str | None
 
 

@@ -95,7 +95,12 @@ class Dimension(models.TextChoices):
 
 
 class ChecklistItem(models.Model):
-    """One thing that must hold. `key` is what evaluations name (e.g. `security.encryption`)."""
+    """One thing that must hold. `key` is what evaluations name (e.g. `security.encryption`).
+
+    An item added to a checklist in use applies to evaluations recorded after it. A version
+    evaluated before the item existed is judged without it until `grace_until` (the item's creation
+    plus CHECKLIST_GRACE_DAYS), so one new item does not at once make every ready version not
+    ready and freeze every promotion; after that it must be evaluated (agents/readiness.py)."""
 
     key = models.SlugField(max_length=80, unique=True, allow_unicode=False)
     dimension = models.CharField(max_length=20, choices=Dimension.choices)
@@ -105,6 +110,8 @@ class ChecklistItem(models.Model):
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Null: no grace (the default checklist, or a grace of 0 days).
+    grace_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["dimension", "position", "key"]

@@ -15,7 +15,7 @@ from django.core.cache import cache
 from django.db import models
 from django.utils import timezone
 
-from .models import AgentVersion, ChecklistItem, Dimension, EvaluationResult, ResultStatus
+from .models import AgentVersion, ChecklistItem, Dimension, Evaluation, EvaluationResult, ResultStatus
 
 # Lists (overview, agents) reuse automatic figures this long; gates and the matrix compute fresh.
 AUTOMATIC_CACHE_SECONDS = 60
@@ -26,10 +26,13 @@ PASS, FAIL, UNKNOWN = "pass", "fail", "unknown"
 
 
 class MissingResult(models.TextChoices):
-    """Why a checklist item has no result that counts; otherwise its status is a ResultStatus."""
+    """Why a checklist item has no result that counts; otherwise its status is a ResultStatus.
+    GRACE: an item added after the version's last evaluation, so not evaluated yet, within its
+    grace period (agents/models.py, ChecklistItem): it does not block until `grace_until`."""
 
     NOT_EVALUATED = "not_evaluated", "Not evaluated"
     EXPIRED = "expired", "Expired"
+    GRACE = "grace", "New item, in its grace period"
 
 
 class ReadinessStatus(models.TextChoices):
@@ -47,7 +50,7 @@ class ItemVerdict:
     key: str
     title: str
     dimension: str
-    status: str  # pass | fail | na | not_evaluated | expired
+    status: str  # pass | fail | na | not_evaluated | expired | grace
     ok: bool
     reason: str = ""  # the failing line, empty when ok
     evidence: str = ""
@@ -56,6 +59,11 @@ class ItemVerdict:
     evaluated_at: datetime | None = None
     expires_at: datetime | None = None
     expiring_soon: bool = False
+    grace_until: datetime | None = None  # set while the item is in its grace period for this version
+
+    @property
+    def in_grace(self) -> bool:
+        return self.status == MissingResult.GRACE
 
     @property
     def evidence_is_link(self) -> bool:
@@ -66,7 +74,7 @@ class ItemVerdict:
             "key": self.key, "title": self.title, "status": self.status, "ok": self.ok, "reason": self.reason,
             "evidence": self.evidence, "evaluation": self.evaluation_id, "evaluated_by": self.evaluated_by or None,
             "evaluated_at": _iso(self.evaluated_at), "expires_at": _iso(self.expires_at),
-            "expiring_soon": self.expiring_soon,
+            "expiring_soon": self.expiring_soon, "grace_until": _iso(self.grace_until),
         }
 
 
@@ -149,11 +157,19 @@ class Readiness:
         """ready | not-ready, for badges."""
         return ReadinessStatus.READY if self.ready else ReadinessStatus.NOT_READY
 
+    @property
+    def in_grace(self) -> list[ItemVerdict]:
+        """Items added after this version was evaluated, not evaluated yet, that block from their
+        `grace_until` on; soonest first."""
+        items = [i for d in self.dimensions.values() for i in d.items if i.in_grace]
+        return sorted(items, key=lambda i: (i.grace_until, i.key))
+
     def as_dict(self) -> dict:
         return {
             "ready": self.ready,
             "dimensions": {name: d.as_dict() for name, d in self.dimensions.items()},
             "failing": list(self.failing),
+            "in_grace": [{"key": i.key, "grace_until": _iso(i.grace_until)} for i in self.in_grace],
             "computed_at": _iso(self.computed_at),
         }
 
@@ -210,9 +226,21 @@ def automatic_checks(*, version: AgentVersion) -> list[AutomaticCheck]:
     return [check for provider in _providers for check in provider(version)]
 
 
-def _item_verdict(item: ChecklistItem, result: EvaluationResult | None, now: datetime) -> ItemVerdict:
+def in_grace_for(item: ChecklistItem, *, last_evaluated_at: datetime | None, now: datetime) -> bool:
+    """Whether `item`, with no result for a version, is still in its grace period for it: every
+    evaluation of the version was recorded before the item existed (it was judged without it) and
+    the grace has not ended. The item applies to evaluations recorded after it: once the version is
+    evaluated again, or if it never was before, the item counts at once."""
+    return (item.grace_until is not None and now < item.grace_until
+            and last_evaluated_at is not None and last_evaluated_at < item.created_at)
+
+
+def _item_verdict(item: ChecklistItem, result: EvaluationResult | None, now: datetime,
+                  last_evaluated_at: datetime | None = None) -> ItemVerdict:
     base = {"key": item.key, "title": item.title, "dimension": item.dimension}
     if result is None:
+        if in_grace_for(item, last_evaluated_at=last_evaluated_at, now=now):
+            return ItemVerdict(**base, status=MissingResult.GRACE, ok=True, grace_until=item.grace_until)
         return ItemVerdict(**base, status=MissingResult.NOT_EVALUATED, ok=False, reason=f"{item.key}: not evaluated")
     evaluation = result.evaluation
     who = evaluation.evaluated_by.get_username() if evaluation.evaluated_by else "a deleted user"
@@ -242,7 +270,8 @@ def automatic_checks_cached(*, version: AgentVersion) -> list[AutomaticCheck]:
 
 def version_readiness(*, version: AgentVersion, now: datetime | None = None, cached: bool = False) -> Readiness:
     """Ready only when, in every dimension, each active item's latest result is pass or n/a and
-    unexpired, and every automatic check passes. A handful of queries, whatever the item count.
+    unexpired (an item added after the version's last evaluation may instead be in its grace
+    period: in_grace_for), and every automatic check passes. A handful of queries, whatever the item count.
     `cached=True` (list pages) may reuse automatic figures up to a minute old; manual results are
     always read fresh, and the promotion gate never uses the cache."""
     now = now or timezone.now()
@@ -256,12 +285,17 @@ def version_readiness(*, version: AgentVersion, now: datetime | None = None, cac
     )
     for result in results:
         latest.setdefault(result.item_id, result)
+    last_evaluated_at = None
+    if any(i.grace_until is not None and now < i.grace_until and i.pk not in latest for i in items):
+        last_evaluated_at = (Evaluation.objects.filter(version=version).order_by("-evaluated_at")
+                             .values_list("evaluated_at", flat=True).first())
     checks = automatic_checks_cached(version=version) if cached else automatic_checks(version=version)
 
     dimensions: dict[str, DimensionVerdict] = {}
     failing_all: list[str] = []
     for dimension in Dimension.values:
-        verdicts = [_item_verdict(i, latest.get(i.pk), now) for i in items if i.dimension == dimension]
+        verdicts = [_item_verdict(i, latest.get(i.pk), now, last_evaluated_at) for i in items
+                    if i.dimension == dimension]
         autos = [c for c in checks if c.dimension == dimension]
         failing = [v.reason for v in verdicts if not v.ok] + [c.reason for c in autos if not c.ok]
         if any(not v.ok for v in verdicts) or any(c.verdict == FAIL for c in autos):

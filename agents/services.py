@@ -128,6 +128,8 @@ def evaluation_record(*, actor, version: AgentVersion, results: list[dict], note
 
 
 def checklist_item_add(*, actor, dimension: str, key: str, title: str, description: str = "") -> ChecklistItem:
+    """Add an item to the checklist. It applies to evaluations recorded from now on; versions
+    evaluated before it keep their verdict without it for CHECKLIST_GRACE_DAYS (ChecklistItem)."""
     policy.check(actor, "checklist.add")
     if dimension not in Dimension.values:
         raise Invalid(f"dimension must be one of {', '.join(Dimension.values)}", field="dimension")
@@ -135,15 +137,18 @@ def checklist_item_add(*, actor, dimension: str, key: str, title: str, descripti
     if not ITEM_KEY_RE.match(key) or len(key) > 80:
         raise Invalid("key must look like <dimension>.<name> in lowercase, e.g. security.encryption", field="key")
     title = _required(title, "title", 200)
+    now = timezone.now()
+    grace_days = settings.ROLLOUTOPS["CHECKLIST_GRACE_DAYS"]
+    grace_until = now + timedelta(days=grace_days) if grace_days > 0 else None
     try:
         with transaction.atomic():
             last = ChecklistItem.objects.filter(dimension=dimension).aggregate(m=Max("position"))["m"]
             item = ChecklistItem.objects.create(
                 dimension=dimension, key=key, title=title, description=description or "",
-                position=(last or 0) + 10, created_by=actor,
+                position=(last or 0) + 10, created_by=actor, created_at=now, grace_until=grace_until,
             )
             audit_record(actor=actor, action="checklist.item_added", obj=item,
-                         after={"dimension": dimension, "key": key, "title": title})
+                         after={"dimension": dimension, "key": key, "title": title, "grace_until": grace_until})
     except IntegrityError:
         raise Conflict(f"a checklist item {key!r} already exists", field="key") from None
     return item

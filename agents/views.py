@@ -1,6 +1,8 @@
 """Pages of the agents app: the list, an agent, and a version's readiness matrix with its evaluation form."""
+from django.conf import settings
 from django.contrib import messages
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from rolloutops.exceptions import DomainError
@@ -74,7 +76,8 @@ def version_create(request, slug):
 
 
 def _matrix_context(version, **extra) -> dict:
-    return {"agent": version.agent, "version": version, "readiness": version_readiness(version=version), **extra}
+    return {"agent": version.agent, "version": version, "readiness": version_readiness(version=version),
+            "grace_days": settings.ROLLOUTOPS["CHECKLIST_GRACE_DAYS"], **extra}
 
 
 @require_GET
@@ -131,7 +134,12 @@ def checklist_item_create(request, slug, version):
             actor=request.user, dimension=request.POST.get("dimension", ""), key=request.POST.get("key", ""),
             title=request.POST.get("title", ""), description=request.POST.get("description", ""),
         )
-        messages.success(request, f"Added checklist item {item.key}; every version now needs it evaluated.")
+        if item.grace_until:
+            day = timezone.localtime(item.grace_until).strftime("%Y-%m-%d %H:%M")
+            messages.success(request, f"Added checklist item {item.key}. It applies to evaluations recorded from now "
+                                      f"on; versions last evaluated before it need it from {day}.")
+        else:
+            messages.success(request, f"Added checklist item {item.key}; every version now needs it evaluated.")
     except DomainError as exc:
         messages.error(request, f"Item not added: {error_text(exc)}")
     return redirect("agents:version", slug=slug, version=row.version)

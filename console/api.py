@@ -7,7 +7,6 @@ import logging
 
 from django.core.exceptions import BadRequest, PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.db import DataError, InterfaceError, OperationalError
-from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, ValidationError
 
 from agents.api import router as agents_router
@@ -15,6 +14,7 @@ from escalations.api import router as escalations_router
 from rolloutops.api import router as audit_router
 from rolloutops.auth import BearerToken, BrowserSession
 from rolloutops.exceptions import DomainError
+from rolloutops.openapi import DocumentedAPI
 from rolloutops.probes import RETRY_AFTER_SECONDS, UNAVAILABLE, dependency_down
 from rollouts.api import router as rollouts_router
 from telemetry.api import router as telemetry_router
@@ -22,7 +22,7 @@ from telemetry.api_otlp import router as otlp_router
 
 _log = logging.getLogger("rolloutops.api")
 
-api = NinjaAPI(
+api = DocumentedAPI(
     title="rolloutops API",
     version="1",
     description="Control plane for AI agent rollouts. Machines send `Authorization: Bearer <token>`.",

@@ -6,11 +6,12 @@ from datetime import datetime
 from typing import Any, Literal
 
 from django.utils import timezone
-from ninja import Field, Router, Schema
+from ninja import Field, Query, Router, Schema
 from ninja.responses import Status
 from pydantic import ConfigDict
 
 from rolloutops.auth import authorize
+from rolloutops.inputs import MAX_OFFSET
 from rolloutops.schemas import ErrorOut
 
 from . import claims, services
@@ -143,11 +144,11 @@ def ticket_open(request, payload: TicketIn):
 @router.get("/escalations", response=TicketPageOut)
 def ticket_list(request, status: StatusFilter | None = None, agent: str = "",
                 reason: Reason | None = None, priority: Priority | None = None, mine: bool = False,
-                limit: int = 50, offset: int = 0, context: bool = False):
+                limit: int = 50, offset: int = Query(0, ge=0, le=MAX_OFFSET), context: bool = False):
     """The queue (default: open tickets by priority then age). `mine=true`: what you hold.
     Contexts are left out unless `context=true` (they can be large)."""
     principal = authorize(request, "escalation.read")
-    limit, offset = max(1, min(limit, 200)), max(0, offset)
+    limit = max(1, min(limit, 200))
     status = status or (TicketStatus.CLAIMED if mine else TicketStatus.OPEN)
     qs = tickets_list(status=status, agent=agent, reason=reason or "", priority=priority or "",
                       claimed_by=principal.user if mine else None)

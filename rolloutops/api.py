@@ -1,9 +1,10 @@
 """HTTP API of the core (mounted under /api/v1/ by console.api): the audit trail, filterable."""
 from datetime import datetime
 
-from ninja import Router, Schema
+from ninja import Query, Router, Schema
 
 from .auth import authorize
+from .inputs import MAX_BIGINT
 from .selectors import audit_entries
 
 router = Router(tags=["audit"])
@@ -36,7 +37,9 @@ class AuditPageOut(Schema):
 
 @router.get("/audit", response=AuditPageOut)
 def audit_list(request, action: str = "", actor: str = "", object_type: str = "", object_id: str = "",
-               since: str = "", until: str = "", before_id: int | None = None, limit: int = 100):
+               since: str = Query("", description="a day, YYYY-MM-DD (inclusive)"),
+               until: str = Query("", description="a day, YYYY-MM-DD (inclusive)"),
+               before_id: int | None = Query(None, ge=1, le=MAX_BIGINT), limit: int = 100):
     authorize(request, "audit.read")
     limit = max(1, min(limit, 1000))
     qs = audit_entries(action=action, actor=actor, object_type=object_type, object_id=object_id, since=since, until=until)

@@ -8,6 +8,7 @@ from django.core.paginator import Paginator
 
 from . import policy
 from .exceptions import DomainError
+from .inputs import page_number
 
 
 def page_allows(request, action: str) -> None:
@@ -38,7 +39,9 @@ def htmx_partial(request) -> bool:
 
 
 def paginate(request, queryset, per_page: int = 50):
-    return Paginator(queryset, per_page).get_page(request.GET.get("page"))
+    """The `?page=` of a list; a page past the end is the last one, a number no database could
+    offset to is clamped first (rolloutops/inputs.py)."""
+    return Paginator(queryset, per_page).get_page(page_number(request.GET.get("page")))
 
 
 def error_text(exc: DomainError) -> str:

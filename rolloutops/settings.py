@@ -83,6 +83,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Before anything reads the request (sessions, CSRF, views): rolloutops/inputs.py.
+    "rolloutops.middleware.HostileInput",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -271,6 +273,9 @@ AUDIT_CHECKPOINT_WEBHOOK = env_bool("AUDIT_CHECKPOINT_WEBHOOK", False)
 # Product defaults: overridable per deployment.
 ROLLOUTOPS = {
     "EVALUATION_TTL_DAYS": env_int("EVALUATION_TTL_DAYS", 90),
+    # A checklist item added later blocks versions evaluated before it only after this many days
+    # (agents/models.py, ChecklistItem; 0: at once).
+    "CHECKLIST_GRACE_DAYS": env_int("CHECKLIST_GRACE_DAYS", 7),
     "CLAIM_LEASE_SECONDS": env_int("CLAIM_LEASE_SECONDS", 15 * 60),
     "SLA_SECONDS": {
         "P1": env_int("SLA_P1_SECONDS", 15 * 60),

@@ -179,11 +179,13 @@ def test_retired_item_no_longer_blocks_readiness(ready_version, operator):
     assert version_readiness(version=ready_version).ready
 
 
-def test_new_checklist_item_makes_a_ready_version_not_ready_until_evaluated(ready_version, operator):
+def test_new_checklist_item_makes_a_ready_version_not_ready_once_its_grace_ends(ready_version, operator):
     from agents.services import checklist_item_add
 
-    checklist_item_add(actor=operator, dimension="fallback", key="fallback.pager_rota", title="A pager rota exists")
-    readiness = version_readiness(version=ready_version)
+    item = checklist_item_add(actor=operator, dimension="fallback", key="fallback.pager_rota",
+                              title="A pager rota exists")
+    assert version_readiness(version=ready_version).ready  # tests/agents/test_checklist_grace.py
+    readiness = version_readiness(version=ready_version, now=item.grace_until)
     assert readiness.failing == ["fallback.pager_rota: not evaluated"]
 
 
