@@ -45,7 +45,8 @@ def main() -> None:
     from telemetry.services import _COLUMNS, _Context, _row
 
     n = args.events - args.events % 2
-    start = datetime(2026, 1, 5, tzinfo=timezone.utc)
+    # Inside the accepted window (EVENT_RETENTION_DAYS back from now, docs/decisions.md "Input").
+    start = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(days=2)
     with transaction.atomic():
         bench_rollout(SLUG_API, start)  # fresh agents (a previous run's are deleted)
         bench_rollout(SLUG_COPY, start)
@@ -58,8 +59,8 @@ def main() -> None:
     api_events = events(SLUG_API, n, start)
     bodies = [json.dumps({"events": api_events[i:i + BATCH]}).encode() for i in range(0, n, BATCH)]
     copy_events = events(SLUG_COPY, n, start)
-    context = _Context(copy_events)
     now = datetime.now(timezone.utc)
+    context = _Context(copy_events, now)
     rows = [_row(item, context, now) for item in copy_events]
 
     client = Client()
