@@ -292,7 +292,7 @@ _Text = lambda low, high: Annotated[str, msgspec.Meta(min_length=low, max_length
 _Number = lambda high: Annotated[float, msgspec.Meta(ge=0.0, le=high)]  # noqa: E731
 
 
-class _EventIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class _EventIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, gc=False):
     agent: _Text(1, 64)
     request_key: _Text(1, 200)
     kind: Literal["agent", "human"]
@@ -474,6 +474,34 @@ _PG_TYPES = {
 }
 
 
+# Faster still: each column as ONE text, its values joined by a separator that no value holds,
+# split by the server (string_to_array, in C on both sides; binding arrays walks every value in
+# Python, ~5 ms a batch). "None" (what str() makes of it) is NULL in the number and flag columns,
+# "" in the trace column (no JSON text is empty); text columns have no NULLs.
+_SEP = "\x1f"
+_NULL_AS = {"bigint": "'None'", "float8": "'None'", "boolean": "'None'", "text": "NULL", "timestamptz": "NULL"}
+
+
+def _joined(columns: list[tuple]) -> list[str] | None:
+    """The columns as separator-joined texts, or None if a text value holds the separator."""
+    out = []
+    for name, values in zip(_COLUMNS, columns):
+        kind = _PG_TYPES[name]
+        if kind == "timestamptz":
+            first = values[0]
+            # received_at: one moment for the whole batch.
+            text = (_SEP.join([first.isoformat()] * len(values)) if values.count(first) == len(values)
+                    else _SEP.join(map(datetime.isoformat, values)))
+        elif kind != "text":
+            text = _SEP.join(map(str, values))
+        else:
+            text = _SEP.join(["" if value is None else value for value in values] if name == "trace" else values)
+            if text.count(_SEP) != len(values) - 1:
+                return None
+        out.append(text)
+    return out
+
+
 def _insert_statement(rows: list[tuple]) -> tuple[str, list]:
     """PostgreSQL: ONE statement stores the new rows and queues them for the fold, and answers how
     many were new. SQLite: the INSERT alone, returning the new rows' ids for `_queue_statement`."""
@@ -483,14 +511,23 @@ def _insert_statement(rows: list[tuple]) -> tuple[str, list]:
     # decisions per request) makes a repeat a no-op.
     conflict = "ON CONFLICT DO NOTHING RETURNING id, rollout_id"
     if connection.vendor == "postgresql":
-        # %b: each column one array bound in binary (no quoting of 18,000 values into text).
-        arrays = ", ".join(f"%b::{_PG_TYPES[column]}[]" for column in _COLUMNS)
+        columns = list(zip(*rows))
+        # One row: string_to_array('') is an empty array, not one empty string.
+        params = _joined(columns) if len(rows) > 1 else None
+        if params is not None:
+            arrays = ", ".join(
+                f"string_to_array(%s, chr(31), {_NULL_AS[_PG_TYPES[column]] if column != 'trace' else chr(39) * 2})"
+                f"::{_PG_TYPES[column]}[]" for column in _COLUMNS)
+        else:
+            # %b: each column one array bound in binary (no quoting of 18,000 values into text).
+            arrays = ", ".join(f"%b::{_PG_TYPES[column]}[]" for column in _COLUMNS)
+            params = [list(column) for column in columns]
         select = ", ".join("u.trace::jsonb" if column == "trace" else f"u.{column}" for column in _COLUMNS)
         sql = (f"WITH new AS (INSERT INTO {table} ({', '.join(_COLUMNS)}) SELECT {select} "
                f"FROM unnest({arrays}) AS u({', '.join(_COLUMNS)}) {conflict}), "
                f"queued AS (INSERT INTO {queue} (event_id, rollout_id) SELECT id, rollout_id FROM new) "
                f"SELECT COUNT(*) FROM new")
-        return sql, [list(column) for column in zip(*rows)]
+        return sql, params
     one = "(" + ", ".join(["%s"] * len(_COLUMNS)) + ")"
     sql = f"INSERT INTO {table} ({', '.join(_COLUMNS)}) VALUES {', '.join([one] * len(rows))} {conflict}"
     return sql, [value for row in rows for value in row]
