@@ -118,6 +118,8 @@ def copy_events(rows, *, queue: bool = True) -> None:
     """COPY rows into the event table and, as ingestion does, into the fold queue."""
     from django.db import connection
 
+    from telemetry.models import UnfoldedEvent
+
     with connection.cursor() as cursor:
         cursor.execute("SELECT COALESCE(MAX(id), 0) FROM telemetry_event")
         last = cursor.fetchone()[0]
@@ -125,8 +127,9 @@ def copy_events(rows, *, queue: bool = True) -> None:
             for row in rows:
                 copy.write_row(row)
         if queue:
-            cursor.execute("INSERT INTO telemetry_unfoldedevent (event_id, rollout_id) "
-                           "SELECT id, rollout_id FROM telemetry_event WHERE id > %s", [last])
+            queued = ", ".join(UnfoldedEvent.FOLD_COLUMNS)
+            cursor.execute(f"INSERT INTO telemetry_unfoldedevent (event_id, rollout_id, {queued}) "
+                           f"SELECT id, rollout_id, {queued} FROM telemetry_event WHERE id > %s", [last])
 
 
 BASELINE = """

@@ -502,6 +502,10 @@ def _joined(columns: list[tuple]) -> list[str] | None:
     return out
 
 
+# What a stored event's queue row holds: its id, then the columns the fold reads.
+_QUEUED = ("id", "rollout_id", *UnfoldedEvent.FOLD_COLUMNS)
+
+
 def _insert_statement(rows: list[tuple]) -> tuple[str, list]:
     """PostgreSQL: ONE statement stores the new rows and queues them for the fold, and answers how
     many were new. SQLite: the INSERT alone, returning the new rows' ids for `_queue_statement`."""
@@ -509,7 +513,7 @@ def _insert_statement(rows: list[tuple]) -> tuple[str, list]:
     queue = UnfoldedEvent._meta.db_table
     # No conflict target: either idempotency constraint (agent decisions per version, human
     # decisions per request) makes a repeat a no-op.
-    conflict = "ON CONFLICT DO NOTHING RETURNING id, rollout_id"
+    conflict = f"ON CONFLICT DO NOTHING RETURNING {', '.join(_QUEUED)}"
     if connection.vendor == "postgresql":
         columns = list(zip(*rows))
         # One row: string_to_array('') is an empty array, not one empty string.
@@ -525,7 +529,7 @@ def _insert_statement(rows: list[tuple]) -> tuple[str, list]:
         select = ", ".join("u.trace::jsonb" if column == "trace" else f"u.{column}" for column in _COLUMNS)
         sql = (f"WITH new AS (INSERT INTO {table} ({', '.join(_COLUMNS)}) SELECT {select} "
                f"FROM unnest({arrays}) AS u({', '.join(_COLUMNS)}) {conflict}), "
-               f"queued AS (INSERT INTO {queue} (event_id, rollout_id) SELECT id, rollout_id FROM new) "
+               f"queued AS (INSERT INTO {queue} (event_id, {', '.join(_QUEUED[1:])}) SELECT * FROM new) "
                f"SELECT COUNT(*) FROM new")
         return sql, params
     one = "(" + ", ".join(["%s"] * len(_COLUMNS)) + ")"
@@ -535,7 +539,8 @@ def _insert_statement(rows: list[tuple]) -> tuple[str, list]:
 
 def _queue_statement(new: list[tuple]) -> tuple[str, list]:
     queue = UnfoldedEvent._meta.db_table
-    return (f"INSERT INTO {queue} (event_id, rollout_id) VALUES {', '.join(['(%s, %s)'] * len(new))}",
+    one = "(" + ", ".join(["%s"] * len(_QUEUED)) + ")"
+    return (f"INSERT INTO {queue} (event_id, {', '.join(_QUEUED[1:])}) VALUES {', '.join([one] * len(new))}",
             [value for row in new for value in row])
 
 
