@@ -56,6 +56,7 @@ def bench_rollout(slug: str, start: datetime):
     """A fresh agent, version and shadow rollout (the previous run's are deleted)."""
     from agents.models import Agent, AgentVersion
     from rollouts.models import Rollout, RolloutStage, StageTransition
+    from telemetry.periods import traffic_period_record
 
     from django.db import connection
 
@@ -78,10 +79,14 @@ def bench_rollout(slug: str, start: datetime):
     StageTransition.objects.create(rollout=rollout, to_stage="staging", to_state="active", action="start", at=start)
     StageTransition.objects.create(rollout=rollout, from_stage="staging", to_stage="shadow", to_state="active",
                                    action="promote", at=start)
+    # The routing period ingestion attributes events by (docs/architecture.md, "Events"): in
+    # shadow, people act (the incumbent) and the candidate decides beside them.
+    traffic_period_record(agent_id=agent.pk, at=start - timedelta(days=1), rollout_id=rollout.pk, stage="shadow",
+                          mode="shadow", active=True, salt=rollout.salt, candidate_version_id=version.pk)
     return rollout
 
 
-COLUMNS = ("agent_id", "version_id", "rollout_id", "stage", "request_key", "kind", "label", "segment", "confidence",
+COLUMNS = ("agent_id", "version_id", "rollout_id", "stage", "arm", "request_key", "kind", "label", "segment", "confidence",
            "latency_ms", "outcome", "input_hash", "has_trace", "occurred_at", "received_at")
 
 
@@ -98,20 +103,22 @@ def event_rows(rollout, n: int, start: datetime, seed: int = 7):
         outcome = "ok" if rng.random() < 0.97 else rng.choice(["error", "timeout", "escalated"])
         key = f"req-{i}"
         segment = rng.choice(segments)
-        yield (rollout.agent_id, rollout.version_id, rollout.pk, "shadow", key, "agent", agent, segment,
+        yield (rollout.agent_id, rollout.version_id, rollout.pk, "shadow", "candidate", key, "agent", agent, segment,
                rng.random(), rng.lognormvariate(6, 0.6), outcome, "h", False, at, now)
-        yield (rollout.agent_id, rollout.version_id, rollout.pk, "shadow", key, "human", human, "", None, None, "ok",
+        yield (rollout.agent_id, None, rollout.pk, "shadow", "control", key, "human", human, "", None, None, "ok",
                "h", False, at + timedelta(minutes=rng.randint(1, 600)), now)
 
 
 def kind_rows(rollout, n: int, start: datetime, kind: str):
     """The rows of event_rows of one kind."""
-    return (row for row in event_rows(rollout, n, start) if row[5] == kind)
+    return (row for row in event_rows(rollout, n, start) if row[6] == kind)
 
 
 def copy_events(rows, *, queue: bool = True) -> None:
     """COPY rows into the event table and, as ingestion does, into the fold queue."""
     from django.db import connection
+
+    from telemetry.models import UnfoldedEvent
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT COALESCE(MAX(id), 0) FROM telemetry_event")
@@ -120,49 +127,53 @@ def copy_events(rows, *, queue: bool = True) -> None:
             for row in rows:
                 copy.write_row(row)
         if queue:
-            cursor.execute("INSERT INTO telemetry_unfoldedevent (event_id, rollout_id) "
-                           "SELECT id, rollout_id FROM telemetry_event WHERE id > %s", [last])
+            queued = ", ".join(UnfoldedEvent.FOLD_COLUMNS)
+            cursor.execute(f"INSERT INTO telemetry_unfoldedevent (event_id, rollout_id, {queued}) "
+                           f"SELECT id, rollout_id, {queued} FROM telemetry_event WHERE id > %s", [last])
 
 
 BASELINE = """
 CREATE TEMP TABLE b_counts AS
-SELECT rollout_id, stage, date_trunc('hour', occurred_at) AS hour,
-       SUM(CASE WHEN kind = 'agent' THEN 1 ELSE 0 END) agent_events,
-       SUM(CASE WHEN kind = 'agent' AND outcome IN ('error', 'timeout') THEN 1 ELSE 0 END) agent_errors,
-       SUM(CASE WHEN kind = 'agent' AND outcome = 'escalated' THEN 1 ELSE 0 END) agent_escalations,
-       SUM(CASE WHEN kind = 'human' THEN 1 ELSE 0 END) human_events,
-       MIN(occurred_at) first_at, MAX(occurred_at) last_at
-FROM telemetry_event WHERE rollout_id = %(r)s GROUP BY 1, 2, 3;
+SELECT rollout_id, stage, date_trunc('hour', occurred_at) AS hour, arm, COUNT(*) AS decisions,
+       COUNT(*) FILTER (WHERE outcome IN ('error', 'timeout')) AS errors,
+       COUNT(*) FILTER (WHERE outcome = 'escalated') AS escalations, COUNT(latency_ms) AS timed,
+       COUNT(*) FILTER (WHERE slow) AS slow, MIN(occurred_at) first_at, MAX(occurred_at) last_at
+FROM telemetry_event WHERE rollout_id = %(r)s AND arm <> 'other' GROUP BY 1, 2, 3, 4;
 CREATE TEMP TABLE b_latency AS
-SELECT rollout_id, stage, date_trunc('hour', occurred_at) AS hour, width_bucket(latency_ms, %(bounds)s::float8[]) AS bucket,
-       COUNT(*) count
-FROM telemetry_event WHERE rollout_id = %(r)s AND kind = 'agent' AND latency_ms IS NOT NULL GROUP BY 1, 2, 3, 4;
+SELECT rollout_id, stage, date_trunc('hour', occurred_at) AS hour, arm,
+       width_bucket(latency_ms, %(bounds)s::float8[]) AS bucket, COUNT(*) count
+FROM telemetry_event WHERE rollout_id = %(r)s AND arm <> 'other' AND latency_ms IS NOT NULL GROUP BY 1, 2, 3, 4, 5;
+CREATE TEMP TABLE b_completed AS
+SELECT a.rollout_id, a.stage, a.occurred_at, a.agent_id, a.request_key,
+       CASE WHEN h.kind = 'human' THEN 'human' ELSE 'incumbent' END AS reference,
+       CASE WHEN a.segment <> '' THEN a.segment ELSE h.segment END AS segment, a.label AS agent_label,
+       h.label AS reference_label
+FROM telemetry_event a JOIN telemetry_event h
+  ON h.agent_id = a.agent_id AND h.request_key = a.request_key
+ AND (h.kind = 'human' OR (h.kind = 'agent' AND h.arm = 'control'))
+WHERE a.rollout_id = %(r)s AND a.kind = 'agent' AND a.arm = 'candidate';
 CREATE TEMP TABLE b_pairs AS
-SELECT a.rollout_id, a.stage, date_trunc('hour', a.occurred_at) AS hour, a.segment, a.label agent_label,
-       h.label human_label, COUNT(*) pairs
-FROM telemetry_event a JOIN telemetry_event h
-  ON h.agent_id = a.agent_id AND h.request_key = a.request_key AND h.kind = 'human'
-WHERE a.rollout_id = %(r)s AND a.kind = 'agent' GROUP BY 1, 2, 3, 4, 5, 6;
+SELECT rollout_id, stage, date_trunc('hour', occurred_at) AS hour, reference, segment, agent_label, reference_label,
+       COUNT(*) pairs
+FROM b_completed GROUP BY 1, 2, 3, 4, 5, 6, 7;
 CREATE TEMP TABLE b_discrepant AS
-SELECT a.rollout_id, a.stage, a.agent_id, a.request_key, a.segment, a.label agent_label, h.label human_label, a.occurred_at
-FROM telemetry_event a JOIN telemetry_event h
-  ON h.agent_id = a.agent_id AND h.request_key = a.request_key AND h.kind = 'human'
-WHERE a.rollout_id = %(r)s AND a.kind = 'agent' AND a.label <> h.label;
+SELECT * FROM b_completed WHERE agent_label <> reference_label;
 """
 
 # Each pair: (baseline table's rows, the rollup's rows); both directions of EXCEPT must be empty.
 SAME = [
-    ("SELECT rollout_id, stage, hour, agent_events, agent_errors, agent_escalations, human_events, first_at, last_at "
+    ("SELECT rollout_id, stage, hour, arm, decisions, errors, escalations, timed, slow, first_at, last_at "
      "FROM b_counts",
-     "SELECT rollout_id, stage, hour, agent_events, agent_errors, agent_escalations, human_events, first_event_at, "
+     "SELECT rollout_id, stage, hour, arm, decisions, errors, escalations, timed, slow, first_event_at, "
      "last_event_at FROM telemetry_stagehour WHERE rollout_id = %(r)s"),
-    ("SELECT rollout_id, stage, hour, bucket, count FROM b_latency",
-     "SELECT rollout_id, stage, hour, bucket, count FROM telemetry_latencyhour WHERE rollout_id = %(r)s"),
-    ("SELECT rollout_id, stage, hour, segment, agent_label, human_label, pairs FROM b_pairs",
-     "SELECT rollout_id, stage, hour, segment, agent_label, human_label, pairs FROM telemetry_pairhour "
+    ("SELECT rollout_id, stage, hour, arm, bucket, count FROM b_latency",
+     "SELECT rollout_id, stage, hour, arm, bucket, count FROM telemetry_latencyhour WHERE rollout_id = %(r)s"),
+    ("SELECT rollout_id, stage, hour, reference, segment, agent_label, reference_label, pairs FROM b_pairs",
+     "SELECT rollout_id, stage, hour, reference, segment, agent_label, reference_label, pairs FROM telemetry_pairhour "
      "WHERE rollout_id = %(r)s"),
-    ("SELECT rollout_id, stage, agent_id, request_key, segment, agent_label, human_label, occurred_at FROM b_discrepant",
-     "SELECT rollout_id, stage, agent_id, request_key, segment, agent_label, human_label, occurred_at "
+    ("SELECT rollout_id, stage, agent_id, request_key, reference, segment, agent_label, reference_label, occurred_at "
+     "FROM b_discrepant",
+     "SELECT rollout_id, stage, agent_id, request_key, reference, segment, agent_label, reference_label, occurred_at "
      "FROM telemetry_discrepantpair WHERE rollout_id = %(r)s"),
 ]
 
@@ -226,10 +237,10 @@ def main() -> None:
 
     with connection.cursor() as cursor:
         differ = differences(cursor, rollout.pk)
-        cursor.execute("DROP TABLE b_counts, b_latency, b_pairs, b_discrepant")
+        cursor.execute("DROP TABLE b_counts, b_latency, b_completed, b_pairs, b_discrepant")
 
     m = stage_metrics(rollout_id=rollout.pk, stage="shadow")
-    assert m.agent_events == n // 2 and m.pairs == n // 2, (m.agent_events, m.pairs)
+    assert m.candidate.requests == n // 2 and m.pairs == n // 2, (m.candidate.requests, m.pairs)
     print(f"events N                    {n:,} (folded {folded:,}), arrival: {args.arrival}")
     print(f"rollups vs baseline tables  {'identical' if not differ else f'{differ:,} rows differ'}")
     print(f"rollup rows                 {StageHour.objects.filter(rollout=rollout).count():,} stage-hours, "

@@ -19,8 +19,9 @@ _FOLD_LOCK = 0x7E1E_F01D
 _EVENT = Event._meta.db_table
 
 
-_BATCH_COLUMNS = ("id", "agent_id", "request_key", "kind", "arm", "rollout_id", "stage", "occurred_at", "segment",
-                  "label", "outcome", "latency_ms", "slow")
+_BATCH_COLUMNS = ("id", "rollout_id", *UnfoldedEvent.FOLD_COLUMNS)
+# The same, as the queue names them: a batch is read off the queue alone.
+_QUEUE_COLUMNS = ("event_id AS id", *_BATCH_COLUMNS[1:])
 # SQLite keeps the batch taken off the queue in this per-connection temporary table.
 _SQLITE_BATCH = "temp.telemetry_fold_batch"
 
@@ -70,7 +71,10 @@ def _completed(*, requests: str, lateral: bool) -> str:
     batch that is still queued completes the pair when its own batch is folded). Folds are
     serialized, so each pair counts once; the partner lookup does not depend on the queue, so a
     partner committed late is still found by the fold of the other half (its commit precedes
-    that fold). Only halves without their partner in the batch cost an index lookup.
+    that fold). Only halves without their partner in the batch cost an index lookup, and only
+    where such a partner can exist: `agents` (see `_agents`) says, per agent of the batch, whether
+    any human or incumbent half of it is stored at all (in shadow beside people, no incumbent
+    version decides, and a candidate's decisions folded before any human one need not look).
     """
     queue = UnfoldedEvent._meta.db_table
 
@@ -98,13 +102,23 @@ def _completed(*, requests: str, lateral: bool) -> str:
         SELECT r.rollout_id, r.stage, r.occurred_at, {keys}, '{reference}',
                CASE WHEN r.c_segment <> '' THEN r.c_segment ELSE p.segment END, r.c_label, p.label
         FROM {requests} r {partner("p", half, "p.label, p.segment")}
-        WHERE r.{n} = 0 AND r.cs = 1 AND r.rollout_id IS NOT NULL""")
+        WHERE r.{n} = 0 AND r.cs = 1 AND r.rollout_id IS NOT NULL
+          AND r.agent_id IN (SELECT agent_id FROM agents WHERE has_{half})""")
         parts.append(f"""
         SELECT a.rollout_id, a.stage, a.occurred_at, {keys}, '{reference}',
                CASE WHEN a.segment <> '' THEN a.segment ELSE r.{half}_segment END, a.label, r.{half}_label
         FROM {requests} r {partner("a", "c", "a.rollout_id, a.stage, a.occurred_at, a.segment, a.label")}
         WHERE r.cs = 0 AND r.{n} = 1""")
     return "\n        UNION ALL".join(parts)
+
+
+def _agents(requests: str) -> str:
+    """Per agent of the batch: is any human half (`has_h`) or incumbent-version half (`has_i`) of
+    it stored? One probe of a partial index each (event_human_idempotency, event_incumbent_half)."""
+    def stored(half: str) -> str:
+        condition = " AND ".join(f"e.{part.strip()}" for part in _HALVES[half].split(" AND "))
+        return f"EXISTS (SELECT 1 FROM {_EVENT} e WHERE e.agent_id = a.agent_id AND {condition})"
+    return f"SELECT a.agent_id, {stored('h')} AS has_h, {stored('i')} AS has_i FROM (SELECT DISTINCT agent_id FROM {requests}) a"
 
 
 def _hourly(*, batch: str, hour) -> str:
@@ -178,15 +192,15 @@ def _upserts(*, hourly: str, completed: str, hour, least: str, greatest: str) ->
 def _postgresql_statements(batch_size: int, now, after: int | None = None) -> list[tuple[str, dict]]:
     """PostgreSQL: one statement takes the batch off the queue, pairs it and upserts every rollup."""
     queue = UnfoldedEvent._meta.db_table
-    columns = ", ".join(f"e.{column}" for column in _BATCH_COLUMNS)
+    columns = ", ".join(f"t.{column}" for column in _QUEUE_COLUMNS)
     hour = lambda column: f"date_trunc('hour', {column})"  # noqa: E731 - the session's time zone is UTC
     upserts = _upserts(hourly="hourly", completed="completed", hour=hour, least="LEAST", greatest="GREATEST")
     writes = ",\n".join(f"{name} AS ({sql.format(now='%(now)s')})" for name, sql in upserts)
     # The batch: the first `batch_size` queued ids (after `after`, the previous batch's last, if
     # given: the queue's index then need not step over the entries the last batches deleted),
-    # deleted as one id range joined to their events and returned with the columns the rollups
-    # need. An event in the range that is not queued (folded already, or not committed when
-    # the range was read) is neither deleted nor returned. Data-modifying CTEs all run to
+    # deleted as one id range and returned with the columns the rollups need (the queue row
+    # carries them). An id in the range that is not queued (folded already, or not committed
+    # when the range was read) is neither deleted nor returned. Data-modifying CTEs all run to
     # completion in this statement, so the dequeue and every upsert commit together or not at
     # all; the statement's snapshot still shows the batch queued, which only the partner
     # lookups read, and they look up halves outside the batch.
@@ -197,13 +211,13 @@ def _postgresql_statements(batch_size: int, now, after: int | None = None) -> li
                 ORDER BY event_id LIMIT %(batch_size)s) first_queued
         ),
         batch AS (
-            DELETE FROM {queue} t USING {_EVENT} e
+            DELETE FROM {queue} t
             WHERE t.event_id BETWEEN (SELECT low FROM bounds) AND (SELECT high FROM bounds)
-              AND e.id BETWEEN (SELECT low FROM bounds) AND (SELECT high FROM bounds) AND e.id = t.event_id
             RETURNING {columns}
         ),
         hourly AS MATERIALIZED ({_hourly(batch="batch", hour=hour)}),
         requests AS MATERIALIZED ({_requests("batch")}),
+        agents AS MATERIALIZED ({_agents("requests")}),
         completed AS MATERIALIZED ({_completed(requests="requests", lateral=True)}),
         {writes}
         SELECT COUNT(*), MAX(id) FROM batch"""
@@ -233,12 +247,13 @@ def _sqlite_statements(batch_size: int, now, after: int | None = None) -> list[t
         (f"CREATE TEMP TABLE IF NOT EXISTS {_SQLITE_BATCH.removeprefix('temp.')} "
          f"(id INTEGER PRIMARY KEY, {', '.join(_BATCH_COLUMNS[1:])})", []),
         (f"DELETE FROM {_SQLITE_BATCH}", []),
-        (f"INSERT INTO {_SQLITE_BATCH} ({columns}) SELECT {columns} FROM {_EVENT} WHERE id IN "
+        (f"INSERT INTO {_SQLITE_BATCH} ({columns}) SELECT {', '.join(_QUEUE_COLUMNS)} FROM {queue} WHERE event_id IN "
          f"(SELECT event_id FROM {queue} {after_clause} ORDER BY event_id LIMIT %s)", [*after_params, batch_size]),
         (f"DELETE FROM {queue} WHERE event_id IN (SELECT id FROM {_SQLITE_BATCH})", []),
     ]
     with_sources = (f"WITH hourly AS ({_hourly(batch=_SQLITE_BATCH, hour=hour)}),\n"
-                    f"requests AS ({_requests(_SQLITE_BATCH)})\n")
+                    f"requests AS ({_requests(_SQLITE_BATCH)}),\n"
+                    f"agents AS ({_agents('requests')})\n")
     for name, sql in upserts:
         statements.append((with_sources + sql.format(now="%s"), [now] if name in ("counts", "computed_at") else []))
     statements.append((f"SELECT COUNT(*), MAX(id) FROM {_SQLITE_BATCH}", []))
