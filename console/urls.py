@@ -12,13 +12,13 @@ handler404 = "rolloutops.views.not_found"  # JSON under /api/, the page elsewher
 handler500 = "rolloutops.views.server_error"  # JSON under /api/; 503 + Retry-After when a dependency is down
 
 urlpatterns = [
+    path("api/v1/route", route_view),  # the hot path: first, and ahead of django-ninja (rollouts/api.py says why)
     path("", views.overview, name="overview"),
     path("metrics", views.metrics, name="metrics"),
     path("", include("rolloutops.urls")),
     path("agents/", include("agents.urls")),
     path("rollouts/", include("rollouts.urls")),
     path("escalations/", include("escalations.urls")),
-    path("api/v1/route", route_view),  # the hot path, ahead of django-ninja (rollouts/api.py says why)
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]

@@ -2,6 +2,7 @@
 token table's generation), revoke."""
 from __future__ import annotations
 
+import copy
 import hashlib
 import secrets
 import threading
@@ -122,13 +123,22 @@ def _cache_key(token_hash: str, generation: str) -> str:
     return f"token:v2:{generation}:{token_hash}"
 
 
-def _from_cache(entry: dict) -> ApiToken:
+def _from_entry(entry: dict) -> ApiToken:
     user = get_user_model()(pk=entry["user_id"], username=entry["username"], is_active=True,
                             is_superuser=entry["is_superuser"])
     user._rolloutops_roles = frozenset(entry["roles"])
     token = ApiToken(pk=entry["id"], name=entry["name"], prefix=entry["prefix"], scopes=entry["scopes"],
                      expires_at=entry["expires_at"], user=user)
     token._state.adding = False
+    return token
+
+
+def _copy(token: ApiToken) -> ApiToken:
+    # Each request gets its own instances (a model's copy has its own state), at half the cost of
+    # building them again from the entry.
+    user = copy.copy(token.user)
+    token = copy.copy(token)
+    token.user = user
     return token
 
 
@@ -148,8 +158,8 @@ def token_authenticate(raw: str) -> ApiToken | None:
     digest = hash_token(raw)
     now = timezone.now()
     generation = _local.current_generation()
-    entry = _local.entries.get(digest)
-    if entry is None or not _fresh(entry, now):
+    held = _local.entries.get(digest)
+    if held is None or not _fresh(held[0], now):
         entry = cache_get(_cache_key(digest, generation))
         if entry is not None and not _fresh(entry, now):
             entry = None
@@ -158,14 +168,16 @@ def token_authenticate(raw: str) -> ApiToken | None:
             if entry is None:
                 return None
             cache_set(_cache_key(digest, generation), entry, TOKEN_CACHE_SECONDS)
+        held = (entry, _from_entry(entry))
         with _local.lock:
             if _local.generation == generation:
                 if len(_local.entries) >= LOCAL_MAX_ENTRIES:
                     _local.entries = {}
-                _local.entries[digest] = entry
+                _local.entries[digest] = held
+    entry, token = held
     if entry["expires_at"] is not None and entry["expires_at"] <= now:
         return None
-    return _from_cache(entry)
+    return _copy(token)
 
 
 def _read(digest: str, now) -> dict | None:

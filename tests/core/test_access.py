@@ -120,7 +120,7 @@ def test_another_process_refuses_a_revoked_token_within_a_second_whatever_the_sh
     # This process as if it had not seen the commit (another worker), its shared cache entry restored.
     tokens._local.entries, tokens._local.generation = held, generation
     digest = tokens.hash_token(raw)
-    cache.set(tokens._cache_key(digest, generation), held[digest])
+    cache.set(tokens._cache_key(digest, generation), held[digest][0])
     assert token_authenticate(raw) is not None  # within the second: still the old state
     tokens._local.checked_at = time.monotonic() - tokens.GENERATION_CHECK_S
     assert token_authenticate(raw) is None
