@@ -1,8 +1,10 @@
 """Route calls/s and latency against a bare Django JSON view, both served by the same gunicorn.
 
-Usage: .venv/bin/python bench/route.py [--requests 4000] [--clients 8] [--workers 2]
+Usage: .venv/bin/python bench/route.py [--requests 4000] [--rounds 3] [--clients 8] [--workers 2] [--json]
 Needs PostgreSQL (DATABASE_URL, default postgres://postgres@127.0.0.1:5432/rolloutops_bench_route);
-uses Redis for the shared cache when CACHE_URL is set (default redis://127.0.0.1:6379/3)."""
+uses Redis for the shared cache when CACHE_URL is set (default redis://127.0.0.1:6379/3).
+The two endpoints take turns, `--rounds` times each (which goes first alternates), so a change in
+the shared machine's load falls on both; figures are over all rounds."""
 from __future__ import annotations
 
 import argparse
@@ -15,6 +17,8 @@ import sys
 import threading
 import time
 from pathlib import Path
+
+from common import emit_json
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -92,20 +96,27 @@ def hammer(port: int, path: str, headers: dict, total: int, clients: int) -> dic
         t.start()
     for t in threads:
         t.join()
-    elapsed = time.perf_counter() - start
-    latencies.sort()
+    return {"latencies": latencies, "elapsed": time.perf_counter() - start, "errors": errors[0]}
+
+
+def figures(runs: list[dict]) -> dict:
+    latencies = sorted(x for r in runs for x in r["latencies"])
+    elapsed = sum(r["elapsed"] for r in runs)
     return {
-        "requests": len(latencies), "errors": errors[0], "per_s": len(latencies) / elapsed,
+        "requests": len(latencies), "errors": sum(r["errors"] for r in runs), "per_s": len(latencies) / elapsed,
+        "per_s_rounds": [round(len(r["latencies"]) / r["elapsed"]) for r in runs],
         "p50_ms": statistics.median(latencies) * 1000, "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--requests", type=int, default=4000)
+    parser.add_argument("--requests", type=int, default=4000, help="per endpoint and round")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--port", type=int, default=8791)
+    parser.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
     args = parser.parse_args()
     ensure_database()
     slug, token = prepare()
@@ -115,6 +126,9 @@ def main() -> None:
          "-b", f"127.0.0.1:{args.port}", "--log-level", "warning"],
         cwd=ROOT, env=env,
     )
+    auth = {"Authorization": f"Bearer {token}"}
+    endpoints = {"bare": ("/bench/bare", {}), "route": (f"/api/v1/route?agent={slug}&key=req-{{i}}", auth)}
+    runs: dict[str, list[dict]] = {"bare": [], "route": []}
     try:
         for _ in range(100):
             try:
@@ -122,20 +136,31 @@ def main() -> None:
                 break
             except OSError:
                 time.sleep(0.1)
-        auth = {"Authorization": f"Bearer {token}"}
-        hammer(args.port, "/bench/bare", {}, 400, args.clients)  # warm up both paths
-        hammer(args.port, f"/api/v1/route?agent={slug}&key=warm-{{i}}", auth, 400, args.clients)
-        bare = hammer(args.port, "/bench/bare", {}, args.requests, args.clients)
-        routed = hammer(args.port, f"/api/v1/route?agent={slug}&key=req-{{i}}", auth, args.requests, args.clients)
+        for path, headers in endpoints.values():  # warm up both paths in every worker
+            hammer(args.port, path, headers, 400, args.clients)
+        for n in range(args.rounds):
+            for name in (("bare", "route") if n % 2 == 0 else ("route", "bare")):
+                runs[name].append(hammer(args.port, *endpoints[name], args.requests, args.clients))
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(10)
-    print(f"gunicorn workers={args.workers}, clients={args.clients}, requests per run={args.requests}")
-    print(f"{'':22}{'calls/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
+    bare, routed = figures(runs["bare"]), figures(runs["route"])
+    print(f"gunicorn workers={args.workers}, clients={args.clients}, {args.rounds} rounds of {args.requests} requests")
+    print(f"{'':22}{'calls/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}   calls/s by round")
     for name, r in (("bare Django JSON view", bare), ("GET /api/v1/route", routed)):
-        print(f"{name:22}{r['per_s']:>10.0f}{r['p50_ms']:>10.2f}{r['p99_ms']:>10.2f}{r['errors']:>8}")
-    print(f"route / bare throughput ratio: {routed['per_s'] / bare['per_s']:.2f}")
-    print(f"route / bare p99 latency ratio: {routed['p99_ms'] / bare['p99_ms']:.2f}")
+        print(f"{name:22}{r['per_s']:>10.0f}{r['p50_ms']:>10.2f}{r['p99_ms']:>10.2f}{r['errors']:>8}   "
+              f"{', '.join(map(str, r['per_s_rounds']))}")
+    ratio, p99_ratio = routed["per_s"] / bare["per_s"], routed["p99_ms"] / bare["p99_ms"]
+    print(f"route / bare throughput ratio: {ratio:.2f}   (target >= 0.8)")
+    print(f"route / bare p99 latency ratio: {p99_ratio:.2f}   (target <= 1.2)")
+    if args.json:
+        emit_json("route", ratio, p99_ratio=round(p99_ratio, 3), workers=args.workers, clients=args.clients,
+                  rounds=args.rounds,
+                  baseline={"name": "bare Django JSON view", **{k: round(v, 2) if isinstance(v, float) else v
+                                                               for k, v in bare.items()}},
+                  route={k: round(v, 2) if isinstance(v, float) else v for k, v in routed.items()})
+    if bare["errors"] or routed["errors"]:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

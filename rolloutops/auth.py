@@ -90,15 +90,36 @@ def scope_refusal(token: ApiToken | None, action: str) -> str | None:
     return None
 
 
-def authorize(request, action: str) -> Principal:
-    """The one call of every API endpoint: the caller's token must carry a scope the action accepts
-    (`user` acts as its owner) and its owner, or the signed-in person, a role the action needs.
-    A token never does more than both allow (rolloutops/policy.py)."""
-    principal: Principal = request.auth
+def refusal(principal: Principal, action: str) -> str | None:
+    """Why this caller may not do `action` (None when they may): the caller's token must carry a
+    scope the action accepts (`user` acts as its owner) and its owner, or the signed-in person, a
+    role the action needs. A token never does more than both allow (rolloutops/policy.py)."""
     refused = scope_refusal(principal.token, action)
     if refused is not None:
-        raise HttpError(403, refused)
+        return refused
     roles = policy.rule(action).roles
     if not principal.roles & roles:
-        raise HttpError(403, f"this call needs the {' or '.join(sorted(roles))} role")
+        return f"this call needs the {' or '.join(sorted(roles))} role"
+    return None
+
+
+def authorize(request, action: str) -> Principal:
+    """The one call of every API endpoint: 403 unless the caller may do `action` (refusal)."""
+    principal: Principal = request.auth
+    refused = refusal(principal, action)
+    if refused is not None:
+        raise HttpError(403, refused)
     return principal
+
+
+def caller(request: HttpRequest) -> Principal | None:
+    """Who calls a safe (GET) request outside django-ninja, as the API's authentication finds them:
+    a usable bearer token first, else a signed-in person (rollouts/api.py's route view)."""
+    token = bearer_token(request)
+    if token is not None:
+        request.user = token.user
+        return Principal(token.user, token)
+    user = request.user if request.COOKIES.get(settings.SESSION_COOKIE_NAME) else None
+    if user is not None and user.is_authenticated and user.is_active:
+        return Principal(user)
+    return None

@@ -1,16 +1,21 @@
-"""API tokens: issue (shown once, stored as a hash), authenticate, revoke."""
+"""API tokens: issue (shown once, stored as a hash), authenticate (cached in the process under the
+token table's generation), revoke."""
 from __future__ import annotations
 
+import copy
 import hashlib
 import secrets
+import threading
+import time
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import Count, Max
 from django.utils import timezone
 
 from .audit import audit_record
-from .cache import cache_delete, cache_get, cache_set
+from .cache import cache_get, cache_set
 from .exceptions import Invalid
 from .models import ApiToken
 from .policy import Scope, user_roles
@@ -58,17 +63,67 @@ def token_revoke(*, token: ApiToken, actor=None) -> ApiToken:
     return token
 
 
-# Machine calls (route, events) are hot: a token and its owner's roles are cached briefly in the
-# shared cache. Revoking deletes the entry at once; a role or activation change waits this long.
-# When the cache is down every check reads the database instead (rolloutops/cache.py).
+# Machine calls (route, events) are hot, so a token and its owner's roles are cached in this
+# process, for at most TOKEN_CACHE_SECONDS, under the tokens' *generation*: a digest of the token
+# table that every revocation (and every deletion) moves. Each process reads the generation at most
+# once per GENERATION_CHECK_S (one small aggregate), so a revocation is in force in every process
+# within that second, and at once in the one that revoked. Behind this process's entries sits the
+# shared cache, keyed by the generation too, so an entry from before a revocation is never read
+# again. A role or activation change waits TOKEN_CACHE_SECONDS. When the shared cache is down every
+# process-level miss reads the database instead (rolloutops/cache.py). docs/scaling.md measures it.
 TOKEN_CACHE_SECONDS = 30
+GENERATION_CHECK_S = 1.0
+LOCAL_MAX_ENTRIES = 10_000  # tokens held per process; a full table is emptied, not evicted one by one
 
 
-def _cache_key(token_hash: str) -> str:
-    return f"token:v1:{token_hash}"
+class _Local:
+    """This process's token entries, valid for one generation of the token table."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.entries: dict[str, dict] = {}
+        self.generation: str | None = None
+        self.checked_at = 0.0
+
+    def current_generation(self) -> str:
+        now = time.monotonic()
+        if self.generation is None or now - self.checked_at >= GENERATION_CHECK_S:
+            generation = token_generation()
+            with self.lock:
+                if generation != self.generation:
+                    self.entries = {}
+                    self.generation = generation
+                self.checked_at = now
+        return self.generation
+
+    def clear(self) -> None:
+        with self.lock:
+            self.entries = {}
+            self.generation = None
 
 
-def _from_cache(entry: dict) -> ApiToken:
+_local = _Local()
+
+
+def token_generation() -> str:
+    """Moves whenever a token stops being usable other than by expiring: a revocation (count and
+    newest time of revoked tokens) or a deletion (the count of tokens, and their newest id, so that
+    a deletion and an issue together still move it)."""
+    row = ApiToken.objects.aggregate(n=Count("id"), last=Max("id"), r=Count("revoked_at"), at=Max("revoked_at"))
+    revoked_at = row["at"].timestamp() if row["at"] else 0
+    return f"{row['n']}.{row['last'] or 0}.{row['r']}.{revoked_at:.6f}"
+
+
+def tokens_cache_clear() -> None:
+    """Forget this process's tokens (the next check re-reads the generation)."""
+    _local.clear()
+
+
+def _cache_key(token_hash: str, generation: str) -> str:
+    return f"token:v2:{generation}:{token_hash}"
+
+
+def _from_entry(entry: dict) -> ApiToken:
     user = get_user_model()(pk=entry["user_id"], username=entry["username"], is_active=True,
                             is_superuser=entry["is_superuser"])
     user._rolloutops_roles = frozenset(entry["roles"])
@@ -78,10 +133,23 @@ def _from_cache(entry: dict) -> ApiToken:
     return token
 
 
+def _copy(token: ApiToken) -> ApiToken:
+    # Each request gets its own instances (a model's copy has its own state), at half the cost of
+    # building them again from the entry.
+    user = copy.copy(token.user)
+    token = copy.copy(token)
+    token.user = user
+    return token
+
+
 def _forget(token: ApiToken) -> None:
-    key = _cache_key(token.token_hash)
-    cache_delete(key)
-    transaction.on_commit(lambda: cache_delete(key))
+    # The revocation moves the generation; this process need not wait a second to see it.
+    _local.clear()
+    transaction.on_commit(_local.clear)
+
+
+def _fresh(entry: dict, now) -> bool:
+    return (now - entry["cached_at"]).total_seconds() < TOKEN_CACHE_SECONDS
 
 
 def token_authenticate(raw: str) -> ApiToken | None:
@@ -89,20 +157,39 @@ def token_authenticate(raw: str) -> ApiToken | None:
         return None
     digest = hash_token(raw)
     now = timezone.now()
-    entry = cache_get(_cache_key(digest))
-    if entry is not None:
-        if entry["expires_at"] is not None and entry["expires_at"] <= now:
-            return None
-        return _from_cache(entry)
+    generation = _local.current_generation()
+    held = _local.entries.get(digest)
+    if held is None or not _fresh(held[0], now):
+        entry = cache_get(_cache_key(digest, generation))
+        if entry is not None and not _fresh(entry, now):
+            entry = None
+        if entry is None:
+            entry = _read(digest, now)
+            if entry is None:
+                return None
+            cache_set(_cache_key(digest, generation), entry, TOKEN_CACHE_SECONDS)
+        held = (entry, _from_entry(entry))
+        with _local.lock:
+            if _local.generation == generation:
+                if len(_local.entries) >= LOCAL_MAX_ENTRIES:
+                    _local.entries = {}
+                _local.entries[digest] = held
+    entry, token = held
+    if entry["expires_at"] is not None and entry["expires_at"] <= now:
+        return None
+    return _copy(token)
+
+
+def _read(digest: str, now) -> dict | None:
+    """The token's cache entry from the database, or None when it may not be used."""
     token = ApiToken.objects.select_related("user").filter(token_hash=digest).first()
     if token is None or not token.is_usable(now) or not token.user.is_active:
         return None
     # Touch last_used_at at most once a minute (and the cache holds it for less than that).
     if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-    cache_set(_cache_key(digest), {
+    return {
         "id": token.pk, "name": token.name, "prefix": token.prefix, "scopes": list(token.scopes),
         "expires_at": token.expires_at, "user_id": token.user_id, "username": token.user.get_username(),
-        "is_superuser": token.user.is_superuser, "roles": sorted(user_roles(token.user)),
-    }, TOKEN_CACHE_SECONDS)
-    return token
+        "is_superuser": token.user.is_superuser, "roles": sorted(user_roles(token.user)), "cached_at": now,
+    }

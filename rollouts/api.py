@@ -3,18 +3,20 @@ roll back / pause / resume, route and the routing snapshot, revert production, t
 Output is shaped here, one `<entity>_out` per schema."""
 from __future__ import annotations
 
+import logging
 import re
 from datetime import datetime
 from typing import Any
 
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from ninja import Field, Query, Router, Schema, Status
 from ninja.errors import HttpError
 from pydantic import create_model
 
 from agents.selectors import agent_get, version_get
-from rolloutops.auth import authorize
+from rolloutops.auth import authorize, caller, refusal
 from rolloutops.exceptions import NotFound
+from rolloutops.probes import RETRY_AFTER_SECONDS, UNAVAILABLE, dependency_down
 from rolloutops.schemas import ErrorOut
 from telemetry.selectors import rollout_discrepancy
 
@@ -25,6 +27,7 @@ from .models import PromotionRequest, PromotionStatus, Rollout, StageMode
 from .routing import route, routing_snapshot
 
 router = Router(tags=["rollouts"])
+_log = logging.getLogger("rolloutops.api")
 SLUG = re.compile(r"[-a-zA-Z0-9_]{1,64}")
 
 
@@ -455,6 +458,54 @@ def route_detail(request, agent: str, key: str):
     if answer is None:
         raise NotFound(f"no agent {agent!r}")
     return answer.as_dict()
+
+
+# GET /api/v1/route is the hot path of every runtime that does not route in-process, so it is
+# served by the plain view below, mounted ahead of the API (console/urls.py), not through the
+# operation above: django-ninja's dispatch, parameter model and response schema cost more than this
+# endpoint's own work (docs/scaling.md, "Routing on the server"). The operation stays as its
+# specification: it is what the OpenAPI document shows, and tests/rollouts/test_route_view.py
+# holds the view to the operation's answers — fields, status codes, error bodies — case by case.
+_AUTH_REQUIRED = {"detail": "authentication required: a valid, unexpired bearer token or a signed-in session"}
+
+
+def _missing(params: list[str]) -> dict:
+    return {"detail": [{"type": "missing", "loc": ["query", name], "msg": "Field required"} for name in params]}
+
+
+def _json(body: dict, status: int = 200) -> JsonResponse:
+    return JsonResponse(body, status=status, content_type="application/json; charset=utf-8")
+
+
+def route_view(request: HttpRequest) -> HttpResponse:
+    """GET /api/v1/route, answered as route_detail answers it. A dependency that is down is 503
+    with Retry-After, as the API's handler says (console/api.py); any other error reaches the
+    project's handler500 (JSON under /api/)."""
+    if request.method != "GET":
+        return HttpResponseNotAllowed(["GET"], content=b"Method not allowed")
+    try:
+        principal = caller(request)
+        if principal is None:
+            return _json(_AUTH_REQUIRED, 401)
+        refused = refusal(principal, "route.read")
+        if refused is not None:
+            return _json({"detail": refused}, 403)
+        agent, key = request.GET.get("agent"), request.GET.get("key")
+        if agent is None or key is None:
+            return _json(_missing([n for n, v in (("agent", agent), ("key", key)) if v is None]), 422)
+        if not key or len(key) > 200:
+            return _json({"detail": "key: 1 to 200 characters"}, 422)
+        answer = route(agent, key) if SLUG.fullmatch(agent) else None
+    except UNAVAILABLE as exc:
+        down = dependency_down(exc)
+        _log.warning("dependency down during an API call",
+                     extra={"path": request.path, "dependency": down, "error": f"{type(exc).__name__}: {exc}"[:300]})
+        response = _json({"detail": f"the {down} is unavailable; retry shortly"}, 503)
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+    if answer is None:
+        return _json({"detail": f"no agent {agent!r}"}, 404)
+    return _json(answer.as_dict())
 
 
 @router.get("/routing", response={200: RoutingOut, 304: None},

@@ -15,13 +15,16 @@ def _plain_http_and_private_cache(settings):
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "tests"}}
     from django.core.cache import cache
 
+    from rolloutops.tokens import tokens_cache_clear
     from rollouts.routing import routing_cache_clear
 
     cache.clear()
     routing_cache_clear()
+    tokens_cache_clear()
     yield
     cache.clear()
     routing_cache_clear()
+    tokens_cache_clear()
 
 
 def _flush_skips_triggers(execute, sql, params, many, context):

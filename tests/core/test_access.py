@@ -1,11 +1,12 @@
 """Roles on pages and the API; token scopes; revoked and expired tokens."""
+import time
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
 from rolloutops.models import ApiToken
-from rolloutops.tokens import token_issue, token_revoke
+from rolloutops.tokens import token_authenticate, token_issue, token_revoke
 
 pytestmark = pytest.mark.django_db
 
@@ -91,3 +92,35 @@ def test_revoking_a_token_in_use_refuses_it_at_once(api_client_for, operator):
     assert client.get("/api/v1/audit").status_code == 200  # now cached
     token_revoke(token=ApiToken.objects.get(user=operator), actor=operator)
     assert client.get("/api/v1/audit").status_code == 401
+
+
+def test_a_token_in_use_costs_no_query_and_no_shared_cache_call(operator, django_assert_num_queries):
+    from django.core.cache import cache
+
+    _, raw = token_issue(user=operator, scopes="route:read", name="runtime")
+    assert token_authenticate(raw) is not None  # now held by this process
+    cache.clear()  # the shared cache holds nothing now
+    with django_assert_num_queries(0):
+        token = token_authenticate(raw)
+    assert (token.name, token.user.get_username(), sorted(token.user._rolloutops_roles)) == ("runtime", "olivia",
+                                                                                             ["operator"])
+
+
+def test_another_process_refuses_a_revoked_token_within_a_second_whatever_the_shared_cache_holds(operator):
+    """A web process that held the token before another one revoked it: it re-reads the tokens'
+    generation at most a second later, and entries of the old generation are never read again."""
+    from django.core.cache import cache
+
+    from rolloutops import tokens
+
+    _, raw = token_issue(user=operator, scopes="user", name="runtime")
+    assert token_authenticate(raw) is not None
+    held, generation = dict(tokens._local.entries), tokens._local.generation
+    token_revoke(token=ApiToken.objects.get(name="runtime"), actor=operator)
+    # This process as if it had not seen the commit (another worker), its shared cache entry restored.
+    tokens._local.entries, tokens._local.generation = held, generation
+    digest = tokens.hash_token(raw)
+    cache.set(tokens._cache_key(digest, generation), held[digest][0])
+    assert token_authenticate(raw) is not None  # within the second: still the old state
+    tokens._local.checked_at = time.monotonic() - tokens.GENERATION_CHECK_S
+    assert token_authenticate(raw) is None
