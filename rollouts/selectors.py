@@ -135,3 +135,8 @@ def guardrail_evidence(rollout: Rollout) -> dict:
     state = GuardrailState.objects.filter(rollout_id=rollout.pk).values_list("state", flat=True).first() or {}
     alphas = budget_shares(list(rollout.stages.all()), rollout.error_budget)
     return {"trace": state.get("trace", []), "boundaries": {key: math.log(1.0 / a) for key, a in alphas.items()}}
+
+
+def segment_verdicts(rollout: Rollout) -> dict:
+    """The shadow stages' final segment verdicts: stage -> {"decided_at", "flagged", "pairs"}."""
+    return GuardrailState.objects.filter(rollout_id=rollout.pk).values_list("segments", flat=True).first() or {}

@@ -42,8 +42,13 @@ def _drill_url(rollout: Rollout):
 
 def shadow_context(request, rollout: Rollout) -> dict:
     """The shadow panel's context for a page of this rollout (?against= picks the reference)."""
-    return shadow_panel_context(rollout=rollout, bar=_shadow_bar(rollout), against=_against(request),
-                                drill_url=_drill_url(rollout))
+    context = shadow_panel_context(rollout=rollout, bar=_shadow_bar(rollout), against=_against(request),
+                                   drill_url=_drill_url(rollout))
+    # Segments are judged once, at the shadow stage's stabilization (docs/decisions.md, "Segments"):
+    # until then what the panel shows below the rest is provisional.
+    decided = [v for v in selectors.segment_verdicts(rollout).values() if v.get("decided_at")]
+    context["shadow"] = {**context["shadow"], "segments_decided_at": decided[0]["decided_at"] if decided else None}
+    return context
 
 
 @require_GET
