@@ -1,18 +1,17 @@
-"""Pure-Python statistics for shadow-vs-human agreement, segment flagging, disagreement direction and anytime-valid guardrail tests."""
+"""Pure-Python statistics for shadow-vs-human agreement, segment flagging, disagreement direction and latency histograms
+(the guardrails' anytime-valid tests are in telemetry/sequential.py)."""
 
 from __future__ import annotations
 
 import math
 from bisect import bisect_left
 from dataclasses import dataclass
-from functools import lru_cache
 
 __all__ = [
     "Z_95",
     "LATENCY_BUCKETS_MS",
     "SegmentResult",
     "DirectionResult",
-    "SequentialResult",
     "wilson_interval",
     "cohen_kappa",
     "confusion_matrix",
@@ -23,21 +22,12 @@ __all__ = [
     "flag_segments",
     "mcnemar_direction",
     "regularized_incomplete_beta",
-    "rate_exceeds",
-    "p95_exceeds",
     "latency_bucket",
     "percentile_from_histogram",
 ]
 
 # Two-sided 95 % normal quantile, norm.ppf(0.975), written out so the module needs only `math`.
 Z_95 = 1.959963984540054
-
-# Strength (a + b) of the Beta prior mixed over in the sequential test. The prior is centred
-# on the threshold, so its spread is sqrt(p0 (1 - p0) / (strength + 1)): with 10 it puts its
-# weight on rates roughly 1.5-3x the threshold, which is the size of breach a guardrail is
-# for. A weaker prior chases large breaches faster; a stronger one finds small ones later.
-DEFAULT_PRIOR_STRENGTH = 10.0
-
 
 @dataclass(frozen=True)
 class SegmentResult:
@@ -58,18 +48,6 @@ class DirectionResult:
     p_value: float
     dominant: str | None
     significant: bool
-
-
-@dataclass(frozen=True)
-class SequentialResult:
-    n: int
-    events: int
-    rate: float | None
-    threshold: float
-    statistic: float
-    boundary: float
-    breached: bool
-    method: str
 
 
 def _check_count(name: str, value: int) -> None:
@@ -415,90 +393,6 @@ def regularized_incomplete_beta(x: float, a: float, b: float) -> float:
     if x == 1.0:
         return 1.0
     return math.exp(_log_betainc_tails(x, a, b)[0])
-
-
-# --- anytime-valid guardrail test --------------------------------------------------------
-
-
-@lru_cache(maxsize=256)
-def _log_prior_upper_mass(threshold: float, a: float, b: float) -> float:
-    return _log_betainc_tails(threshold, a, b)[1]
-
-
-def rate_exceeds(
-    *,
-    events: int,
-    n: int,
-    threshold: float,
-    alpha: float = 0.05,
-    prior_strength: float = DEFAULT_PRIOR_STRENGTH,
-) -> SequentialResult:
-    """Anytime-valid one-sided test that a Bernoulli rate is above `threshold`.
-
-    Mixture sequential probability ratio test (mSPRT; Robbins 1970, Johari et al. 2017
-    "Peeking at A/B tests"). The null is the point p = threshold; the alternative mixes the
-    binomial likelihood over a Beta(a, b) prior with mean `threshold` and a + b =
-    `prior_strength`, truncated to (threshold, 1) so that only rates ABOVE the threshold
-    count as evidence. By Beta-binomial conjugacy the mixture likelihood ratio after
-    `events` of `n` is
-
-        LR = B(a + x, b + n - x) / B(a, b)
-             * [1 - I_t(a + x, b + n - x)] / [1 - I_t(a, b)]
-             / (t^x (1 - t)^(n - x)),       x = events, t = threshold.
-
-    A mixture of likelihood ratios is a nonnegative martingale with mean 1 under the null,
-    so by Ville's inequality P(LR ever >= 1/alpha) <= alpha: the test can be re-evaluated
-    after every observation (every 30 s beat) without inflating false rollbacks. Under any
-    rate below the threshold the LR is smaller still, so the guarantee covers the whole
-    composite null p <= threshold. `statistic` is log LR and `boundary` is log(1/alpha).
-    """
-    _check_successes(events, n, ("events", "n"))
-    if not 0.0 < threshold < 1.0:
-        raise ValueError(f"threshold must be in (0, 1), got {threshold}")
-    if not 0.0 < alpha < 1.0:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
-    if prior_strength <= 0.0:
-        raise ValueError(f"prior_strength must be > 0, got {prior_strength}")
-
-    boundary = math.log(1.0 / alpha)
-    method = f"mSPRT beta-mixture, alpha={alpha:g}"
-    if n == 0:
-        return SequentialResult(
-            n=0, events=0, rate=None, threshold=threshold, statistic=0.0,
-            boundary=boundary, breached=False, method=method,
-        )
-
-    a = threshold * prior_strength
-    b = (1.0 - threshold) * prior_strength
-    post_a = a + events
-    post_b = b + (n - events)
-    statistic = (
-        _log_beta(post_a, post_b)
-        - _log_beta(a, b)
-        + _log_betainc_tails(threshold, post_a, post_b)[1]
-        - _log_prior_upper_mass(threshold, a, b)
-        - events * math.log(threshold)
-        - (n - events) * math.log1p(-threshold)
-    )
-    return SequentialResult(
-        n=n,
-        events=events,
-        rate=events / n,
-        threshold=threshold,
-        statistic=statistic,
-        boundary=boundary,
-        breached=statistic >= boundary,
-        method=method,
-    )
-
-
-def p95_exceeds(*, over_threshold: int, n: int, alpha: float = 0.05) -> SequentialResult:
-    """Anytime-valid test that p95 latency is above an SLA.
-
-    The 95th percentile exceeds the SLA exactly when more than 5 % of requests do, so this is
-    `rate_exceeds` on the count of requests slower than the SLA with threshold 0.05.
-    """
-    return rate_exceeds(events=over_threshold, n=n, threshold=0.05, alpha=alpha)
 
 
 # --- latency histograms ------------------------------------------------------------------

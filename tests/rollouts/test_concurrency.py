@@ -68,3 +68,30 @@ def test_racing_promotion_requests_leave_one_pending():
     outcomes = _race([lambda o=o: promotion_request(actor=o, rollout=rollout) for o in [operator, *others]])
     assert [o[0] for o in outcomes].count("ok") == 1
     assert PromotionRequest.objects.filter(rollout=rollout, status="pending").count() == 1
+
+
+def test_four_watches_looking_at_once_count_each_event_once():
+    """The guardrail tests' state is written by compare-and-set: racing looks never add the same
+    events twice (a doubled count would double the evidence and the false-rollback rate)."""
+    import numpy as np
+
+    from rollouts.decisions import from_json
+    from rollouts.models import GuardrailState
+    from rollouts.monitor import rollout_watch
+    from telemetry import sequential
+
+    from .test_watch import _events
+
+    operator, managers, rollout = _setup()
+    for manager in managers[:2]:  # staging → shadow → canary
+        promotion_approve(actor=manager, promotion=promotion_request(actor=operator, rollout=Rollout.objects.get(pk=rollout.pk)))
+    rollout = Rollout.objects.get(pk=rollout.pk)
+    _events(rollout, 200, error_every=25, prefix="w")  # 8 errors in 200: healthy against 5 %, not breached
+    outcomes = _race([lambda: rollout_watch(rollout_id=rollout.pk) for _ in range(4)])
+    assert [o[0] for o in outcomes] == ["ok"] * 4
+    state = from_json(GuardrailState.objects.get(rollout=rollout).state)
+    S, _ = state.tests["max_error_rate"]
+    # The log-likelihood ratio is linear in the counts: after any number of looks it is that of the
+    # totals, exactly once.
+    assert np.allclose(S, sequential.one_sample_increment(8, 200, 0.05))
+    assert Rollout.objects.get(pk=rollout.pk).state == "active"

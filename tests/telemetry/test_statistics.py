@@ -2,17 +2,14 @@
 
 import math
 import random
-import time
-from functools import lru_cache
 
 import pytest
-from scipy import integrate, optimize, special, stats
+from scipy import optimize, special, stats
 
 from telemetry.statistics import (
     LATENCY_BUCKETS_MS,
     DirectionResult,
     SegmentResult,
-    SequentialResult,
     benjamini_hochberg,
     cohen_kappa,
     confusion_matrix,
@@ -21,9 +18,7 @@ from telemetry.statistics import (
     flag_segments,
     latency_bucket,
     mcnemar_direction,
-    p95_exceeds,
     percentile_from_histogram,
-    rate_exceeds,
     regularized_incomplete_beta,
     two_proportion_z_test,
     wilson_interval,
@@ -324,133 +319,6 @@ def test_incomplete_beta_edges_and_validation():
 
 
 # --- anytime-valid sequential test -------------------------------------------------------
-
-
-def test_sequential_statistic_matches_numerical_integration_of_the_mixture():
-    # Closed form vs quadrature of the definition: E over Beta(a, b) truncated to (t, 1)
-    # of the likelihood ratio p^x (1-p)^(n-x) / (t^x (1-t)^(n-x)), with a + b = 10.
-    t = 0.05
-    a, b = t * 10, (1 - t) * 10
-    for x, n in [(0, 1), (1, 1), (3, 20), (12, 100), (30, 200), (5, 200)]:
-        def integrand(p):
-            log_lr = x * math.log(p / t) + (n - x) * math.log((1 - p) / (1 - t))
-            return math.exp(log_lr) * stats.beta.pdf(p, a, b)
-
-        mixture, _ = integrate.quad(integrand, t, 1, limit=200, epsabs=0, epsrel=1e-11)
-        mixture /= stats.beta.sf(t, a, b)
-        assert rate_exceeds(events=x, n=n, threshold=t).statistic == pytest.approx(math.log(mixture), abs=1e-7)
-
-
-def test_sequential_rate_well_under_threshold_never_breaches():
-    for n in (10, 100, 1_000, 10_000, 100_000, 1_000_000):
-        result = rate_exceeds(events=n // 100, n=n, threshold=0.05)
-        assert result.breached is False
-        assert result.statistic < 0
-
-
-def test_sequential_statistic_is_not_positive_when_observed_rate_is_at_or_below_threshold():
-    # Every alternative p > t has a likelihood ratio <= 1 when x/n <= t.
-    for n in range(1, 400, 7):
-        for x in range(0, int(n * 0.1) + 1):
-            if x / n <= 0.1:
-                assert rate_exceeds(events=x, n=n, threshold=0.1).statistic <= 1e-12
-
-
-def test_sequential_rate_clearly_above_threshold_breaches_with_enough_n():
-    assert rate_exceeds(events=3, n=20, threshold=0.05).breached is False
-    result = rate_exceeds(events=30, n=200, threshold=0.05)
-    assert result == SequentialResult(
-        n=200,
-        events=30,
-        rate=0.15,
-        threshold=0.05,
-        statistic=result.statistic,
-        boundary=pytest.approx(math.log(20)),
-        breached=True,
-        method="mSPRT beta-mixture, alpha=0.05",
-    )
-    assert result.statistic > result.boundary
-    assert rate_exceeds(events=10_000, n=100_000, threshold=0.05).breached is True
-
-
-def test_sequential_breach_needs_more_evidence_at_smaller_alpha():
-    assert rate_exceeds(events=20, n=200, threshold=0.05, alpha=0.05).breached is True
-    strict = rate_exceeds(events=20, n=200, threshold=0.05, alpha=0.001)
-    assert strict.breached is False
-    assert strict.boundary == pytest.approx(math.log(1000))
-    assert strict.method == "mSPRT beta-mixture, alpha=0.001"
-
-
-def test_sequential_with_no_data_does_not_breach():
-    result = rate_exceeds(events=0, n=0, threshold=0.02)
-    assert result.breached is False
-    assert result.rate is None
-    assert result.statistic == 0.0
-
-
-def test_sequential_rejects_invalid_arguments():
-    with pytest.raises(ValueError):
-        rate_exceeds(events=5, n=4, threshold=0.05)
-    with pytest.raises(ValueError):
-        rate_exceeds(events=1, n=4, threshold=0.0)
-    with pytest.raises(ValueError):
-        rate_exceeds(events=1, n=4, threshold=0.05, alpha=1.0)
-
-
-def test_p95_exceeds_is_the_rate_of_requests_over_the_sla_against_5_percent():
-    assert p95_exceeds(over_threshold=30, n=200) == rate_exceeds(events=30, n=200, threshold=0.05)
-    assert p95_exceeds(over_threshold=30, n=200).breached is True
-    assert p95_exceeds(over_threshold=8, n=200).breached is False
-
-
-def test_sequential_false_breaches_stay_under_alpha_with_a_look_after_every_observation():
-    # True rate == threshold, look after EVERY observation of 2,000, 300 seeded streams.
-    # Ville's inequality bounds the share of streams that ever breach by alpha; a naive
-    # one-sided z-test at 5 % checked at every look (from n = 30) is far past it.
-    threshold, alpha, streams, horizon = 0.05, 0.05, 300, 2_000
-    z_crit = stats.norm.ppf(1 - alpha)
-
-    # rate_exceeds is a pure function of (events, n); the 600,000 looks visit only ~70,000
-    # distinct pairs, so memoising keeps every look exact while the test stays fast.
-    @lru_cache(maxsize=None)
-    def sequential_look(events, n):
-        return rate_exceeds(events=events, n=n, threshold=threshold, alpha=alpha).breached
-
-    started = time.perf_counter()
-    sequential_breaches = naive_breaches = 0
-    for seed in range(streams):
-        rng = random.Random(seed)
-        events = 0
-        sequential_hit = naive_hit = False
-        for n in range(1, horizon + 1):
-            events += rng.random() < threshold
-            if not sequential_hit:
-                sequential_hit = sequential_look(events, n)
-            if not naive_hit and n >= 30:
-                z = (events / n - threshold) / math.sqrt(threshold * (1 - threshold) / n)
-                naive_hit = z >= z_crit
-        sequential_breaches += sequential_hit
-        naive_breaches += naive_hit
-    sequential_rate = sequential_breaches / streams
-    naive_rate = naive_breaches / streams
-    assert sequential_rate <= alpha + 0.02
-    assert naive_rate > alpha + 0.1
-    assert naive_rate > 3 * sequential_rate
-    assert time.perf_counter() - started < 30
-
-
-def test_sequential_detects_a_doubled_rate_within_a_stream():
-    # Power check under continuous monitoring: at twice the threshold, most streams breach.
-    detected = 0
-    for seed in range(40):
-        rng = random.Random(1000 + seed)
-        events = 0
-        for n in range(1, 2001):
-            events += rng.random() < 0.10
-            if rate_exceeds(events=events, n=n, threshold=0.05).breached:
-                detected += 1
-                break
-    assert detected >= 36
 
 
 # --- latency histograms ------------------------------------------------------------------

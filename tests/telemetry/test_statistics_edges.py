@@ -7,16 +7,13 @@ import math
 import pytest
 
 from telemetry.statistics import (
-    SequentialResult,
     _beta_continued_fraction,
     benjamini_hochberg,
     cohen_kappa,
     flag_segments,
     latency_bucket,
     mcnemar_direction,
-    p95_exceeds,
     percentile_from_histogram,
-    rate_exceeds,
     regularized_incomplete_beta,
     two_proportion_z_test,
     wilson_interval,
@@ -33,7 +30,6 @@ from telemetry.statistics import (
     (lambda: two_proportion_z_test(1, 2, 5, 3), r"^x2 \(5\) cannot exceed n2 \(3\)$"),
     (lambda: two_proportion_z_test(0, -1, 0, 1), r"^n1 must be >= 0, got -1$"),
     (lambda: two_proportion_z_test(0, 1, -2, 1), r"^x2 must be >= 0, got -2$"),
-    (lambda: rate_exceeds(events=5, n=3, threshold=0.1), r"^events \(5\) cannot exceed n \(3\)$"),
     (lambda: mcnemar_direction(-1, 0), r"^a_to_b must be >= 0, got -1$"),
     (lambda: mcnemar_direction(0, -2), r"^b_to_a must be >= 0, got -2$"),
     (lambda: flag_segments({"eu": (5, 3)}), r"^agreements of 'eu' \(5\) cannot exceed pairs of 'eu' \(3\)$"),
@@ -71,25 +67,6 @@ def test_incomplete_beta_is_defined_on_0_1(x):
         regularized_incomplete_beta(x, 2, 3)
 
 
-@pytest.mark.parametrize("threshold", [0.0, 1.0, 1.5, -0.2])
-def test_a_rate_threshold_lies_strictly_inside_0_1(threshold):
-    with pytest.raises(ValueError, match=rf"^threshold must be in \(0, 1\), got {threshold}$"):
-        rate_exceeds(events=1, n=10, threshold=threshold)
-
-
-@pytest.mark.parametrize("alpha", [0.0, 1.0, 1.5])
-def test_alpha_lies_strictly_inside_0_1(alpha):
-    with pytest.raises(ValueError, match=rf"^alpha must be in \(0, 1\), got {alpha}$"):
-        rate_exceeds(events=1, n=10, threshold=0.1, alpha=alpha)
-
-
-def test_the_prior_strength_is_positive_and_may_be_below_one():
-    with pytest.raises(ValueError, match=r"^prior_strength must be > 0, got 0.0$"):
-        rate_exceeds(events=1, n=10, threshold=0.1, prior_strength=0.0)
-    weak = rate_exceeds(events=1, n=10, threshold=0.1, prior_strength=0.5)
-    assert weak.n == 10 and math.isfinite(weak.statistic)
-
-
 @pytest.mark.parametrize("q", [-0.01, 1.01, 1.5])
 def test_a_quantile_lies_in_0_1(q):
     with pytest.raises(ValueError, match=rf"^q must be in \[0, 1\], got {q}$"):
@@ -97,18 +74,6 @@ def test_a_quantile_lies_in_0_1(q):
 
 
 # --- results at their edges ---------------------------------------------------------------------
-
-
-def test_no_data_is_a_complete_result_that_never_breaches():
-    assert rate_exceeds(events=0, n=0, threshold=0.1, alpha=0.01) == SequentialResult(
-        n=0, events=0, rate=None, threshold=0.1, statistic=0.0, boundary=math.log(100.0), breached=False,
-        method="mSPRT beta-mixture, alpha=0.01")
-
-
-def test_p95_passes_its_alpha_on():
-    strict = p95_exceeds(over_threshold=3, n=20, alpha=0.01)
-    assert strict.boundary == math.log(100.0) and strict.method.endswith("alpha=0.01")
-    assert strict.threshold == 0.05
 
 
 @pytest.mark.parametrize("n", [7, 9, 12, 14, 18])
