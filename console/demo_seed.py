@@ -28,9 +28,11 @@ from rollouts.models import (
     Rollout,
     RolloutStage,
     RolloutState,
+    StageMode,
     StageTransition,
     TransitionAction,
 )
+from rollouts.gates import current_stage, stage_figures
 from rollouts.monitor import rollout_watch
 from rollouts.promotions import promotion_request
 from rollouts.services import rollout_complete, rollout_start
@@ -383,6 +385,10 @@ def seed_demo(*, stdout=None) -> dict:
     folded = events_fold(max_seconds=300)
     outcome = rollout_watch(rollout_id=canary.pk)
     say(f"fraud-alert-summarizer 3.1.0: canary degraded, guardrails answered: {outcome}")
+    # Every other live rollout's guardrail tests take their first look now (the figures and the
+    # evidence chart have a starting point); beat's watch carries on from there.
+    for live in Rollout.objects.filter(state=RolloutState.ACTIVE, mode=StageMode.LIVE):
+        stage_figures(rollout=live, stage=current_stage(live), advance=True)
     try:
         promotion_request(actor=people["oscar"], rollout=pending, reason="canary stable for 3 h, figures in")
         say("support-router 5.0.1: canary, promotion to expand-10 waits for a manager")
