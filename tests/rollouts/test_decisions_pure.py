@@ -119,3 +119,148 @@ def test_the_chart_draws_every_guardrails_evidence_against_its_boundary_above_th
     assert raw == ["error rate (raw hourly)", "escalation rate (raw hourly)", "over the p95 limit (raw hourly)"]
     assert figure["layout"]["yaxis2"]["title"]["text"] == "raw hourly (secondary)"
     assert any(s["yref"] == "y" and s["y0"] == 1 for s in figure["layout"]["shapes"])  # the boundary
+
+
+# --- exact values (each formula pinned, not only its sign) -----------------------------------
+
+
+def test_one_sample_increment_is_the_binomial_log_likelihood_ratio_of_each_alternative():
+    inc = sequential.one_sample_increment(3, 10, 0.1)
+    for r, value in zip(sequential.RATIOS, inc):
+        p1 = min(0.1 * r, 0.55)
+        assert value == pytest.approx(3 * math.log(p1 / 0.1) + 7 * math.log((1 - p1) / 0.9), rel=1e-12)
+    # Alternatives stop halfway between the null and 1.
+    capped = sequential.one_sample_increment(1, 2, 0.5)
+    p1 = np.minimum(0.5 * sequential.RATIOS, 0.75)
+    assert capped == pytest.approx(np.log(p1 / 0.5) + np.log((1 - p1) / 0.5), rel=1e-12)
+    # Integer arrays broadcast, one row per run.
+    rows = sequential.one_sample_increment(np.array([0, 5]), np.array([10, 10]), 0.2)
+    assert rows.shape == (2, len(sequential.RATIOS))
+    assert rows[1] == pytest.approx(sequential.one_sample_increment(5, 10, 0.2))
+
+
+@pytest.mark.parametrize("p0", [0.0, 1.0, 1.5, -0.1])
+def test_a_null_rate_outside_0_1_is_refused(p0):
+    with pytest.raises(ValueError, match="^a null rate must lie strictly between 0 and 1$"):
+        sequential.one_sample_increment(1, 10, p0)
+
+
+def test_two_sample_increment_is_where_the_errors_fell():
+    inc = sequential.two_sample_increment(4, 100, 6, 900, rho0=1.25)
+    pi0 = 1.25 * 100 / (1.25 * 100 + 900)
+    for r, value in zip(sequential.RATIOS, inc):
+        rho1 = 1.25 * r
+        pi1 = rho1 * 100 / (rho1 * 100 + 900)
+        assert value == pytest.approx(4 * math.log(pi1 / pi0) + 6 * math.log((1 - pi1) / (1 - pi0)), rel=1e-12)
+    assert not np.allclose(sequential.two_sample_increment(4, 100, 6, 900), inc)  # rho0 matters
+    rows = sequential.two_sample_increment(np.array([0, 4]), np.array([0, 100]), np.array([3, 6]), np.array([50, 900]), rho0=1.25)
+    assert (rows[0] == 0).all() and rows[1] == pytest.approx(inc)
+
+
+def test_lane_weights_exactly():
+    coarse_k, fine_k = sequential.FAMILIES["coarse"][1], sequential.FAMILIES["fine"][1]
+    wc, wf = sequential.WEIGHTS["coarse"] / 2, sequential.WEIGHTS["fine"] / 2
+    assert sequential.lane_log_weight(0) == pytest.approx(math.log(wc / coarse_k))
+    assert sequential.lane_log_weight(coarse_k - 1) == pytest.approx(math.log(wc / coarse_k))
+    assert sequential.lane_log_weight(coarse_k) == pytest.approx(math.log(wc * coarse_k / (coarse_k * (coarse_k + 1))))
+    assert sequential.lane_log_weight(3 * coarse_k) == pytest.approx(math.log(wc * coarse_k / (3 * coarse_k * (3 * coarse_k + 1))))
+    assert sequential.lane_log_weight(7, "fine") == pytest.approx(math.log(wf / fine_k))
+    with pytest.raises(ValueError, match="^lane index must be >= 0, got -1$"):
+        sequential.lane_log_weight(-1)
+
+
+def test_a_family_without_weight_opens_lanes_that_count_for_nothing(monkeypatch):
+    monkeypatch.setitem(sequential.WEIGHTS, "coarse", 0.0)
+    assert sequential.lane_log_weight(0) == -math.inf
+    S, B = sequential.new_test()
+    assert sequential.open_lane(S, B, 0).tolist() == [-math.inf] * len(sequential.RATIOS)
+
+
+def test_the_evidence_sums_the_alternatives_of_the_best_lane():
+    S = np.array([0.0, 1.0, 2.0, 3.0, 4.0, 5.0])
+    B = np.full(6, -1.0)
+    expected = math.log(sum(math.exp(s - 1.0) for s in S) / 6)
+    assert sequential.log_evidence(S, B) == pytest.approx(expected, rel=1e-12)
+    # A later lane with a higher weight-less-start replaces an earlier one, per alternative.
+    assert sequential.open_lane(S, B, 0).tolist() == np.maximum(B, sequential.lane_log_weight(0) - S).tolist()
+    assert sequential.log_evidence(*sequential.new_test()) == -math.inf
+    S2, B2 = sequential.new_test((4,))
+    assert S2.shape == B2.shape == (4, len(sequential.RATIOS)) and (S2 == 0).all() and (B2 == -math.inf).all()
+    assert sequential.boundary(0.002) == pytest.approx(math.log(500))
+    for alpha in (0.0, 1.0):
+        with pytest.raises(ValueError, match="alpha must lie strictly between 0 and 1"):
+            sequential.boundary(alpha)
+
+
+def test_the_information_limit_sprt_counts_requests_until_it_crosses():
+    # Every request an error: log(p1/p0) = log 2 a request; log(1/0.01) / log 2 = 6.64 -> the 7th.
+    assert sequential.sprt_requests(0.02, 0.04, 0.01, np.ones(20)).tolist() == 7
+    assert sequential.sprt_requests(0.02, 0.04, 0.01, np.zeros(20)).tolist() == 21  # never: horizon + 1
+
+
+# --- one look, exactly ---------------------------------------------------------------------
+
+
+def test_a_look_advances_watched_time_within_limits_and_opens_lanes_per_family():
+    state, _ = decisions.look(None, stage="canary", now_s=100, counts={}, nulls={})
+    assert (state.live_s, state.last_s) == (0.0, 100)
+    state, _ = decisions.look(state, stage="canary", now_s=100, counts={}, nulls={})
+    assert state.live_s == 0.0  # a second look at the same moment adds no time
+    state, _ = decisions.look(state, stage="canary", now_s=50, counts={}, nulls={})
+    assert state.live_s == 0.0 and state.last_s == 50  # a clock that steps back adds none either
+    state, _ = decisions.look(state, stage="canary", now_s=80, counts={}, nulls={})
+    assert state.live_s == 30.0 and state.lanes == {"coarse": 1, "fine": 2}
+
+
+def test_a_guardrail_first_tested_late_starts_with_the_first_lanes_weight():
+    state, _ = decisions.look(None, stage="canary", now_s=0, counts={}, nulls={})
+    for t in range(30, 1300, 30):
+        state, _ = decisions.look(state, stage="canary", now_s=t, counts={}, nulls={})
+    state, _ = decisions.look(state, stage="canary", now_s=1320, counts={"max_error_rate": (0, 0)}, nulls={"max_error_rate": 0.05})
+    S, B = state.tests["max_error_rate"]
+    assert (S == 0).all() and B.tolist() == [sequential.lane_log_weight(0, "coarse")] * len(sequential.RATIOS)
+
+
+def test_a_look_uses_each_tests_own_null_and_changes_nothing_it_was_given():
+    counts = np.array([2.0, 50.0, 10.0, 950.0])
+    state, _ = decisions.look(None, stage="canary", now_s=0, counts={"baseline_error_rate": tuple(counts)},
+                              nulls={"baseline_error_rate": 2.0})
+    S, B = state.tests["baseline_error_rate"]
+    assert S == pytest.approx(sequential.two_sample_increment(2, 50, 10, 950, rho0=2.0))
+    counts += 100  # the caller's arrays are the caller's
+    assert [float(c) for c in state.counts["baseline_error_rate"]] == [2.0, 50.0, 10.0, 950.0]
+    before = decisions.to_json(state)
+    decisions.look(state, stage="canary", now_s=30, counts={"baseline_error_rate": (3, 80, 12, 1200)},
+                   nulls={"baseline_error_rate": 2.0})
+    assert decisions.to_json(state) == before  # pure: the state given is not changed
+    one, _ = decisions.look(None, stage="canary", now_s=0, counts={"max_error_rate": (2, 50)}, nulls={"max_error_rate": 0.05})
+    assert one.tests["max_error_rate"][0] == pytest.approx(sequential.one_sample_increment(2, 50, 0.05))
+
+
+def test_the_state_survives_json_field_by_field():
+    state = None
+    for t, c in [(0, (1, 40)), (30, (2, 80)), (700, (3, 120))]:
+        state, ev = decisions.look(state, stage="canary", now_s=t, counts={"max_error_rate": c}, nulls={"max_error_rate": 0.05})
+        state = decisions.traced(state, ev, now_s=t)
+    data = decisions.to_json(state)
+    back = decisions.from_json(data)
+    assert (back.stage, back.live_s, back.last_s, back.lanes, back.trace) == ("canary", 150.0, 700, {"coarse": 1, "fine": 6}, state.trace)
+    assert [float(c) for c in back.counts["max_error_rate"]] == [3.0, 120.0]
+    for mine, theirs in zip(state.tests["max_error_rate"], back.tests["max_error_rate"]):
+        assert np.allclose(mine, theirs)
+    assert decisions.to_json(back) == data
+    assert decisions.from_json(None) is None and decisions.from_json({}) is None
+    fresh = decisions.from_json({"stage": "canary"})
+    assert (fresh.live_s, fresh.lanes, fresh.counts, fresh.tests, fresh.trace) == (0.0, {}, {}, {}, [])
+
+
+def test_the_trace_keeps_one_point_per_interval_and_a_bounded_number():
+    state = decisions.WatchState(stage="canary")
+    state = decisions.traced(state, {"max_error_rate": np.float64(-1.23456)}, now_s=0)
+    state = decisions.traced(state, {"max_error_rate": np.float64(2.0)}, now_s=decisions.TRACE_EVERY_S - 1)
+    assert state.trace == [[0, "canary", {"max_error_rate": -1.235}]]
+    state = decisions.traced(state, {"max_error_rate": np.float64(-np.inf)}, now_s=decisions.TRACE_EVERY_S)
+    assert state.trace[-1] == [decisions.TRACE_EVERY_S, "canary", {}]
+    for i in range(decisions.TRACE_POINTS + 5):
+        state = decisions.traced(state, {}, now_s=(i + 2) * decisions.TRACE_EVERY_S)
+    assert len(state.trace) == decisions.TRACE_POINTS and state.trace[-1][0] == (decisions.TRACE_POINTS + 6) * decisions.TRACE_EVERY_S

@@ -369,3 +369,40 @@ def test_percentile_from_empty_histogram_is_none_and_top_bucket_is_infinite():
     assert percentile_from_histogram({len(LATENCY_BUCKETS_MS) - 1: 1}, 0.95) == math.inf
     with pytest.raises(ValueError):
         percentile_from_histogram({0: 1}, 95)
+
+
+def test_fisher_exact_lower_matches_scipy_on_random_tables_and_at_the_mode():
+    rng = random.Random(20261129)
+    cases = []
+    for _ in range(300):
+        n1, n2 = rng.randint(1, 300), rng.randint(1, 3000)
+        x2 = rng.randint(0, n2)
+        x1 = min(n1, max(0, round(n1 * x2 / n2) + rng.randint(-6, 6)))  # near the mode, where the tails switch
+        cases.append((x1, n1, x2, n2))
+    cases += [(0, 5, 0, 5), (5, 5, 5, 5), (0, 5, 5, 5), (5, 5, 0, 5), (3, 10, 0, 0), (0, 0, 3, 10)]
+    for x1, n1, x2, n2 in cases:
+        expected = 1.0 if not n1 or not n2 else stats.fisher_exact([[x1, n1 - x1], [x2, n2 - x2]], alternative="less").pvalue
+        assert fisher_exact_lower(x1, n1, x2, n2) == pytest.approx(expected, rel=1e-9, abs=1e-15), (x1, n1, x2, n2)
+    with pytest.raises(ValueError):
+        fisher_exact_lower(6, 5, 1, 5)
+
+
+def test_holm_at_its_edges():
+    assert holm([0.05], alpha=0.05) == [True]  # p equal to alpha / m is rejected
+    assert holm([0.0125, 0.0125, 0.0125, 0.0125], alpha=0.05) == [True] * 4
+    assert holm([0.02, 0.02, 0.5], alpha=0.05) == [False, False, False]  # 0.02 > 0.05 / 3
+    assert holm([0.5, 0.001], alpha=0.05) == [False, True]
+    assert holm([0.04], alpha=1.0) == [True]
+    with pytest.raises(ValueError, match=r"alpha must be in \(0, 1\], got 1.5"):
+        holm([0.1], alpha=1.5)
+
+
+def test_regularized_incomplete_beta_matches_scipy():
+    rng = random.Random(7)
+    for _ in range(300):
+        a, b, x = rng.uniform(0.3, 400), rng.uniform(0.3, 4000), rng.random()
+        assert regularized_incomplete_beta(x, a, b) == pytest.approx(special.betainc(a, b, x), rel=1e-9, abs=1e-300)
+    assert regularized_incomplete_beta(0.0, 2, 3) == 0.0 and regularized_incomplete_beta(1.0, 2, 3) == 1.0
+    for bad in [(0.5, 0, 1), (0.5, 1, 0), (-0.1, 1, 1), (1.1, 1, 1)]:
+        with pytest.raises(ValueError):
+            regularized_incomplete_beta(*bad)
