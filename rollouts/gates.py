@@ -72,8 +72,9 @@ def guardrail_look(*, rollout: Rollout, stage: RolloutStage, metrics, now: datet
 
 def segment_verdict(*, rollout: Rollout, stage: RolloutStage, discrepancy: dict, now: datetime) -> dict:
     """Shadow segments are flagged once, when the stage reaches its stabilization and its sample
-    minimum: a single look, so the BH correction's 5 % holds (docs/decisions.md, "Segments"). Before
-    that the flags are provisional: shown, never gating, never notified. The verdict is kept."""
+    minimum: a single look, so the Holm correction's 5 % holds (docs/decisions.md, "Segments"). Before
+    that the flags are provisional: shown, never gating, never notified. Whoever computes the verdict
+    first (the watch, a gate, a page) keeps it, by compare-and-set, so a later look cannot judge again."""
     row = GuardrailState.objects.filter(rollout_id=rollout.pk).first()
     kept = (row.segments if row else {}).get(stage.name)
     if kept:
