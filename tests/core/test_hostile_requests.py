@@ -245,6 +245,8 @@ def test_agent_whose_open_rollout_is_not_of_its_newest_version_reads(ops, operat
     response = ops.get(f"/api/v1/agents/{rollout.agent.slug}")
     assert response.status_code == 200, response.content
     assert response.json()["latest_version"] == newest.version
+    assert response.json()["active_rollout"]["id"] == rollout.pk
+    assert response.json()["active_rollout"]["version"] == rollout.version.version != newest.version
 
 
 def test_refusals_at_the_door_write_no_audit_entry(ops):
