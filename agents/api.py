@@ -33,7 +33,7 @@ class AgentOut(Schema):
 
 
 class SlaIn(Schema):
-    p95_latency_ms: int = Field(2000, gt=0, le=3_600_000)
+    p95_latency_ms: int = Field(2000, gt=0, le=services.MAX_P95_LATENCY_MS)
     max_error_rate: float = Field(0.02, ge=0, le=1)
 
 

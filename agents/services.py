@@ -22,6 +22,8 @@ SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
 ITEM_KEY_RE = re.compile(r"^[a-z][a-z0-9_]*\.[a-z0-9_]+$")
 MAX_TTL_DAYS = 3650
+# An hour: any larger latency SLA is a typo (and past what the column holds).
+MAX_P95_LATENCY_MS = 3_600_000
 
 
 def _required(value: str, field: str, max_length: int) -> str:
@@ -58,8 +60,10 @@ def version_add(*, actor, agent: Agent, version: str, notes: str = "", sla_p95_l
     version = (version or "").strip()
     if not VERSION_RE.match(version):
         raise Invalid("version must be letters, digits and . _ + - (at most 64), e.g. 1.4.0", field="version")
-    if not isinstance(sla_p95_latency_ms, int) or isinstance(sla_p95_latency_ms, bool) or sla_p95_latency_ms <= 0:
-        raise Invalid("sla.p95_latency_ms must be a positive whole number of milliseconds", field="sla.p95_latency_ms")
+    if (not isinstance(sla_p95_latency_ms, int) or isinstance(sla_p95_latency_ms, bool)
+            or not 0 < sla_p95_latency_ms <= MAX_P95_LATENCY_MS):
+        raise Invalid(f"sla.p95_latency_ms must be a whole number of milliseconds from 1 to {MAX_P95_LATENCY_MS:,}",
+                      field="sla.p95_latency_ms")
     if not 0 <= sla_max_error_rate <= 1:
         raise Invalid("sla.max_error_rate must be a share between 0 and 1", field="sla.max_error_rate")
     try:

@@ -4,7 +4,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from agents.models import ChecklistItem, Evaluation
+from agents.models import AgentVersion, ChecklistItem, Evaluation
 from agents.services import evaluation_record
 from rollouts.models import Rollout
 from tests.agents.conftest import all_pass_results
@@ -180,3 +180,14 @@ def test_agents_list_works_out_readiness_for_the_shown_page_only(client, operato
     for _ in range(30):
         AgentVersionFactory()
     assert queries() == with_30  # 60 agents, still one page of 25 verdicts
+
+
+@pytest.mark.parametrize("latency", ["99999999999", "99999999999999999999999", "3600001", "0"])
+def test_a_latency_sla_past_an_hour_is_refused_with_a_message_not_a_500(client, operator, latency):
+    client.force_login(operator)
+    client.post("/agents/new/", {"slug": "sla-bot", "name": "SLA bot", "owner_team": "ops"})
+    response = client.post("/agents/sla-bot/versions/new/", {"version": "0.1.0", "sla_p95_latency_ms": latency},
+                           follow=True)
+    assert response.status_code == 200
+    assert "from 1 to 3,600,000" in response.content.decode()
+    assert not AgentVersion.objects.filter(agent__slug="sla-bot").exists()

@@ -245,6 +245,8 @@ def test_agent_whose_open_rollout_is_not_of_its_newest_version_reads(ops, operat
     response = ops.get(f"/api/v1/agents/{rollout.agent.slug}")
     assert response.status_code == 200, response.content
     assert response.json()["latest_version"] == newest.version
+    assert response.json()["active_rollout"]["id"] == rollout.pk
+    assert response.json()["active_rollout"]["version"] == rollout.version.version != newest.version
 
 
 def test_refusals_at_the_door_write_no_audit_entry(ops):
@@ -253,3 +255,13 @@ def test_refusals_at_the_door_write_no_audit_entry(ops):
     ops.get("/api/v1/audit?action=%00")
     assert AuditEntry.objects.count() == before
     assert json.loads(ops.get("/api/v1/audit").content)["count"] == before
+
+
+def test_a_form_or_multipart_body_sent_to_a_json_endpoint_is_a_4xx(ops):
+    multipart = ops.generic("POST", "/api/v1/agents", b"--b\r\nContent-Disposition: form-data; name=\"slug\"\r\n\r\nx\r\n--b--\r\n",
+                            content_type="multipart/form-data; boundary=b", headers={"Authorization": f"Bearer {ops.token}"})
+    assert 400 <= multipart.status_code < 500
+    form = ops.generic("POST", "/api/v1/agents", "slug=x&name=%00", content_type="application/x-www-form-urlencoded",
+                       headers={"Authorization": f"Bearer {ops.token}"})
+    assert form.status_code == 400
+    assert not Agent.objects.filter(slug="x").exists()

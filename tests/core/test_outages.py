@@ -1,5 +1,6 @@
 """Outages fail safe: /healthz stays up, /readyz names what is down, the API answers JSON (503 with
 Retry-After when a dependency is down), and token checks work on the database while Redis is down."""
+import os
 import shutil
 import socket
 import subprocess
@@ -26,14 +27,32 @@ def _port_answers(port: int) -> bool:
         return False
 
 
+def in_ci() -> bool:
+    """CI sets CI=true (GitHub, GitLab and .ci/run do)."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _cannot_run(reason: str):
+    """On a developer's machine without Redis the outage tests skip; in CI they must run, so a
+    missing redis-server (or a taken port) fails them instead of passing silently as skipped."""
+    if in_ci():
+        pytest.fail(f"{reason}: the outage tests must run in CI (install redis-server)", pytrace=False)
+    pytest.skip(reason)
+
+
+def redis_server_binary() -> str:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        _cannot_run("redis-server is not installed")
+    return binary
+
+
 @pytest.fixture
 def private_redis(tmp_path):
     """A redis-server of our own on a private port, so the test can stop it."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed")
+    binary = redis_server_binary()
     if _port_answers(REDIS_PORT):
-        pytest.skip(f"port {REDIS_PORT} is taken")
+        _cannot_run(f"port {REDIS_PORT} is taken")
     proc = subprocess.Popen([binary, "--port", str(REDIS_PORT), "--bind", "127.0.0.1", "--save", "",
                              "--appendonly", "no", "--dir", str(tmp_path)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -185,3 +204,17 @@ def test_token_calls_keep_working_on_the_database_when_redis_stops(redis_cache, 
     assert ready.status_code == 503
     assert ready.json()["down"] == ["cache"]
     assert ready["Retry-After"] == "5"
+
+
+def test_without_redis_server_the_outage_tests_skip_on_a_laptop_but_fail_in_ci(monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception):
+        redis_server_binary()
+    for value in ("true", "1", "True"):
+        monkeypatch.setenv("CI", value)
+        with pytest.raises(pytest.fail.Exception, match="must run in CI"):
+            redis_server_binary()
+    monkeypatch.setenv("CI", "false")
+    with pytest.raises(pytest.skip.Exception):
+        redis_server_binary()
