@@ -264,3 +264,57 @@ def test_the_trace_keeps_one_point_per_interval_and_a_bounded_number():
     for i in range(decisions.TRACE_POINTS + 5):
         state = decisions.traced(state, {}, now_s=(i + 2) * decisions.TRACE_EVERY_S)
     assert len(state.trace) == decisions.TRACE_POINTS and state.trace[-1][0] == (decisions.TRACE_POINTS + 6) * decisions.TRACE_EVERY_S
+
+
+def test_one_request_on_either_side_is_already_evidence():
+    assert (sequential.two_sample_increment(1, 1, 0, 10) > 0).all()
+    assert (sequential.two_sample_increment(1, 10, 0, 1) > 0).all()
+
+
+def test_evidence_of_many_runs_is_each_runs_evidence():
+    rng = np.random.default_rng(5)
+    S = rng.normal(size=(3, len(sequential.RATIOS)))
+    B = rng.normal(size=(3, len(sequential.RATIOS)))
+    together = sequential.log_evidence(S, B)
+    assert together.shape == (3,)
+    assert together == pytest.approx([float(sequential.log_evidence(S[i], B[i])) for i in range(3)], rel=1e-12)
+
+
+def test_the_information_limit_matches_a_request_by_request_sprt():
+    rng = np.random.default_rng(9)
+    errors = rng.random((20, 400)) < 0.2
+    got = sequential.sprt_requests(0.02, 0.2, 0.01, errors)
+    for row, answer in zip(errors, got):
+        total, first = 0.0, len(row) + 1
+        for i, e in enumerate(row, start=1):
+            total += math.log(0.2 / 0.02) if e else math.log(0.8 / 0.98)
+            if total >= math.log(100):
+                first = i
+                break
+        assert answer == first
+
+
+def test_fine_lanes_carry_the_fine_weight():
+    state, _ = decisions.look(None, stage="canary", now_s=0, counts={"max_error_rate": (5, 20)}, nulls={"max_error_rate": 0.05})
+    S0 = state.tests["max_error_rate"][0].copy()
+    state, _ = decisions.look(state, stage="canary", now_s=30, counts={"max_error_rate": (5, 20)}, nulls={"max_error_rate": 0.05})
+    B = state.tests["max_error_rate"][1]
+    expected = np.maximum(sequential.lane_log_weight(0, "coarse"), sequential.lane_log_weight(1, "fine") - S0)
+    assert B == pytest.approx(expected)
+    assert state.lanes == {"coarse": 1, "fine": 2}
+
+
+def test_the_trace_interval_counts_from_the_last_point_at_any_epoch():
+    state = decisions.traced(decisions.WatchState(stage="canary"), {}, now_s=1_800_000_000)
+    assert len(decisions.traced(state, {}, now_s=1_800_000_000 + decisions.TRACE_EVERY_S - 1).trace) == 1
+    assert len(decisions.traced(state, {}, now_s=1_800_000_000 + decisions.TRACE_EVERY_S).trace) == 2
+
+
+def test_the_json_state_has_a_format_version_and_keeps_an_unopened_lane_as_very_unlikely():
+    S, B = sequential.new_test()
+    state = decisions.WatchState(stage="canary", tests={"max_error_rate": (S, B)})
+    data = decisions.to_json(state)
+    assert data["v"] == 1
+    assert data["tests"]["max_error_rate"][1] == [-1e300] * len(sequential.RATIOS)  # JSON has no -inf
+    back = decisions.from_json(data)
+    assert sequential.log_evidence(*back.tests["max_error_rate"]) < -1e299
