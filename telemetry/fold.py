@@ -90,6 +90,8 @@ def _completed(*, requests: str, lateral: bool) -> str:
         return f"JOIN {_EVENT} {alias} ON {where}"
 
     keys = "r.agent_id, r.request_key"
+    # PostgreSQL: filter before the lookups (OFFSET 0 keeps the planner from joining the filter after them).
+    fence = " OFFSET 0" if lateral else ""
     parts = []
     for reference, half in _REFERENCES.items():
         n = {"h": "hs", "i": "incs"}[half]
@@ -101,9 +103,9 @@ def _completed(*, requests: str, lateral: bool) -> str:
         parts.append(f"""
         SELECT r.rollout_id, r.stage, r.occurred_at, {keys}, '{reference}',
                CASE WHEN r.c_segment <> '' THEN r.c_segment ELSE p.segment END, r.c_label, p.label
-        FROM {requests} r {partner("p", half, "p.label, p.segment")}
-        WHERE r.{n} = 0 AND r.cs = 1 AND r.rollout_id IS NOT NULL
-          AND r.agent_id IN (SELECT agent_id FROM agents WHERE has_{half})""")
+        FROM (SELECT * FROM {requests} r WHERE r.{n} = 0 AND r.cs = 1 AND r.rollout_id IS NOT NULL
+              AND r.agent_id IN (SELECT agent_id FROM agents WHERE has_{half}){fence}) r
+        {partner("p", half, "p.label, p.segment")}""")
         parts.append(f"""
         SELECT a.rollout_id, a.stage, a.occurred_at, {keys}, '{reference}',
                CASE WHEN a.segment <> '' THEN a.segment ELSE r.{half}_segment END, a.label, r.{half}_label
@@ -117,7 +119,10 @@ def _agents(requests: str) -> str:
     it stored? One probe of a partial index each (event_human_idempotency, event_incumbent_half)."""
     def stored(half: str) -> str:
         condition = " AND ".join(f"e.{part.strip()}" for part in _HALVES[half].split(" AND "))
-        return f"EXISTS (SELECT 1 FROM {_EVENT} e WHERE e.agent_id = a.agent_id AND {condition})"
+        # Not EXISTS: the planner would scan the table "until one is found" (and find none at the
+        # cost of reading every row); ordered as the index is, a scalar subquery walks the index.
+        return (f"COALESCE((SELECT TRUE FROM {_EVENT} e WHERE e.agent_id = a.agent_id AND {condition} "
+                f"ORDER BY e.agent_id, e.request_key LIMIT 1), FALSE)")
     return f"SELECT a.agent_id, {stored('h')} AS has_h, {stored('i')} AS has_i FROM (SELECT DISTINCT agent_id FROM {requests}) a"
 
 
