@@ -68,6 +68,9 @@ def bench_rollout(slug: str, start: datetime):
                 cursor.execute(f"DELETE FROM {table} WHERE rollout_id IN (SELECT id FROM rollouts_rollout WHERE agent_id = %s)",
                                [old.pk])
             cursor.execute("DELETE FROM telemetry_event WHERE agent_id = %s", [old.pk])
+            cursor.execute("SELECT to_regclass('telemetry_eventkey') IS NOT NULL")  # telemetry/partitions.py
+            if cursor.fetchone()[0]:
+                cursor.execute("DELETE FROM telemetry_eventkey WHERE agent_id = %s", [old.pk])
         Rollout.objects.filter(agent=old).delete()
         old.delete()
     agent = Agent.objects.create(slug=slug, name=slug, owner_team="bench")

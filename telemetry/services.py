@@ -20,6 +20,7 @@ from rolloutops.bucketing import bucket, goes_to_candidate
 from rolloutops.exceptions import DomainError
 
 from .models import Arm, Event, EventKind, Outcome, TrafficPeriod, UnfoldedEvent
+from .partitions import KEYS
 from .tasks import fold_events
 
 MAX_BATCH = 5_000
@@ -511,8 +512,8 @@ def _insert_statement(rows: list[tuple]) -> tuple[str, list]:
     many were new. SQLite: the INSERT alone, returning the new rows' ids for `_queue_statement`."""
     table = Event._meta.db_table
     queue = UnfoldedEvent._meta.db_table
-    # No conflict target: either idempotency constraint (agent decisions per version, human
-    # decisions per request) makes a repeat a no-op.
+    # SQLite: no conflict target: either idempotency constraint (agent decisions per version,
+    # human decisions per request) makes a repeat a no-op.
     conflict = f"ON CONFLICT DO NOTHING RETURNING {', '.join(_QUEUED)}"
     if connection.vendor == "postgresql":
         columns = list(zip(*rows))
@@ -527,8 +528,19 @@ def _insert_statement(rows: list[tuple]) -> tuple[str, list]:
             arrays = ", ".join(f"%b::{_PG_TYPES[column]}[]" for column in _COLUMNS)
             params = [list(column) for column in columns]
         select = ", ".join("u.trace::jsonb" if column == "trace" else f"u.{column}" for column in _COLUMNS)
-        sql = (f"WITH new AS (INSERT INTO {table} ({', '.join(_COLUMNS)}) SELECT {select} "
-               f"FROM unnest({arrays}) AS u({', '.join(_COLUMNS)}) {conflict}), "
+        # The event table is partitioned (telemetry/partitions.py) and so holds no unique index:
+        # the idempotency keys are a table of their own. The keys new to it (the first of a key
+        # repeated in the batch, as ON CONFLICT takes them in order) say which events to store.
+        key = "u.agent_id, COALESCE(u.version_id, 0), u.request_key, u.kind"
+        sql = (f"WITH u AS MATERIALIZED (SELECT * FROM unnest({arrays}) WITH ORDINALITY "
+               f"AS u({', '.join(_COLUMNS)}, n)), "
+               f"keys AS (INSERT INTO {KEYS} (agent_id, version_id, request_key, kind, occurred_at) "
+               f"SELECT agent_id, version_id, request_key, kind, occurred_at FROM u ORDER BY n "
+               f"ON CONFLICT DO NOTHING RETURNING agent_id, version_id, request_key, kind), "
+               f"new AS (INSERT INTO {table} ({', '.join(_COLUMNS)}) SELECT DISTINCT ON ({key}) {select} "
+               f"FROM u JOIN keys k ON k.agent_id = u.agent_id AND k.request_key = u.request_key "
+               f"AND k.kind = u.kind AND COALESCE(k.version_id, 0) = COALESCE(u.version_id, 0) "
+               f"ORDER BY {key}, u.n RETURNING {', '.join(_QUEUED)}), "
                f"queued AS (INSERT INTO {queue} (event_id, {', '.join(_QUEUED[1:])}) SELECT * FROM new) "
                f"SELECT COUNT(*) FROM new")
         return sql, params
