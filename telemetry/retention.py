@@ -78,8 +78,9 @@ def retention_plan(*, now: datetime) -> RetentionPlan:
 
 
 def retention_apply(*, now: datetime, batch: int = DELETE_BATCH) -> RetentionDone:
-    """Delete raw events older than the cutoff that the fold has counted, and the discrepant pairs
-    older than it, `batch` rows a transaction. Rollups (StageHour, LatencyHour, PairHour) are kept:
+    """Remove raw events older than the cutoff that the fold has counted (on PostgreSQL a month's
+    partition at a time, once all of it is older; elsewhere `batch` rows a transaction), and the
+    discrepant pairs older than it. Rollups (StageHour, LatencyHour, PairHour) are kept:
     every figure and chart stays; a pair's page then says its events are gone.
 
     A queued (unfolded) event is kept until folded, so every stored event is counted once. A half
