@@ -529,18 +529,17 @@ def _insert_statement(rows: list[tuple]) -> tuple[str, list]:
             params = [list(column) for column in columns]
         select = ", ".join("u.trace::jsonb" if column == "trace" else f"u.{column}" for column in _COLUMNS)
         # The event table is partitioned (telemetry/partitions.py) and so holds no unique index:
-        # the idempotency keys are a table of their own. The keys new to it (the first of a key
-        # repeated in the batch, as ON CONFLICT takes them in order) say which events to store.
-        key = "u.agent_id, COALESCE(u.version_id, 0), u.request_key, u.kind"
-        sql = (f"WITH u AS MATERIALIZED (SELECT * FROM unnest({arrays}) WITH ORDINALITY "
+        # the idempotency keys are a table of their own. Each row gets its event id first; the
+        # keys new to that table (the first of a key repeated in the batch, as ON CONFLICT takes
+        # rows in order) return the ids of the events to store.
+        sequence = f"(SELECT pg_get_serial_sequence('{table}', 'id'))::regclass"
+        sql = (f"WITH u AS MATERIALIZED (SELECT nextval({sequence}) AS id, * FROM unnest({arrays}) WITH ORDINALITY "
                f"AS u({', '.join(_COLUMNS)}, n)), "
-               f"keys AS (INSERT INTO {KEYS} (agent_id, version_id, request_key, kind, occurred_at) "
-               f"SELECT agent_id, version_id, request_key, kind, occurred_at FROM u ORDER BY n "
-               f"ON CONFLICT DO NOTHING RETURNING agent_id, version_id, request_key, kind), "
-               f"new AS (INSERT INTO {table} ({', '.join(_COLUMNS)}) SELECT DISTINCT ON ({key}) {select} "
-               f"FROM u JOIN keys k ON k.agent_id = u.agent_id AND k.request_key = u.request_key "
-               f"AND k.kind = u.kind AND COALESCE(k.version_id, 0) = COALESCE(u.version_id, 0) "
-               f"ORDER BY {key}, u.n RETURNING {', '.join(_QUEUED)}), "
+               f"keys AS (INSERT INTO {KEYS} (agent_id, version_id, request_key, kind, occurred_at, event_id) "
+               f"SELECT agent_id, version_id, request_key, kind, occurred_at, id FROM u ORDER BY n "
+               f"ON CONFLICT DO NOTHING RETURNING event_id), "
+               f"new AS (INSERT INTO {table} (id, {', '.join(_COLUMNS)}) SELECT u.id, {select} "
+               f"FROM u WHERE u.id IN (SELECT event_id FROM keys) RETURNING {', '.join(_QUEUED)}), "
                f"queued AS (INSERT INTO {queue} (event_id, {', '.join(_QUEUED[1:])}) SELECT * FROM new) "
                f"SELECT COUNT(*) FROM new")
         return sql, params
