@@ -204,13 +204,16 @@ def main() -> None:
     from django.db import connection, transaction
 
     from telemetry.fold import BATCH_SIZE, events_fold
+    from telemetry.retention import retention_apply
     from telemetry.models import PairHour, StageHour
     from telemetry.selectors import stage_metrics
     from telemetry.statistics import LATENCY_BUCKETS_MS
 
-    start = datetime(2026, 1, 5, tzinfo=timezone.utc)
+    # Two weeks inside the retention (EVENT_RETENTION_DAYS): one or two monthly partitions on PostgreSQL.
+    start = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(days=16)
     n = args.events - args.events % 2
     events_fold(max_seconds=600)  # whatever other runs left queued is not part of this measurement
+    retention_apply(now=datetime.now(timezone.utc))  # as the daily retention leaves the table (and its partitions)
     with transaction.atomic():
         rollout = bench_rollout(SLUG, start)
     with connection.cursor() as cursor:

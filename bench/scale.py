@@ -139,8 +139,11 @@ def main() -> None:
         print(f"  {min(args.rows, low + step):,} filler rows ({time.perf_counter() - t:.0f} s)", flush=True)
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE telemetry_event")
-        cursor.execute("SELECT pg_size_pretty(pg_total_relation_size('telemetry_event')), "
-                       "(SELECT COUNT(*) FROM telemetry_event)")
+        # A partitioned table's own size is 0: its partitions' (and the idempotency keys', telemetry/partitions.py).
+        cursor.execute("SELECT pg_size_pretty(pg_total_relation_size('telemetry_event') + COALESCE((SELECT "
+                       "SUM(pg_total_relation_size(inhrelid)) FROM pg_inherits WHERE inhparent = "
+                       "'telemetry_event'::regclass), 0) + COALESCE(pg_total_relation_size("
+                       "to_regclass('telemetry_eventkey')), 0)), (SELECT COUNT(*) FROM telemetry_event)")
         size, rows = cursor.fetchone()
     load_s = time.perf_counter() - t
     print(f"loaded {args.rows:,} filler rows in {load_s:.0f} s (with vacuum): table {rows:,} rows, {size} with indexes")
