@@ -135,6 +135,11 @@ def copy_events(rows, *, queue: bool = True) -> None:
             queued = ", ".join(UnfoldedEvent.FOLD_COLUMNS)
             cursor.execute(f"INSERT INTO telemetry_unfoldedevent (event_id, rollout_id, {queued}) "
                            f"SELECT id, rollout_id, {queued} FROM telemetry_event WHERE id > %s", [last])
+        cursor.execute("SELECT to_regclass('telemetry_eventkey') IS NOT NULL")
+        if cursor.fetchone()[0]:  # PostgreSQL: the idempotency keys, as ingestion writes them (telemetry/partitions.py)
+            cursor.execute("INSERT INTO telemetry_eventkey (agent_id, version_id, request_key, kind, occurred_at, "
+                           "event_id) SELECT agent_id, version_id, request_key, kind, occurred_at, id "
+                           "FROM telemetry_event WHERE id > %s", [last])
 
 
 BASELINE = """
@@ -220,6 +225,9 @@ def main() -> None:
         # The previous run's rows were just deleted: clean up after them as autovacuum would
         # in time, so neither side pays for them. This run's rows stay as ingestion leaves them.
         cursor.execute("VACUUM telemetry_event, telemetry_unfoldedevent")
+        cursor.execute("SELECT to_regclass('telemetry_eventkey') IS NOT NULL")
+        if cursor.fetchone()[0]:
+            cursor.execute("VACUUM telemetry_eventkey")
     if args.arrival == "together":
         deliveries = [event_rows(rollout, n, start)]
     elif args.arrival == "humans-last":
@@ -234,6 +242,9 @@ def main() -> None:
             copy_events(rows)
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE telemetry_event; ANALYZE telemetry_unfoldedevent")
+            cursor.execute("SELECT to_regclass('telemetry_eventkey') IS NOT NULL")
+            if cursor.fetchone()[0]:
+                cursor.execute("ANALYZE telemetry_eventkey")
         print(f"seeded {n // len(deliveries):,} events with COPY in {time.perf_counter() - t:.1f} s")
         if index == len(deliveries) - 1:  # every row stored: the baseline's turn
             with connection.cursor() as cursor, transaction.atomic():
