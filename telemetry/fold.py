@@ -201,19 +201,21 @@ def _postgresql_statements(batch_size: int, now, after: int | None = None) -> li
     hour = lambda column: f"date_trunc('hour', {column})"  # noqa: E731 - the session's time zone is UTC
     upserts = _upserts(hourly="hourly", completed="completed", hour=hour, least="LEAST", greatest="GREATEST")
     writes = ",\n".join(f"{name} AS ({sql.format(now='%(now)s')})" for name, sql in upserts)
-    # The batch: the first `batch_size` queued ids (after `after`, the previous batch's last, if
-    # given: the queue's index then need not step over the entries the last batches deleted),
-    # deleted as one id range and returned with the columns the rollups need (the queue row
-    # carries them). An id in the range that is not queued (folded already, or not committed
-    # when the range was read) is neither deleted nor returned. Data-modifying CTEs all run to
-    # completion in this statement, so the dequeue and every upsert commit together or not at
-    # all; the statement's snapshot still shows the batch queued, which only the partner
-    # lookups read, and they look up halves outside the batch.
+    # The batch: the ids from the first queued one (after `after`, the previous batch's end, if
+    # given: the queue's index then need not step over the entries the last batches deleted) to
+    # `batch_size` further, deleted as one id range and returned with the columns the rollups
+    # need (the queue row carries them). Ids are dense, so that is about `batch_size` events,
+    # and finding the range is one probe of the queue's index rather than a walk over 50,000 of
+    # its entries. An id in the range that is not queued (folded already, never stored, or not
+    # committed when the range was read) is neither deleted nor returned. Data-modifying CTEs
+    # all run to completion in this statement, so the dequeue and every upsert commit together
+    # or not at all; the statement's snapshot still shows the batch queued, which only the
+    # partner lookups read, and they look up halves outside the batch.
     sql = f"""
         WITH bounds AS MATERIALIZED (
-            SELECT MIN(event_id) AS low, MAX(event_id) AS high FROM (
-                SELECT event_id FROM {queue} {"WHERE event_id > %(after)s" if after is not None else ""}
-                ORDER BY event_id LIMIT %(batch_size)s) first_queued
+            SELECT low, low + %(batch_size)s - 1 AS high FROM (
+                SELECT MIN(event_id) AS low FROM {queue} {"WHERE event_id > %(after)s" if after is not None else ""}
+            ) first_queued
         ),
         batch AS (
             DELETE FROM {queue} t
@@ -225,7 +227,7 @@ def _postgresql_statements(batch_size: int, now, after: int | None = None) -> li
         agents AS MATERIALIZED ({_agents("requests")}),
         completed AS MATERIALIZED ({_completed(requests="requests", lateral=True)}),
         {writes}
-        SELECT COUNT(*), MAX(id) FROM batch"""
+        SELECT COUNT(*), (SELECT high FROM bounds) FROM batch"""
     return [
         # The pairing groups up to batch_size rows in memory: room for it rather than a spill to disk.
         ("SET LOCAL work_mem = '64MB'", {}),
@@ -275,7 +277,9 @@ def _fold_statements(batch_size: int, now, after: int | None = None) -> list[tup
     return _sqlite_statements(batch_size, now, after)
 
 
-def _fold_batch(batch_size: int, after: int | None = None) -> tuple[int, int | None]:
+def _fold_batch(batch_size: int, after: int | None = None) -> tuple[int, int | None, bool]:
+    """Fold one batch: (events folded, where the next batch starts after, whether the queue
+    beyond `after` is used up)."""
     folded, last = 0, None
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
@@ -283,7 +287,7 @@ def _fold_batch(batch_size: int, after: int | None = None) -> tuple[int, int | N
             # lock taken and leaves; the running fold loops until nothing is left.
             cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_FOLD_LOCK])
             if not cursor.fetchone()[0]:
-                return 0, None
+                return 0, None, True
         # On SQLite every write transaction is serialized (BEGIN IMMEDIATE), which does the same.
         # Taking the batch off the queue and adding it to the rollups commit together or not at
         # all: a worker killed in between leaves the queue as it was.
@@ -292,7 +296,9 @@ def _fold_batch(batch_size: int, after: int | None = None) -> tuple[int, int | N
             cursor.execute(sql, params)
             if cursor.description:
                 folded, last = cursor.fetchone()
-    return folded, last
+    if connection.vendor == "postgresql":
+        return folded, last, last is None  # an id range: used up when no queued id was found
+    return folded, last, folded < batch_size  # the first `batch_size` queued ids
 
 
 def events_fold(*, batch_size: int | None = None, max_seconds: float = 45.0) -> int:
@@ -302,11 +308,11 @@ def events_fold(*, batch_size: int | None = None, max_seconds: float = 45.0) -> 
     deadline = time.monotonic() + max_seconds
     folded, after = 0, None
     while True:
-        count, last = _fold_batch(batch_size, after)
+        count, last, used_up = _fold_batch(batch_size, after)
         folded += count
         if time.monotonic() >= deadline:
             return folded
-        if count < batch_size:
+        if used_up:
             if after is None:
                 return folded
             # Ids below the last batch's, committed since it was read, are still queued: one
