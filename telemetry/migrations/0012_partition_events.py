@@ -14,7 +14,7 @@ from django.db import migrations
 
 TABLE = "telemetry_event"
 KEYS = "telemetry_eventkey"
-MONTHS_AHEAD = 2
+MONTHS_AHEAD = 1
 
 
 def _month(moment, shift=0):
