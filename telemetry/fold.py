@@ -90,6 +90,8 @@ def _completed(*, requests: str, lateral: bool) -> str:
         return f"JOIN {_EVENT} {alias} ON {where}"
 
     keys = "r.agent_id, r.request_key"
+    # PostgreSQL: filter before the lookups (OFFSET 0 keeps the planner from joining the filter after them).
+    fence = " OFFSET 0" if lateral else ""
     parts = []
     for reference, half in _REFERENCES.items():
         n = {"h": "hs", "i": "incs"}[half]
@@ -101,9 +103,9 @@ def _completed(*, requests: str, lateral: bool) -> str:
         parts.append(f"""
         SELECT r.rollout_id, r.stage, r.occurred_at, {keys}, '{reference}',
                CASE WHEN r.c_segment <> '' THEN r.c_segment ELSE p.segment END, r.c_label, p.label
-        FROM {requests} r {partner("p", half, "p.label, p.segment")}
-        WHERE r.{n} = 0 AND r.cs = 1 AND r.rollout_id IS NOT NULL
-          AND r.agent_id IN (SELECT agent_id FROM agents WHERE has_{half})""")
+        FROM (SELECT * FROM {requests} r WHERE r.{n} = 0 AND r.cs = 1 AND r.rollout_id IS NOT NULL
+              AND r.agent_id IN (SELECT agent_id FROM agents WHERE has_{half}){fence}) r
+        {partner("p", half, "p.label, p.segment")}""")
         parts.append(f"""
         SELECT a.rollout_id, a.stage, a.occurred_at, {keys}, '{reference}',
                CASE WHEN a.segment <> '' THEN a.segment ELSE r.{half}_segment END, a.label, r.{half}_label
@@ -117,7 +119,10 @@ def _agents(requests: str) -> str:
     it stored? One probe of a partial index each (event_human_idempotency, event_incumbent_half)."""
     def stored(half: str) -> str:
         condition = " AND ".join(f"e.{part.strip()}" for part in _HALVES[half].split(" AND "))
-        return f"EXISTS (SELECT 1 FROM {_EVENT} e WHERE e.agent_id = a.agent_id AND {condition})"
+        # Not EXISTS: the planner would scan the table "until one is found" (and find none at the
+        # cost of reading every row); ordered as the index is, a scalar subquery walks the index.
+        return (f"COALESCE((SELECT TRUE FROM {_EVENT} e WHERE e.agent_id = a.agent_id AND {condition} "
+                f"ORDER BY e.agent_id, e.request_key LIMIT 1), FALSE)")
     return f"SELECT a.agent_id, {stored('h')} AS has_h, {stored('i')} AS has_i FROM (SELECT DISTINCT agent_id FROM {requests}) a"
 
 
@@ -196,19 +201,21 @@ def _postgresql_statements(batch_size: int, now, after: int | None = None) -> li
     hour = lambda column: f"date_trunc('hour', {column})"  # noqa: E731 - the session's time zone is UTC
     upserts = _upserts(hourly="hourly", completed="completed", hour=hour, least="LEAST", greatest="GREATEST")
     writes = ",\n".join(f"{name} AS ({sql.format(now='%(now)s')})" for name, sql in upserts)
-    # The batch: the first `batch_size` queued ids (after `after`, the previous batch's last, if
-    # given: the queue's index then need not step over the entries the last batches deleted),
-    # deleted as one id range and returned with the columns the rollups need (the queue row
-    # carries them). An id in the range that is not queued (folded already, or not committed
-    # when the range was read) is neither deleted nor returned. Data-modifying CTEs all run to
-    # completion in this statement, so the dequeue and every upsert commit together or not at
-    # all; the statement's snapshot still shows the batch queued, which only the partner
-    # lookups read, and they look up halves outside the batch.
+    # The batch: the ids from the first queued one (after `after`, the previous batch's end, if
+    # given: the queue's index then need not step over the entries the last batches deleted) to
+    # `batch_size` further, deleted as one id range and returned with the columns the rollups
+    # need (the queue row carries them). Ids are dense, so that is about `batch_size` events,
+    # and finding the range is one probe of the queue's index rather than a walk over 50,000 of
+    # its entries. An id in the range that is not queued (folded already, never stored, or not
+    # committed when the range was read) is neither deleted nor returned. Data-modifying CTEs
+    # all run to completion in this statement, so the dequeue and every upsert commit together
+    # or not at all; the statement's snapshot still shows the batch queued, which only the
+    # partner lookups read, and they look up halves outside the batch.
     sql = f"""
         WITH bounds AS MATERIALIZED (
-            SELECT MIN(event_id) AS low, MAX(event_id) AS high FROM (
-                SELECT event_id FROM {queue} {"WHERE event_id > %(after)s" if after is not None else ""}
-                ORDER BY event_id LIMIT %(batch_size)s) first_queued
+            SELECT low, low + %(batch_size)s - 1 AS high FROM (
+                SELECT MIN(event_id) AS low FROM {queue} {"WHERE event_id > %(after)s" if after is not None else ""}
+            ) first_queued
         ),
         batch AS (
             DELETE FROM {queue} t
@@ -220,7 +227,7 @@ def _postgresql_statements(batch_size: int, now, after: int | None = None) -> li
         agents AS MATERIALIZED ({_agents("requests")}),
         completed AS MATERIALIZED ({_completed(requests="requests", lateral=True)}),
         {writes}
-        SELECT COUNT(*), MAX(id) FROM batch"""
+        SELECT COUNT(*), (SELECT high FROM bounds) FROM batch"""
     return [
         # The pairing groups up to batch_size rows in memory: room for it rather than a spill to disk.
         ("SET LOCAL work_mem = '64MB'", {}),
@@ -270,7 +277,9 @@ def _fold_statements(batch_size: int, now, after: int | None = None) -> list[tup
     return _sqlite_statements(batch_size, now, after)
 
 
-def _fold_batch(batch_size: int, after: int | None = None) -> tuple[int, int | None]:
+def _fold_batch(batch_size: int, after: int | None = None) -> tuple[int, int | None, bool]:
+    """Fold one batch: (events folded, where the next batch starts after, whether the queue
+    beyond `after` is used up)."""
     folded, last = 0, None
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
@@ -278,7 +287,7 @@ def _fold_batch(batch_size: int, after: int | None = None) -> tuple[int, int | N
             # lock taken and leaves; the running fold loops until nothing is left.
             cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_FOLD_LOCK])
             if not cursor.fetchone()[0]:
-                return 0, None
+                return 0, None, True
         # On SQLite every write transaction is serialized (BEGIN IMMEDIATE), which does the same.
         # Taking the batch off the queue and adding it to the rollups commit together or not at
         # all: a worker killed in between leaves the queue as it was.
@@ -287,7 +296,9 @@ def _fold_batch(batch_size: int, after: int | None = None) -> tuple[int, int | N
             cursor.execute(sql, params)
             if cursor.description:
                 folded, last = cursor.fetchone()
-    return folded, last
+    if connection.vendor == "postgresql":
+        return folded, last, last is None  # an id range: used up when no queued id was found
+    return folded, last, folded < batch_size  # the first `batch_size` queued ids
 
 
 def events_fold(*, batch_size: int | None = None, max_seconds: float = 45.0) -> int:
@@ -297,11 +308,11 @@ def events_fold(*, batch_size: int | None = None, max_seconds: float = 45.0) -> 
     deadline = time.monotonic() + max_seconds
     folded, after = 0, None
     while True:
-        count, last = _fold_batch(batch_size, after)
+        count, last, used_up = _fold_batch(batch_size, after)
         folded += count
         if time.monotonic() >= deadline:
             return folded
-        if count < batch_size:
+        if used_up:
             if after is None:
                 return folded
             # Ids below the last batch's, committed since it was read, are still queued: one

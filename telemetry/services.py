@@ -20,6 +20,7 @@ from rolloutops.bucketing import bucket, goes_to_candidate
 from rolloutops.exceptions import DomainError
 
 from .models import Arm, Event, EventKind, Outcome, TrafficPeriod, UnfoldedEvent
+from .partitions import KEYS
 from .tasks import fold_events
 
 MAX_BATCH = 5_000
@@ -511,8 +512,8 @@ def _insert_statement(rows: list[tuple]) -> tuple[str, list]:
     many were new. SQLite: the INSERT alone, returning the new rows' ids for `_queue_statement`."""
     table = Event._meta.db_table
     queue = UnfoldedEvent._meta.db_table
-    # No conflict target: either idempotency constraint (agent decisions per version, human
-    # decisions per request) makes a repeat a no-op.
+    # SQLite: no conflict target: either idempotency constraint (agent decisions per version,
+    # human decisions per request) makes a repeat a no-op.
     conflict = f"ON CONFLICT DO NOTHING RETURNING {', '.join(_QUEUED)}"
     if connection.vendor == "postgresql":
         columns = list(zip(*rows))
@@ -527,8 +528,18 @@ def _insert_statement(rows: list[tuple]) -> tuple[str, list]:
             arrays = ", ".join(f"%b::{_PG_TYPES[column]}[]" for column in _COLUMNS)
             params = [list(column) for column in columns]
         select = ", ".join("u.trace::jsonb" if column == "trace" else f"u.{column}" for column in _COLUMNS)
-        sql = (f"WITH new AS (INSERT INTO {table} ({', '.join(_COLUMNS)}) SELECT {select} "
-               f"FROM unnest({arrays}) AS u({', '.join(_COLUMNS)}) {conflict}), "
+        # The event table is partitioned (telemetry/partitions.py) and so holds no unique index:
+        # the idempotency keys are a table of their own. Each row gets its event id first; the
+        # keys new to that table (the first of a key repeated in the batch, as ON CONFLICT takes
+        # rows in order) return the ids of the events to store.
+        sequence = f"(SELECT pg_get_serial_sequence('{table}', 'id'))::regclass"
+        sql = (f"WITH u AS MATERIALIZED (SELECT nextval({sequence}) AS id, * FROM unnest({arrays}) WITH ORDINALITY "
+               f"AS u({', '.join(_COLUMNS)}, n)), "
+               f"keys AS (INSERT INTO {KEYS} (agent_id, version_id, request_key, kind, occurred_at, event_id) "
+               f"SELECT agent_id, version_id, request_key, kind, occurred_at, id FROM u ORDER BY n "
+               f"ON CONFLICT DO NOTHING RETURNING event_id), "
+               f"new AS (INSERT INTO {table} (id, {', '.join(_COLUMNS)}) SELECT u.id, {select} "
+               f"FROM u WHERE u.id IN (SELECT event_id FROM keys) RETURNING {', '.join(_QUEUED)}), "
                f"queued AS (INSERT INTO {queue} (event_id, {', '.join(_QUEUED[1:])}) SELECT * FROM new) "
                f"SELECT COUNT(*) FROM new")
         return sql, params

@@ -123,3 +123,27 @@ def test_ingestion_uses_a_fixed_number_of_queries(events_client, shadow_rollout,
     with django_assert_max_num_queries(16):  # a few per 1,000-event statement, never per event
         response = events_client.post(URL, {"events": [_event(slug, f"k{i}") for i in range(2500)]})
     assert response.json()["accepted"] == 2500
+
+
+def test_text_with_separators_and_escapes_is_stored_exactly(events_client, shadow_rollout):
+    # Control characters a column's joined text could be split on (telemetry/services.py), and
+    # non-ASCII text sent as \u escapes (surrogate pairs included), go through and come back as sent.
+    slug = shadow_rollout.agent.slug
+    odd = [_event(slug, "k\x1f1", label="a\x1fb", segment="caf\u00e9 \u2615", trace={"note": "\U0001f600\x1e"}),
+           _event(slug, "k\x1f1", kind="human", label="\x1f"),
+           _event(slug, "k2", input_hash="\x1f\x1f")]
+    response = events_client.post(URL, {"events": odd})
+    assert response.json() == {"accepted": 3, "duplicates": 0, "errors": []}
+    agent = Event.objects.get(request_key="k\x1f1", kind="agent")
+    assert (agent.label, agent.segment, agent.trace) == ("a\x1fb", "caf\u00e9 \u2615", {"note": "\U0001f600\x1e"})
+    assert Event.objects.get(request_key="k\x1f1", kind="human").label == "\x1f"
+    assert Event.objects.get(request_key="k2").input_hash == "\x1f\x1f"
+    again = events_client.post(URL, {"events": odd}).json()
+    assert (again["accepted"], again["duplicates"]) == (0, 3)
+
+
+def test_a_body_that_is_not_an_events_object_is_422(events_client):
+    for body in ("not json", "[]", '{"events": 3}'):
+        response = events_client.post(URL, body)
+        assert response.status_code == 422, body
+        assert response.json()["detail"]
