@@ -1,6 +1,6 @@
 """Benchmark: p95 of GET /api/v1/rollouts/{id}/discrepancy over rollups that represent 10,000,000 events.
 
-Run: .venv/bin/python bench/discrepancy.py [--requests N]   (PostgreSQL; DATABASE_URL as in bench/fold.py).
+Run: .venv/bin/python bench/discrepancy.py [--requests N] [--json]   (PostgreSQL; DATABASE_URL as in bench/fold.py).
 The rollup tables are seeded directly (5,000,000 pairs over 30 days × 24 hours × 8 segments ×
 4 × 4 label cells); the baseline is the same endpoint on a rollout with no pairs (the fixed
 cost of routing, auth and the response), measured in the same run.
@@ -13,6 +13,7 @@ import statistics
 import time
 from datetime import datetime, timedelta, timezone
 
+from common import emit_json
 from fold import bench_rollout, setup_django
 
 SLUG_FULL = "bench-telemetry-discrepancy"
@@ -93,6 +94,7 @@ def p95(samples: list[float]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=100)
+    parser.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
     args = parser.parse_args()
     setup_django()
     from django.contrib.auth.models import Group, User
@@ -121,6 +123,12 @@ def main() -> None:
     print(f"baseline (rollout, no pairs)  p50 {statistics.median(baseline):7.1f} ms   p95 {p95(baseline):7.1f} ms")
     print(f"discrepancy at 10 M events    p50 {statistics.median(loaded):7.1f} ms   p95 {p95(loaded):7.1f} ms")
     print(f"ratio p95 loaded / baseline   {p95(loaded) / p95(baseline):.1f}x   ({args.requests} requests each)")
+    if args.json:
+        emit_json("discrepancy", p95(loaded) / p95(baseline), requests=args.requests, pairs=body["pairs"],
+                  pair_rollup_rows=cells,
+                  baseline={"name": "the same call, rollout without pairs", "p50_ms": round(statistics.median(baseline), 2),
+                            "p95_ms": round(p95(baseline), 2)},
+                  loaded={"p50_ms": round(statistics.median(loaded), 2), "p95_ms": round(p95(loaded), 2)})
 
 
 if __name__ == "__main__":
