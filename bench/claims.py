@@ -125,6 +125,11 @@ def prepare(args) -> tuple[list[tuple[int, str]], list[int]]:
     created = EscalationTicket.objects.bulk_create(rows, batch_size=2000)
     from django.db import connection
 
+    # Earlier runs' claims left dead rows and index entries behind; autovacuum would clear them in
+    # time (it may be off on a development server), so every run starts from a vacuumed queue.
+    with connection.cursor() as cursor:
+        for table in ("escalations_escalationticket", "escalations_ticketevent", "rolloutops_auditentry"):
+            cursor.execute(f"VACUUM ANALYZE {table}")
     connection.close()
     return reviewers, [t.pk for t in created]
 
