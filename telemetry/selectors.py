@@ -1,6 +1,7 @@
 """Reads of the telemetry app: stage figures for gates and guardrails, the discrepancy report, the shadow panel; rollups only."""
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -193,7 +194,9 @@ DISCREPANCY_CACHE_SECONDS = 30
 def _at_watermark(rollout_id: int, name: str, watermark: datetime | None, compute):
     """`compute()`, cached under the rollout's fold watermark: a sum over a rollup is computed once
     per fold that touches the rollout, not once per viewer, poll and panel of a page (bench/rollout_page.py)."""
-    key = f"rollups:v1:{rollout_id}:{name}:{watermark.timestamp() if watermark else 0}"
+    # The name may carry a caller's stage name: digested, so a key stays short and plain whatever it holds.
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+    key = f"rollups:v1:{rollout_id}:{digest}:{watermark.timestamp() if watermark else 0}"
     found = cache_get(key)  # a cache outage computes, never fails (rolloutops/cache.py)
     if found is None:
         found = compute()
