@@ -32,7 +32,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings_bench")
 os.environ["SECURE_SSL_REDIRECT"] = "false"
 os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost")
 
-from route import ensure_database, hammer  # noqa: E402  (bench/route.py: same database and HTTP helpers)
+from common import emit_json  # noqa: E402
+from route import ensure_database, figures, hammer  # noqa: E402  (bench/route.py: same database and HTTP helpers)
 
 import httpx  # noqa: E402
 from rolloutops_client import Client  # noqa: E402
@@ -312,8 +313,8 @@ def main() -> None:
         mismatches = check_agreement(router, args.port, token)
 
         hammer(args.port, f"/api/v1/route?agent={SLUG}&key=warm-{{i}}", auth, 400, args.clients)
-        http_route = hammer(args.port, f"/api/v1/route?agent={SLUG}&key=req-{{i}}", auth, args.http_requests,
-                            args.clients)
+        http_route = figures([hammer(args.port, f"/api/v1/route?agent={SLUG}&key=req-{{i}}", auth, args.http_requests,
+                                     args.clients)])
         in_process = bench_route(router, args.routes)
         run = str(time.time_ns())
         mixed = bench_route_while_recording(router, args.port, token, rate=2_000, seconds=5, batch=args.batch,
@@ -361,13 +362,10 @@ def main() -> None:
     print(f"end-to-end / server rate: {delivered_ratio:.2f} (1.0 = the client adds nothing); "
           f"record() / server rate: {recorded['record_per_s'] / server_per_s:,.0f}x")
     if args.json:
-        print(json.dumps({
-            "snapshot_source": "server" if real else "stub", "mismatches": mismatches,
-            "http_route": http_route, "in_process_route": in_process, "route_ratio": route_ratio,
-            "route_while_recording": mixed,
-            "server_events_per_s": server_per_s, "server_events_runs": [baseline_1, baseline_2],
-            "record": recorded, "delivered_ratio": delivered_ratio,
-        }))
+        emit_json("client", route_ratio, snapshot_source="server" if real else "stub", mismatches=mismatches,
+                  http_route=http_route, in_process_route=in_process, route_ratio=route_ratio,
+                  route_while_recording=mixed, server_events_per_s=server_per_s,
+                  server_events_runs=[baseline_1, baseline_2], record=recorded, delivered_ratio=delivered_ratio)
     if mismatches or recorded["accepted"] != args.events:
         sys.exit(1)
 

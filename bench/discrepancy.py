@@ -1,6 +1,6 @@
 """Benchmark: p95 of GET /api/v1/rollouts/{id}/discrepancy over rollups that represent 10,000,000 events.
 
-Run: .venv/bin/python bench/discrepancy.py [--requests N]   (PostgreSQL; DATABASE_URL as in bench/fold.py).
+Run: .venv/bin/python bench/discrepancy.py [--requests N] [--json]   (PostgreSQL; DATABASE_URL as in bench/fold.py).
 The rollup tables are seeded directly (5,000,000 pairs over 30 days × 24 hours × 8 segments ×
 4 × 4 label cells); the baseline is the same endpoint on a rollout with no pairs (the fixed
 cost of routing, auth and the response), measured in the same run.
@@ -13,6 +13,7 @@ import statistics
 import time
 from datetime import datetime, timedelta, timezone
 
+from common import emit_json
 from fold import bench_rollout, setup_django
 
 SLUG_FULL = "bench-telemetry-discrepancy"
@@ -21,7 +22,9 @@ LABELS = ["approve", "deny", "refer", "fraud"]
 
 
 def seed(rollout, start: datetime, *, days: int = 30, segments: int = 8, events: int = 10_000_000) -> int:
-    """PairHour, StageHour, LatencyHour and DiscrepantPair rows as the fold would leave them after `events` events."""
+    """PairHour, StageHour, LatencyHour and DiscrepantPair rows as the fold would leave them after
+    `events` events of a shadow stage: half the candidate's decisions, half the humans' (each a
+    pair's reference)."""
     from django.db import connection
 
     rng = random.Random(3)
@@ -29,6 +32,7 @@ def seed(rollout, start: datetime, *, days: int = 30, segments: int = 8, events:
     pairs_per_cell = events // 2 // (hours * segments)
     pair_rows, stage_rows, latency_rows, discrepant_rows = [], [], [], []
     key = 0
+    now = datetime.now(timezone.utc)
     for h in range(hours):
         hour = start + timedelta(hours=h)
         for s in range(segments):
@@ -41,31 +45,35 @@ def seed(rollout, start: datetime, *, days: int = 30, segments: int = 8, events:
                         n = rng.randint(0, max(1, left // 12))
                     left -= n
                     if n:
-                        pair_rows.append((rollout.pk, "shadow", hour, f"seg-{s}", agent, human, n))
+                        pair_rows.append((rollout.pk, "shadow", hour, "human", f"seg-{s}", agent, human, n))
                     if agent != human and n and len(discrepant_rows) < 200_000:
                         key += 1
-                        discrepant_rows.append((rollout.pk, "shadow", rollout.agent_id, f"req-{key}", f"seg-{s}",
-                                                agent, human, hour + timedelta(minutes=rng.randint(0, 59))))
+                        discrepant_rows.append((rollout.pk, "shadow", rollout.agent_id, f"req-{key}", "human",
+                                                f"seg-{s}", agent, human,
+                                                hour + timedelta(minutes=rng.randint(0, 59))))
         per_hour = events // 2 // hours
-        stage_rows.append((rollout.pk, "shadow", hour, per_hour, per_hour // 50, per_hour // 20, per_hour, 0,
-                           hour, hour + timedelta(minutes=59), datetime.now(timezone.utc)))
+        for arm, errors, escalations, timed in (("candidate", per_hour // 50, per_hour // 20, per_hour),
+                                                ("control", 0, 0, 0)):
+            stage_rows.append((rollout.pk, "shadow", hour, arm, per_hour, errors, escalations, timed, per_hour // 100,
+                               hour, hour + timedelta(minutes=59), now))
         for bucket in range(5, 16):
-            latency_rows.append((rollout.pk, "shadow", hour, bucket, per_hour // 11))
+            latency_rows.append((rollout.pk, "shadow", hour, "candidate", bucket, per_hour // 11))
     with connection.cursor() as cursor:
         raw = cursor.cursor
         for table, columns, rows in (
-            ("telemetry_pairhour", "rollout_id, stage, hour, segment, agent_label, human_label, pairs", pair_rows),
-            ("telemetry_stagehour", "rollout_id, stage, hour, agent_events, agent_errors, agent_escalations, "
-             "human_events, human_errors, first_event_at, last_event_at, updated_at", stage_rows),
-            ("telemetry_latencyhour", "rollout_id, stage, hour, bucket, count", latency_rows),
-            ("telemetry_discrepantpair", "rollout_id, stage, agent_id, request_key, segment, agent_label, human_label, "
-             "occurred_at", discrepant_rows),
+            ("telemetry_pairhour", "rollout_id, stage, hour, reference, segment, agent_label, reference_label, pairs",
+             pair_rows),
+            ("telemetry_stagehour", "rollout_id, stage, hour, arm, decisions, errors, escalations, timed, slow, "
+             "first_event_at, last_event_at, updated_at", stage_rows),
+            ("telemetry_latencyhour", "rollout_id, stage, hour, arm, bucket, count", latency_rows),
+            ("telemetry_discrepantpair", "rollout_id, stage, agent_id, request_key, reference, segment, agent_label, "
+             "reference_label, occurred_at", discrepant_rows),
         ):
             with raw.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
         cursor.execute("INSERT INTO telemetry_rolloutfold (rollout_id, computed_at) VALUES (%s, now())", [rollout.pk])
-        cursor.execute("ANALYZE telemetry_pairhour; ANALYZE telemetry_discrepantpair")
+        cursor.execute("ANALYZE telemetry_pairhour; ANALYZE telemetry_discrepantpair; ANALYZE telemetry_stagehour")
     return len(pair_rows)
 
 
@@ -86,6 +94,7 @@ def p95(samples: list[float]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=100)
+    parser.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
     args = parser.parse_args()
     setup_django()
     from django.contrib.auth.models import Group, User
@@ -114,6 +123,12 @@ def main() -> None:
     print(f"baseline (rollout, no pairs)  p50 {statistics.median(baseline):7.1f} ms   p95 {p95(baseline):7.1f} ms")
     print(f"discrepancy at 10 M events    p50 {statistics.median(loaded):7.1f} ms   p95 {p95(loaded):7.1f} ms")
     print(f"ratio p95 loaded / baseline   {p95(loaded) / p95(baseline):.1f}x   ({args.requests} requests each)")
+    if args.json:
+        emit_json("discrepancy", p95(loaded) / p95(baseline), requests=args.requests, pairs=body["pairs"],
+                  pair_rollup_rows=cells,
+                  baseline={"name": "the same call, rollout without pairs", "p50_ms": round(statistics.median(baseline), 2),
+                            "p95_ms": round(p95(baseline), 2)},
+                  loaded={"p50_ms": round(statistics.median(loaded), 2), "p95_ms": round(p95(loaded), 2)})
 
 
 if __name__ == "__main__":

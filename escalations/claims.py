@@ -37,6 +37,13 @@ def claimable_q(now: datetime) -> Q:
     return Q(status=TicketStatus.OPEN) | Q(status=TicketStatus.CLAIMED, lease_expires_at__lte=now)
 
 
+def claimable_queues_sql(now: datetime) -> list[tuple[str, list]]:
+    """`claimable_q` as the two SQL conditions the claim statement picks from (escalations/services.py),
+    one for each partial index that keeps them cheap: open tickets; claims whose lease has lapsed."""
+    return [("status = %s", [TicketStatus.OPEN]),
+            ("status = %s AND lease_expires_at <= %s", [TicketStatus.CLAIMED, now])]
+
+
 def sla_breached(ticket, now: datetime) -> bool:
     """Resolved after its due time, or still unresolved past it."""
     if ticket.status == TicketStatus.RESOLVED:

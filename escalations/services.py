@@ -8,7 +8,7 @@ from datetime import timezone as dt_timezone
 
 from django.contrib.auth import get_user_model
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -22,7 +22,7 @@ from rollouts.routing import route
 from telemetry.selectors import agent_labels
 from telemetry.services import human_decision_record
 
-from .claims import claimable_q, context_is_complete, context_segment, lease_active, lease_duration, sla_duration
+from .claims import claimable_q, claimable_queues_sql, context_is_complete, context_segment, lease_active, lease_duration, sla_duration
 from .exceptions import ContextTooLarge
 from .models import EscalationTicket, Priority, Reason, TicketEvent, TicketEventKind, TicketStatus
 
@@ -162,7 +162,15 @@ def _record_claim(*, ticket: EscalationTicket, reviewer, now: datetime, prev_sta
         audit_record(actor=None, action="ticket.lease_expired", obj=ticket,
                      before={"status": TicketStatus.CLAIMED, "claimed_by": _username(prev_holder)}, after={"status": TicketStatus.OPEN})
     TicketEvent.objects.create(ticket=ticket, kind=TicketEventKind.CLAIMED, actor=reviewer, at=now,
-                               detail={"lease_expires_at": ticket.lease_expires_at.isoformat()})
+                               detail=_claimed_detail(ticket.lease_expires_at))
+    _audit_claim(ticket=ticket, reviewer=reviewer)
+
+
+def _claimed_detail(lease_expires_at: datetime) -> dict:
+    return {"lease_expires_at": lease_expires_at.isoformat()}
+
+
+def _audit_claim(*, ticket: EscalationTicket, reviewer) -> None:
     audit_record(actor=reviewer, action="ticket.claimed", obj=ticket, before={"status": TicketStatus.OPEN},
                  after={"status": TicketStatus.CLAIMED, "claimed_by": reviewer.get_username(),
                         "lease_expires_at": ticket.lease_expires_at})
@@ -176,11 +184,7 @@ def _next_candidate(queryset, now: datetime):
               queryset.filter(status=TicketStatus.CLAIMED, lease_expires_at__lte=now)]
     picked = []
     for qs in queues:
-        qs = qs.order_by(*order)
-        if connection.vendor == "postgresql":
-            # Concurrent pickers skip each other's row instead of queueing behind it.
-            qs = qs.select_for_update(skip_locked=True, of=("self",))
-        row = qs.values_list(*fields).first()
+        row = qs.order_by(*order).values_list(*fields).first()
         if row is not None:
             picked.append(row)
     if not picked:
@@ -189,20 +193,9 @@ def _next_candidate(queryset, now: datetime):
     return pk, status, holder_id
 
 
-def ticket_claim_next(*, reviewer, agent: str | Agent | None = None, reason: str | None = None,
-                      priority: str | None = None) -> EscalationTicket | None:
-    """Claim the most urgent claimable ticket (priority, then age); None when the queue is empty."""
-    policy.check(reviewer, "escalation.work")
-    queryset = EscalationTicket.objects.all()
-    if agent:
-        agent_id = agent.pk if isinstance(agent, Agent) else Agent.objects.filter(slug=agent).values_list("pk", flat=True).first()
-        if agent_id is None:
-            return None
-        queryset = queryset.filter(agent_id=agent_id)
-    if reason:
-        queryset = queryset.filter(reason=reason)
-    if priority:
-        queryset = queryset.filter(priority=priority)
+def _claim_next_one_by_one(queryset, *, reviewer) -> EscalationTicket | None:
+    """Pick, then take with a compare-and-set, then reload: for SQLite, whose writers already run
+    one at a time (IMMEDIATE transactions)."""
     while True:
         now = timezone.now()
         with transaction.atomic():
@@ -216,6 +209,118 @@ def ticket_claim_next(*, reviewer, agent: str | Agent | None = None, reason: str
             prev_holder = get_user_model().objects.filter(pk=prev_holder_id).first() if prev_holder_id else None
             _record_claim(ticket=ticket, reviewer=reviewer, now=now, prev_status=prev_status, prev_holder=prev_holder)
             return ticket
+
+
+_CONVERTERS: dict = {}
+
+
+def _from_row(model, values) -> models.Model:
+    """An instance of `model` from its concrete columns in order, converted as the ORM converts them."""
+    fields = model._meta.concrete_fields
+    converters = _CONVERTERS.get(model)
+    if converters is None:
+        converters = []
+        for f in fields:
+            col = f.get_col(model._meta.db_table)
+            converters.append((col, connection.ops.get_db_converters(col) + f.get_db_converters(connection)))
+        _CONVERTERS[model] = converters
+    converted = []
+    for value, (col, funcs) in zip(values, converters, strict=True):
+        for func in funcs:
+            value = func(value, col, connection)
+        converted.append(value)
+    return model.from_db(connection.alias, [f.attname for f in fields], converted)
+
+
+def _columns(model, alias: str) -> str:
+    return ", ".join(f'{alias}."{f.column}"' for f in model._meta.concrete_fields)
+
+
+_TICKET = EscalationTicket._meta.db_table
+_EVENT = TicketEvent._meta.db_table
+# The ticket's columns, then what it was before the claim, then its agent's and its version's columns.
+_CLAIM_RESULT = (f"{_columns(EscalationTicket, 'taken')}, taken.prev_status, taken.prev_holder_id, "
+                 f"{_columns(Agent, 'a')}, {_columns(AgentVersion, 'v')}")
+
+
+def _claim_statement(filters: dict, *, reviewer, now: datetime, lease: datetime) -> tuple[str, list]:
+    """One statement: pick the first ticket of each claimable queue (claims.claimable_queues_sql,
+    narrowed by `filters`, column = value) by priority then age, locked FOR UPDATE SKIP LOCKED;
+    take the first of the two; write its "claimed" history row when it was open (a lapsed claim's
+    two rows are written afterwards, in order); return it with its agent and version."""
+    narrowing = "".join(f" AND {column} = %s" for column in filters)
+    queues, params = [], []
+    for condition, queue_params in claimable_queues_sql(now):
+        queues.append(f"SELECT id, status, claimed_by_id, priority, created_at FROM {_TICKET} "
+                      f"WHERE {condition}{narrowing} ORDER BY priority, created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED")
+        params += [*queue_params, *filters.values()]
+    statement = f"""
+        WITH open_queue AS ({queues[0]}), lapsed_queue AS ({queues[1]}),
+        pick AS (SELECT * FROM (SELECT * FROM open_queue UNION ALL SELECT * FROM lapsed_queue) c
+                 ORDER BY priority, created_at, id LIMIT 1),
+        taken AS (UPDATE {_TICKET} t SET status = %s, claimed_by_id = %s, claimed_at = %s, lease_expires_at = %s
+                  FROM pick WHERE t.id = pick.id
+                  RETURNING t.*, pick.status AS prev_status, pick.claimed_by_id AS prev_holder_id),
+        history AS (INSERT INTO {_EVENT} (ticket_id, kind, actor_id, at, detail)
+                    SELECT id, %s, %s, %s, %s::jsonb FROM taken WHERE prev_status = %s)
+        SELECT {_CLAIM_RESULT}
+        FROM taken JOIN {Agent._meta.db_table} a ON a.id = taken.agent_id
+        LEFT JOIN {AgentVersion._meta.db_table} v ON v.id = taken.version_id"""  # noqa: S608 (names are ours)
+    detail = json.dumps(_claimed_detail(lease))
+    params += [TicketStatus.CLAIMED, reviewer.pk, now, lease,
+               TicketEventKind.CLAIMED, reviewer.pk, now, detail, TicketStatus.OPEN]
+    return statement, params
+
+
+def _claim_next_one_statement(filters: dict, *, reviewer) -> EscalationTicket | None:
+    """PostgreSQL: pick and take in one statement. Each queue (open; claimed with a lapsed lease)
+    gives its first ticket by priority then age, locked FOR UPDATE SKIP LOCKED, so concurrent
+    claimers pass each other's rows instead of waiting; the first of the two becomes ours, and the
+    statement returns it with its agent and version. The row lock is the guard: a ticket another
+    transaction took and committed in the meantime fails the queue's condition when it is locked,
+    and is passed over. Then its history row and audit entry, in the same transaction."""
+    now = timezone.now()
+    lease = now + lease_duration()
+    with transaction.atomic():  # FOR UPDATE compiles only inside a transaction
+        with connection.cursor() as cursor:
+            cursor.execute(*_claim_statement(filters, reviewer=reviewer, now=now, lease=lease))
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        n_ticket, n_agent = len(EscalationTicket._meta.concrete_fields), len(Agent._meta.concrete_fields)
+        ticket = _from_row(EscalationTicket, row[:n_ticket])
+        prev_status, prev_holder_id = row[n_ticket], row[n_ticket + 1]
+        rest = row[n_ticket + 2:]
+        ticket.agent = _from_row(Agent, rest[:n_agent])
+        if ticket.version_id is not None:
+            ticket.version = _from_row(AgentVersion, rest[n_agent:])
+        ticket.claimed_by = reviewer
+        if prev_status == TicketStatus.OPEN:  # its history row is written; its audit entry now
+            _audit_claim(ticket=ticket, reviewer=reviewer)
+        else:
+            prev_holder = get_user_model().objects.filter(pk=prev_holder_id).first() if prev_holder_id else None
+            _record_claim(ticket=ticket, reviewer=reviewer, now=now, prev_status=prev_status, prev_holder=prev_holder)
+        return ticket
+
+
+def ticket_claim_next(*, reviewer, agent: str | Agent | None = None, reason: str | None = None,
+                      priority: str | None = None) -> EscalationTicket | None:
+    """Claim the most urgent claimable ticket (priority, then age); None when the queue is empty.
+    Exactly once under any number of concurrent claimers (tests/escalations/test_concurrency.py)."""
+    policy.check(reviewer, "escalation.work")
+    filters = {}
+    if agent:
+        agent_id = agent.pk if isinstance(agent, Agent) else Agent.objects.filter(slug=agent).values_list("pk", flat=True).first()
+        if agent_id is None:
+            return None
+        filters["agent_id"] = agent_id
+    if reason:
+        filters["reason"] = reason
+    if priority:
+        filters["priority"] = priority
+    if connection.vendor == "postgresql":
+        return _claim_next_one_statement(filters, reviewer=reviewer)
+    return _claim_next_one_by_one(EscalationTicket.objects.filter(**filters), reviewer=reviewer)
 
 
 def ticket_claim(*, reviewer, ticket: EscalationTicket) -> EscalationTicket:

@@ -133,6 +133,11 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if env_bool("DB_TRANSACTION_POOLING", False) and DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    # Behind PgBouncer in transaction mode (docs/scaling.md): no server-side cursors, whose named
+    # cursor outlives the statement's transaction. (Prepared statements are already off: Django
+    # opens psycopg connections with prepare_threshold=None.)
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;",

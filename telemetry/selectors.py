@@ -1,16 +1,17 @@
 """Reads of the telemetry app: stage figures for gates and guardrails, the discrepancy report, the shadow panel; rollups only."""
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.core.cache import cache
 from django.db.models import F, Max, Min, Q, Sum
 from django.utils import timezone
 
 from agents.models import AgentVersion
+from rolloutops.cache import cache_get, cache_set
 from rolloutops.exceptions import NotFound
 
 from . import charts, statistics
@@ -131,18 +132,11 @@ def stage_counts(*, rollout_id: int, stages: list[str]) -> list[StageCounts]:
 
 
 def stage_metrics(*, rollout_id: int, stage: str) -> StageMetrics:
-    """Everything the rollouts app gates and guards on, for one stage of one rollout."""
-    arms = _arms(rollout_id, [stage])
-    human = _human_pairs(rollout_id, [stage]).get(stage, (0, 0))
-    incumbent = _human_pairs(rollout_id, [stage], Reference.INCUMBENT).get(stage, (0, 0))
-    latency = {
-        bucket: int(count)
-        for bucket, count in LatencyHour.objects.filter(rollout_id=rollout_id, stage=stage, arm=Arm.CANDIDATE)
-        .values_list("bucket")
-        .annotate(total=Sum("count"))
-        .values_list("bucket", "total")
-        if count
-    }
+    """Everything the rollouts app gates and guards on, for one stage of one rollout. The sums over
+    the rollups are cached under the fold watermark (see _at_watermark)."""
+    watermark = _computed_at(rollout_id)
+    arms, human, incumbent, latency = _at_watermark(
+        rollout_id, f"stage:{stage}", watermark, lambda: _stage_rollups(rollout_id, stage))
     candidate_row = arms.get((stage, Arm.CANDIDATE))
     return StageMetrics(
         rollout_id=rollout_id,
@@ -156,9 +150,24 @@ def stage_metrics(*, rollout_id: int, stage: str) -> StageMetrics:
         incumbent_pairs=incumbent[0],
         incumbent_agreements=incumbent[1],
         first_event_at=candidate_row["first"] if candidate_row else None,
-        computed_at=_computed_at(rollout_id),
+        computed_at=watermark,
         pending_events=_pending(rollout_id),
     )
+
+
+def _stage_rollups(rollout_id: int, stage: str) -> tuple[dict, tuple[int, int], tuple[int, int], dict[int, int]]:
+    arms = _arms(rollout_id, [stage])
+    human = _human_pairs(rollout_id, [stage]).get(stage, (0, 0))
+    incumbent = _human_pairs(rollout_id, [stage], Reference.INCUMBENT).get(stage, (0, 0))
+    latency = {
+        bucket: int(count)
+        for bucket, count in LatencyHour.objects.filter(rollout_id=rollout_id, stage=stage, arm=Arm.CANDIDATE)
+        .values_list("bucket")
+        .annotate(total=Sum("count"))
+        .values_list("bucket", "total")
+        if count
+    }
+    return arms, human, incumbent, latency
 
 
 def stage_hourly(*, rollout_id: int, stages: list[str]) -> list[dict]:
@@ -182,13 +191,33 @@ def _rate(agreements: int, pairs: int) -> dict:
 DISCREPANCY_CACHE_SECONDS = 30
 
 
-def reference_pairs(*, rollout_id: int, stage: str | None = None) -> dict[str, int]:
-    """How many pairs each reference has: {"human": n, "incumbent": m}."""
-    rows = PairHour.objects.filter(rollout_id=rollout_id)
-    if stage:
-        rows = rows.filter(stage=stage)
-    found = dict(rows.values_list("reference").annotate(n=Sum("pairs")).values_list("reference", "n"))
-    return {ref: int(found.get(ref) or 0) for ref in Reference.values}
+def _at_watermark(rollout_id: int, name: str, watermark: datetime | None, compute):
+    """`compute()`, cached under the rollout's fold watermark: a sum over a rollup is computed once
+    per fold that touches the rollout, not once per viewer, poll and panel of a page (bench/rollout_page.py)."""
+    # The name may carry a caller's stage name: digested, so a key stays short and plain whatever it holds.
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+    key = f"rollups:v1:{rollout_id}:{digest}:{watermark.timestamp() if watermark else 0}"
+    found = cache_get(key)  # a cache outage computes, never fails (rolloutops/cache.py)
+    if found is None:
+        found = compute()
+        cache_set(key, found, DISCREPANCY_CACHE_SECONDS)
+    return found
+
+
+def reference_pairs(*, rollout_id: int, stage: str | None = None, watermark: datetime | None = None) -> dict[str, int]:
+    """How many pairs each reference has: {"human": n, "incumbent": m}. Cached under the fold
+    watermark (read here unless the caller has it)."""
+
+    def count() -> dict[str, int]:
+        rows = PairHour.objects.filter(rollout_id=rollout_id)
+        if stage:
+            rows = rows.filter(stage=stage)
+        found = dict(rows.values_list("reference").annotate(n=Sum("pairs")).values_list("reference", "n"))
+        return {ref: int(found.get(ref) or 0) for ref in Reference.values}
+
+    if watermark is None:
+        watermark = _computed_at(rollout_id)
+    return _at_watermark(rollout_id, f"references:{stage or '*'}", watermark, count)
 
 
 def default_reference(counts: dict[str, int]) -> str:
@@ -199,17 +228,17 @@ def default_reference(counts: dict[str, int]) -> str:
 def rollout_discrepancy(*, rollout_id: int, stage: str | None = None, against: str | None = None) -> dict:
     """The shadow-comparison figures of a rollout (every stage, or one) against one reference (humans
     or the incumbent version; by default humans when there are human pairs), from the pair rollup."""
-    counts = reference_pairs(rollout_id=rollout_id, stage=stage)
+    watermark = _computed_at(rollout_id)
+    counts = reference_pairs(rollout_id=rollout_id, stage=stage, watermark=watermark)
     if against is None:
         against = default_reference(counts)
     elif against not in Reference.values:
         raise NotFound(f"no reference {against!r}: human or incumbent")
-    watermark = _computed_at(rollout_id)
     key = f"discrepancy:v2:{rollout_id}:{stage or '*'}:{against}:{watermark.timestamp() if watermark else 0}"
-    report = cache.get(key)
+    report = cache_get(key)
     if report is None:
         report = _discrepancy(rollout_id=rollout_id, stage=stage, against=against, computed_at=watermark)
-        cache.set(key, report, DISCREPANCY_CACHE_SECONDS)
+        cache_set(key, report, DISCREPANCY_CACHE_SECONDS)
     return {**report, "references": counts, "pending_events": _pending(rollout_id)}
 
 
@@ -289,11 +318,16 @@ def _discrepancy(*, rollout_id: int, stage: str | None, against: str, computed_a
 
 
 def reference_summary(*, rollout_id: int, against: str, stage: str | None = None) -> dict:
-    """Pairs, agreement and its Wilson interval against one reference (the side-by-side strip)."""
-    report = rollout_discrepancy(rollout_id=rollout_id, stage=stage, against=against)
-    return {"reference": against, "label": Reference(against).label, "pairs": report["pairs"],
-            "agreement": report["agreement"], "interval": report["interval"], "kappa": report["kappa"],
-            "flagged_segments": report["flagged_segments"]}
+    """Pairs, agreement and its Wilson interval against one reference (the side-by-side strip).
+    Cached under the fold watermark on its own, so the strip reads two small entries, not two reports."""
+
+    def summarize() -> dict:
+        report = rollout_discrepancy(rollout_id=rollout_id, stage=stage, against=against)
+        return {"reference": against, "label": str(Reference(against).label), "pairs": report["pairs"],
+                "agreement": report["agreement"], "interval": report["interval"], "kappa": report["kappa"],
+                "flagged_segments": report["flagged_segments"]}
+
+    return _at_watermark(rollout_id, f"summary:{stage or '*'}:{against}", _computed_at(rollout_id), summarize)
 
 
 def _local_hours(hourly: list[dict]) -> list[dict]:

@@ -1,10 +1,14 @@
 """Claims are leases held by one person; resolving records the human decision; sweeps are once-only."""
+import json
 from datetime import timedelta
 
 import pytest
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection
 from django.utils import timezone
 
-from escalations.claims import claimable_q, is_claimable
+
+from escalations.claims import claimable_q, claimable_queues_sql, is_claimable
 from escalations.models import EscalationTicket, TicketEvent, TicketStatus
 from escalations.services import (
     ticket_claim,
@@ -38,6 +42,56 @@ def test_claim_next_honours_filters(make_ticket, reviewer):
     assert ticket_claim_next(reviewer=reviewer, reason="timeout").pk == timeout.pk
     assert ticket_claim_next(reviewer=reviewer, reason="timeout") is None
     assert ticket_claim_next(reviewer=reviewer, agent="no-such-agent") is None
+
+
+def test_claim_next_returns_the_ticket_as_stored_with_its_history_row_and_audit_entry(make_ticket, reviewer, settings):
+    settings.ROLLOUTOPS = {**settings.ROLLOUTOPS, "CLAIM_LEASE_SECONDS": 600}
+    opened = make_ticket(priority="P1", context={"input": {"text": "refund?"}, "attempts": [{"tool": "lookup"}],
+                                                 "segment": "eu"})
+    claimed = ticket_claim_next(reviewer=reviewer)
+    stored = EscalationTicket.objects.select_related("agent", "version", "claimed_by").get(pk=opened.pk)
+    fields = ("pk", "status", "claimed_by_id", "claimed_at", "lease_expires_at", "context", "request_key", "priority",
+              "due_at", "created_at", "has_context", "agent_id", "version_id", "rollout_id")
+    assert [getattr(claimed, f) for f in fields] == [getattr(stored, f) for f in fields]
+    assert (claimed.agent.slug, claimed.claimed_by.username, claimed.status) == (stored.agent.slug, "rita", "claimed")
+    assert claimed.version == stored.version
+    assert claimed.lease_expires_at - claimed.claimed_at == timedelta(seconds=600)
+    history = list(TicketEvent.objects.filter(ticket=opened).values_list("kind", "actor__username", "detail"))
+    assert history == [("opened", "olivia", {"reason": "low_confidence", "priority": "P1"}),
+                       ("claimed", "rita", {"lease_expires_at": claimed.lease_expires_at.isoformat()})]
+    entry = AuditEntry.objects.get(action="ticket.claimed")
+    assert (entry.object_id, entry.object_repr, entry.actor_label) == (str(opened.pk), str(stored), "rita")
+    assert entry.before == {"status": "open"}
+    lease = json.loads(json.dumps(claimed.lease_expires_at, cls=DjangoJSONEncoder))
+    assert entry.after == {"status": "claimed", "claimed_by": "rita", "lease_expires_at": lease}
+
+
+def test_claim_next_of_a_lapsed_claim_records_the_lapse_then_the_claim(make_ticket, reviewer, reviewer2):
+    held = ticket_claim(reviewer=reviewer, ticket=make_ticket())
+    EscalationTicket.objects.filter(pk=held.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    taken = ticket_claim_next(reviewer=reviewer2)
+    assert (taken.pk, taken.claimed_by.username, taken.agent.slug) == (held.pk, "ravi", held.agent.slug)
+    kinds = list(TicketEvent.objects.filter(ticket=held).order_by("at", "id").values_list("kind", "actor__username"))
+    assert kinds == [("opened", "olivia"), ("claimed", "rita"), ("lease_expired", None), ("claimed", "ravi")]
+    actions = list(AuditEntry.objects.filter(object_id=str(held.pk)).order_by("id").values_list("action", flat=True))
+    assert actions == ["ticket.opened", "ticket.claimed", "ticket.lease_expired", "ticket.claimed"]
+    assert AuditEntry.objects.get(action="ticket.lease_expired").before == {"status": "claimed", "claimed_by": "rita"}
+
+
+def test_the_claim_statements_queues_are_the_claimable_rule(make_ticket, reviewer):
+    now = timezone.now()
+    tickets = [make_ticket() for _ in range(5)]
+    for ticket, status, lease in ((tickets[1], "claimed", now + timedelta(minutes=5)),
+                                  (tickets[2], "claimed", now - timedelta(minutes=5)),
+                                  (tickets[3], "claimed", now), (tickets[4], "resolved", None)):
+        EscalationTicket.objects.filter(pk=ticket.pk).update(status=status, claimed_by=reviewer, lease_expires_at=lease)
+    by_sql = set()
+    with connection.cursor() as cursor:
+        for condition, params in claimable_queues_sql(now):
+            cursor.execute(f"SELECT id FROM {EscalationTicket._meta.db_table} WHERE {condition}", params)  # noqa: S608
+            by_sql |= {row[0] for row in cursor.fetchall()}
+    assert by_sql == set(EscalationTicket.objects.filter(claimable_q(now)).values_list("pk", flat=True))
+    assert by_sql == {tickets[0].pk, tickets[2].pk, tickets[3].pk}
 
 
 def test_claim_sets_a_lease_and_is_audited(make_ticket, reviewer, settings):

@@ -69,3 +69,30 @@ def test_slow_is_exact_at_any_limit_in_a_live_stage():
     events_fold()
     m = stage_metrics(rollout_id=rollout.pk, stage="canary")
     assert (m.candidate.requests, m.candidate.timed, m.candidate.slow) == (5, 5, 2)
+
+
+def test_rollup_sums_are_read_once_per_fold_and_follow_the_next_fold(shadow_rollout, django_assert_num_queries):
+    """Pages and their polls ask for the same figures many times between two folds: the sums over
+    the rollups are computed once per fold watermark; the watermark and the queue are read each time."""
+    from telemetry.selectors import reference_pairs
+
+    slug = shadow_rollout.agent.slug
+    pair = [{"agent": slug, "request_key": "k1", "kind": "agent", "label": "approve", "occurred_at": _at(2)},
+            {"agent": slug, "request_key": "k1", "kind": "human", "label": "approve", "occurred_at": _at(3)}]
+    events_ingest(events=pair)
+    events_fold()
+    first = stage_metrics(rollout_id=shadow_rollout.pk, stage="shadow")
+    assert reference_pairs(rollout_id=shadow_rollout.pk)["human"] == 1
+    with django_assert_num_queries(2):  # the watermark, the pending count
+        again = stage_metrics(rollout_id=shadow_rollout.pk, stage="shadow")
+    with django_assert_num_queries(1):  # the watermark
+        assert reference_pairs(rollout_id=shadow_rollout.pk)["human"] == 1
+    assert (again.pairs, again.agent_events, again.computed_at) == (first.pairs, first.agent_events, first.computed_at)
+
+    events_ingest(events=[{**e, "request_key": "k2", "label": "deny" if e["kind"] == "human" else "approve"}
+                          for e in pair])
+    events_fold()
+    after = stage_metrics(rollout_id=shadow_rollout.pk, stage="shadow")
+    assert (after.pairs, after.agreements, after.agent_events) == (2, 1, 2)
+    assert after.computed_at > first.computed_at
+    assert reference_pairs(rollout_id=shadow_rollout.pk)["human"] == 2
