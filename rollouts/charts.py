@@ -44,28 +44,24 @@ def guardrail_timeline(hourly: list[dict], *, thresholds: dict, marks: list[dict
     hours = [row["hour"] for row in hourly]
     evidence = evidence_traces(trace or [], boundaries or {})
     raw_axis = "y2" if evidence else "y"
-    data = evidence + [
-        {"type": "scatter", "mode": "lines+markers", "name": "error rate (raw hourly)", "x": hours, "line": {"color": _ERROR},
-         "yaxis": raw_axis,
-         "y": [row["errors"] / row["events"] if row["events"] else None for row in hourly],
-         "customdata": [[row["events"], row["stage"]] for row in hourly],
-         "hovertemplate": "%{x}<br>error rate %{y:.1%}<br>%{customdata[0]} requests in %{customdata[1]}<extra></extra>"},
-        {"type": "scatter", "mode": "lines+markers", "name": "escalation rate (raw hourly)", "x": hours,
-         "line": {"color": _ESCALATION}, "yaxis": raw_axis,
-         "y": [row["escalations"] / row["events"] if row["events"] else None for row in hourly],
-         "hovertemplate": "%{x}<br>escalation rate %{y:.1%}<extra></extra>"},
-        {"type": "scatter", "mode": "lines+markers", "name": "over the p95 limit (raw hourly)", "x": hours,
-         "line": {"color": "#2457c5", "dash": "dot"}, "yaxis": raw_axis,
-         "y": [row["slow"] / row["timed"] if row.get("timed") else None for row in hourly],
-         "hovertemplate": "%{x}<br>%{y:.1%} of requests over the p95 limit (a breach needs > 5 %)<extra></extra>"},
-    ]
+    data = list(evidence)
     shapes, annotations = [], []
-    for name, label, color in (("max_error_rate", "max error rate", _ERROR), ("max_escalation_rate", "max escalation rate", _ESCALATION)):
-        if thresholds.get(name) is not None:
-            value = float(thresholds[name])
-            shapes.append({"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": raw_axis, "y0": value, "y1": value,
+    for i, g in enumerate(REGISTRY):
+        if g.hourly is None or g.key not in thresholds:
+            continue
+        color = _EVIDENCE_COLORS[i % len(_EVIDENCE_COLORS)]
+        data.append({
+            "type": "scatter", "mode": "lines+markers", "name": f"{g.hourly_label} (raw hourly)", "x": hours,
+            "line": {"color": color, "dash": "dot"}, "yaxis": raw_axis,
+            "y": [g.hourly(row) for row in hourly],
+            "customdata": [[row["events"], row["stage"]] for row in hourly],
+            "hovertemplate": f"%{{x}}<br>{g.hourly_label} %{{y:.1%}}<br>%{{customdata[0]}} requests in %{{customdata[1]}}<extra></extra>",
+        })
+        level = g.hourly_threshold(float(thresholds[g.key]))
+        if level is not None:
+            shapes.append({"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": raw_axis, "y0": level, "y1": level,
                            "line": {"color": color, "dash": "dash", "width": 1}})
-            annotations.append({"xref": "paper", "x": 0, "y": value, "yref": raw_axis, "text": f"{label} {value:.0%}",
+            annotations.append({"xref": "paper", "x": 0, "y": level, "yref": raw_axis, "text": f"{g.hourly_label} limit {level:.0%}",
                                 "showarrow": False, "xanchor": "left", "yanchor": "bottom", "font": {"color": color, "size": 11}})
     for mark in marks:
         color = _MARK.get(mark["action"], _THRESHOLD)

@@ -40,7 +40,11 @@ class Guardrail:
     value: Callable  # the figure shown (the candidate's rate, or its p95)
     n: Callable  # the sample the figure rests on
     optional: bool = False  # only where its data exists: never "unevaluable"
-    chart_series: str | None = None  # the hourly series drawn beside its evidence (charts.py)
+    # The raw hourly figure drawn below its evidence (charts.py): an hourly rollup row -> a rate,
+    # its name, and the level drawn as its threshold line (None: none).
+    hourly: Callable | None = None
+    hourly_label: str = ""
+    hourly_threshold: Callable[[float], float | None] = lambda threshold: None
     help: str = ""
 
     def format(self, value: float | None) -> str:
@@ -73,7 +77,8 @@ REGISTRY: tuple[Guardrail, ...] = (
         null=lambda t, g: t,
         value=lambda m: _rate(m.candidate.errors, m.candidate.requests),
         n=lambda m: m.candidate.requests,
-        chart_series="error_rate",
+        hourly=lambda row: _rate(row["errors"], row["events"]), hourly_label="error rate",
+        hourly_threshold=lambda t: t,
         help="errors and timeouts among the candidate's decisions",
     ),
     Guardrail(
@@ -82,7 +87,8 @@ REGISTRY: tuple[Guardrail, ...] = (
         null=lambda t, g: t,
         value=lambda m: _rate(m.candidate.escalations, m.candidate.requests),
         n=lambda m: m.candidate.requests,
-        chart_series="escalation_rate",
+        hourly=lambda row: _rate(row["escalations"], row["events"]), hourly_label="escalation rate",
+        hourly_threshold=lambda t: t,
         help="the candidate's decisions handed to a human",
     ),
     Guardrail(
@@ -92,7 +98,8 @@ REGISTRY: tuple[Guardrail, ...] = (
         null=lambda t, g: P95_SHARE,
         value=lambda m: m.p95_latency_ms,
         n=lambda m: m.candidate.timed,
-        chart_series="slow_share",
+        hourly=lambda row: _rate(row["slow"], row["timed"]), hourly_label="over the p95 limit",
+        hourly_threshold=lambda t: P95_SHARE,
         help="breached when more than 5 % of the candidate's requests are slower than the limit",
     ),
     Guardrail(
@@ -112,7 +119,6 @@ REGISTRY: tuple[Guardrail, ...] = (
         null=_control_ratio,
         value=lambda m: _rate(m.candidate.errors, m.candidate.requests),
         n=lambda m: m.candidate.requests,
-        chart_series="control_error_rate",
         help="two-sample, against the incumbent's traffic in the same stage (humans or the incumbent version)",
     ),
 )

@@ -111,7 +111,8 @@ def test_the_chart_draws_every_guardrails_evidence_against_its_boundary_above_th
              [1_700_000_300, "canary", {"max_error_rate": 1.24, "max_p95_latency_ms": 6.2, "baseline_error_rate": 0.0}]]
     hourly = [{"hour": "2026-11-29T10:00:00+00:00", "stage": "canary", "events": 100, "errors": 20, "escalations": 5,
                "timed": 100, "slow": 7}]
-    figure = guardrail_timeline(hourly, thresholds={"max_error_rate": 0.05}, marks=[], trace=trace, boundaries=boundaries)
+    thresholds = {"max_error_rate": 0.05, "max_escalation_rate": 0.2, "max_p95_latency_ms": 3000}
+    figure = guardrail_timeline(hourly, thresholds=thresholds, marks=[], trace=trace, boundaries=boundaries)
     evidence = {t["name"]: t["y"] for t in figure["data"] if t["yaxis"] == "y"}
     assert evidence == {"Error rate (evidence)": [0.0, 0.2], "p95 latency (evidence)": [0.5, 1.0],
                         "Error rate vs control (evidence)": [1.0, 0.0]}
@@ -119,6 +120,10 @@ def test_the_chart_draws_every_guardrails_evidence_against_its_boundary_above_th
     assert raw == ["error rate (raw hourly)", "escalation rate (raw hourly)", "over the p95 limit (raw hourly)"]
     assert figure["layout"]["yaxis2"]["title"]["text"] == "raw hourly (secondary)"
     assert any(s["yref"] == "y" and s["y0"] == 1 for s in figure["layout"]["shapes"])  # the boundary
+    raw_y = {t["name"]: t["y"] for t in figure["data"] if t["yaxis"] == "y2"}
+    assert raw_y["error rate (raw hourly)"] == [0.2] and raw_y["over the p95 limit (raw hourly)"] == [0.07]
+    limits = sorted(s["y0"] for s in figure["layout"]["shapes"] if s["yref"] == "y2")
+    assert limits == [0.05, 0.05, 0.2]  # error rate 5 %, p95: 5 % of requests, escalations 20 %
 
 
 # --- exact values (each formula pinned, not only its sign) -----------------------------------

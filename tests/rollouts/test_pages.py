@@ -98,7 +98,7 @@ def test_rollout_page_draws_the_guardrail_chart_from_rollups(client, operator, m
     events_fold()
     client.force_login(operator)
     body = client.get(f"/rollouts/{fast_rollout.pk}/").content.decode()
-    assert 'data-figure="guardrail-figure"' in body and "max error rate 5%" in body and "promote \\u2192 canary" in body
+    assert 'data-figure="guardrail-figure"' in body and "error rate limit 5%" in body and "promote \\u2192 canary" in body
 
 
 def test_operator_starts_a_rollout_from_the_version_page(client, operator, ready_version):
