@@ -7,7 +7,6 @@ from .guardrails import REGISTRY
 from .models import TransitionAction
 
 _ERROR = "#c0392b"
-_ESCALATION = "#b35900"
 _THRESHOLD = "#6b7280"
 _MARK = {TransitionAction.PROMOTE: "#2f7d4f", TransitionAction.ROLLBACK: "#c0392b", TransitionAction.PAUSE: "#b35900",
          TransitionAction.RESUME: "#2457c5", TransitionAction.COMPLETE: "#2f7d4f"}
