@@ -2,10 +2,13 @@
 from celery import current_app, shared_task
 from django.core.cache import cache
 from django.db import OperationalError
+from django.utils import timezone
 
 from .fold import events_fold
+from .partitions import partitions_ensure
 
 GUARDRAIL_DEBOUNCE_S = 5
+PARTITIONS_CHECK_S = 3600
 
 
 @shared_task(
@@ -21,6 +24,10 @@ GUARDRAIL_DEBOUNCE_S = 5
 def fold_events() -> int:
     # Ingestion enqueues one per batch and beat one every 15 s; a fold that finds another
     # running, or nothing to do, returns at once. A kill mid-batch rolls that batch back.
+    if cache.add("telemetry:partitions-ensured", 1, timeout=PARTITIONS_CHECK_S):
+        # The coming month's partition exists before its first event, whether or not anyone runs
+        # `manage.py retention` (which does the same); without it events would land in DEFAULT.
+        partitions_ensure(timezone.now())
     folded = events_fold(max_seconds=45.0)
     if folded:
         guardrails_soon()
