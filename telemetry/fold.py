@@ -43,22 +43,25 @@ def _latency_case(column: str) -> str:
     return f"CASE {whens} ELSE {len(LATENCY_BUCKETS_MS) - 1} END"
 
 
-def _requests(batch: str) -> str:
+def _requests(batch: str, text_order: str = "") -> str:
     """One row per request with an event in the batch: which halves the batch holds, and their columns.
 
     A grouping rather than a self-join: it costs the same whatever the planner guesses the batch
     size to be (a nested loop over a batch it takes for 20 rows costs minutes at 50,000).
     Each half of a request is at most one row (the idempotency constraints; two candidate
     decisions on one key would need two rollouts of different versions on the same key, and MAX
-    then picks one), so MAX picks it.
+    then picks one), so MAX picks it. `text_order`: PostgreSQL compares text by bytes (COLLATE
+    "C", as SQLite does): the pick is the same, and a byte comparison costs a fraction of a
+    locale's (a fifth of a batch's grouping).
     """
     c, h, i = (f"FILTER (WHERE {_HALVES[x]})" for x in "chi")
     return f"""
         SELECT agent_id, request_key, COUNT(*) {c} AS cs, COUNT(*) {h} AS hs, COUNT(*) {i} AS incs,
-               MAX(rollout_id) {c} AS rollout_id, MAX(stage) {c} AS stage,
-               MAX(occurred_at) {c} AS occurred_at, MAX(segment) {c} AS c_segment, MAX(label) {c} AS c_label,
-               MAX(label) {h} AS h_label, MAX(segment) {h} AS h_segment,
-               MAX(label) {i} AS i_label, MAX(segment) {i} AS i_segment
+               MAX(rollout_id) {c} AS rollout_id, MAX(stage{text_order}) {c} AS stage,
+               MAX(occurred_at) {c} AS occurred_at, MAX(segment{text_order}) {c} AS c_segment,
+               MAX(label{text_order}) {c} AS c_label, MAX(label{text_order}) {h} AS h_label,
+               MAX(segment{text_order}) {h} AS h_segment, MAX(label{text_order}) {i} AS i_label,
+               MAX(segment{text_order}) {i} AS i_segment
         FROM {batch} GROUP BY agent_id, request_key"""
 
 
@@ -223,7 +226,7 @@ def _postgresql_statements(batch_size: int, now, after: int | None = None) -> li
             RETURNING {columns}
         ),
         hourly AS MATERIALIZED ({_hourly(batch="batch", hour=hour)}),
-        requests AS MATERIALIZED ({_requests("batch")}),
+        requests AS MATERIALIZED ({_requests("batch", ' COLLATE "C"')}),
         agents AS MATERIALIZED ({_agents("requests")}),
         completed AS MATERIALIZED ({_completed(requests="requests", lateral=True)}),
         {writes}

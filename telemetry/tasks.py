@@ -1,11 +1,17 @@
 """Celery tasks of the telemetry app: thin callers of the fold."""
+import logging
+
 from celery import current_app, shared_task
 from django.core.cache import cache
-from django.db import OperationalError
+from django.db import DatabaseError, OperationalError
+from django.utils import timezone
 
 from .fold import events_fold
+from .partitions import partitions_ensure
 
+log = logging.getLogger("rolloutops.telemetry")
 GUARDRAIL_DEBOUNCE_S = 5
+PARTITIONS_CHECK_S = 3600
 
 
 @shared_task(
@@ -21,6 +27,15 @@ GUARDRAIL_DEBOUNCE_S = 5
 def fold_events() -> int:
     # Ingestion enqueues one per batch and beat one every 15 s; a fold that finds another
     # running, or nothing to do, returns at once. A kill mid-batch rolls that batch back.
+    if cache.add("telemetry:partitions-ensured", 1, timeout=PARTITIONS_CHECK_S):
+        # The coming month's partition exists before its first event, whether or not anyone runs
+        # `manage.py retention` (which does the same); without it events would land in DEFAULT.
+        # A worker connected as the application's role may not create tables (grant_app_role):
+        # then the daily `manage.py retention`, run as the tables' owner, does it.
+        try:
+            partitions_ensure(timezone.now())
+        except DatabaseError as exc:
+            log.warning("could not create the coming month's event partition: %s", exc)
     folded = events_fold(max_seconds=45.0)
     if folded:
         guardrails_soon()

@@ -1,4 +1,6 @@
-"""manage.py retention [--apply]: show (default) or apply the retention of raw events (telemetry/retention.py)."""
+"""manage.py retention [--apply]: show (default) or apply the retention of raw events (telemetry/retention.py).
+On PostgreSQL run it as the role that owns the tables (the one that runs `migrate`): it drops and
+creates the event table's monthly partitions, which the application's role may not. Daily."""
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
