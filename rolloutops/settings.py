@@ -257,6 +257,8 @@ CELERY_BEAT_SCHEDULE = {
     "notify-sla-breaches": {"task": "escalations.notify_sla_breaches", "schedule": 60},
     # Safety net: link audit entries whose on-commit sealing request was lost (docs/audit.md).
     "seal-audit": {"task": "rolloutops.seal_audit", "schedule": env_int("AUDIT_SEAL_INTERVAL_SECONDS", 10)},
+    # Raw events past EVENT_RETENTION_DAYS go (a month's partition at a time on PostgreSQL); rollups stay.
+    "apply-retention": {"task": "telemetry.apply_retention", "schedule": env_int("RETENTION_INTERVAL_SECONDS", 86400)},
     # A keyed checkpoint of the audit chain's head, written outside the database.
     "checkpoint-audit": {"task": "rolloutops.checkpoint_audit",
                          "schedule": env_int("AUDIT_CHECKPOINT_INTERVAL_SECONDS", 300)},

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from .fold import events_fold
 from .partitions import partitions_ensure
+from .retention import retention_apply
 
 log = logging.getLogger("rolloutops.telemetry")
 GUARDRAIL_DEBOUNCE_S = 5
@@ -47,3 +48,17 @@ def guardrails_soon() -> None:
     (docs/decisions.md), at most once per window however many folds run."""
     if cache.add("telemetry:guardrails-soon", 1, timeout=GUARDRAIL_DEBOUNCE_S):
         current_app.send_task("rollouts.evaluate_guardrails_all", countdown=GUARDRAIL_DEBOUNCE_S)
+
+
+@shared_task(name="telemetry.apply_retention", ignore_result=True, soft_time_limit=3300, time_limit=3600)
+def apply_retention() -> dict:
+    """Daily (beat): raw events past EVENT_RETENTION_DAYS go, rollups stay (telemetry/retention.py).
+    Dropping a month's partition needs the tables' owner: a worker connected as the application's
+    role (grant_app_role) logs why it could not, and the owner's `manage.py retention --apply` does it."""
+    try:
+        done = retention_apply(now=timezone.now())
+    except DatabaseError as exc:
+        log.warning("retention could not run with this database role: %s", exc)
+        return {"error": str(exc)[:300]}
+    log.info("retention applied", extra={"events": done.events, "discrepant_pairs": done.discrepant_pairs})
+    return {"events": done.events, "discrepant_pairs": done.discrepant_pairs}

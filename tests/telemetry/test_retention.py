@@ -92,3 +92,13 @@ def test_the_command_shows_by_default_and_removes_with_apply(events_client, shad
     assert "removed 8 raw events and 3 discrepant pairs" in out.getvalue()
     assert Event.objects.count() == 0 and DiscrepantPair.objects.count() == 0
     assert StageHour.objects.exists() and PairHour.objects.exists()
+
+
+def test_the_daily_task_applies_the_retention(events_client, shadow_rollout, settings):
+    from telemetry.tasks import apply_retention
+
+    _seed(events_client, shadow_rollout.agent.slug)
+    settings.ROLLOUTOPS = {**settings.ROLLOUTOPS, "EVENT_RETENTION_DAYS": 5}  # T0 was a week ago
+    assert apply_retention() == {"events": 8, "discrepant_pairs": 3}
+    assert Event.objects.count() == 0 and StageHour.objects.exists()
+    assert "apply-retention" in settings.CELERY_BEAT_SCHEDULE
