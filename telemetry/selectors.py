@@ -225,10 +225,13 @@ def default_reference(counts: dict[str, int]) -> str:
     return Reference.HUMAN if counts[Reference.HUMAN] or not counts[Reference.INCUMBENT] else Reference.INCUMBENT
 
 
-def rollout_discrepancy(*, rollout_id: int, stage: str | None = None, against: str | None = None) -> dict:
+def rollout_discrepancy(*, rollout_id: int, stage: str | None = None, against: str | None = None,
+                        watermark: datetime | None = None) -> dict:
     """The shadow-comparison figures of a rollout (every stage, or one) against one reference (humans
-    or the incumbent version; by default humans when there are human pairs), from the pair rollup."""
-    watermark = _computed_at(rollout_id)
+    or the incumbent version; by default humans when there are human pairs), from the pair rollup.
+    Cached under the fold watermark (read here unless the caller has it)."""
+    if watermark is None:
+        watermark = _computed_at(rollout_id)
     counts = reference_pairs(rollout_id=rollout_id, stage=stage, watermark=watermark)
     if against is None:
         against = default_reference(counts)
@@ -317,17 +320,20 @@ def _discrepancy(*, rollout_id: int, stage: str | None, against: str, computed_a
     }
 
 
-def reference_summary(*, rollout_id: int, against: str, stage: str | None = None) -> dict:
+def reference_summary(*, rollout_id: int, against: str, stage: str | None = None,
+                      watermark: datetime | None = None) -> dict:
     """Pairs, agreement and its Wilson interval against one reference (the side-by-side strip).
     Cached under the fold watermark on its own, so the strip reads two small entries, not two reports."""
+    if watermark is None:
+        watermark = _computed_at(rollout_id)
 
     def summarize() -> dict:
-        report = rollout_discrepancy(rollout_id=rollout_id, stage=stage, against=against)
+        report = rollout_discrepancy(rollout_id=rollout_id, stage=stage, against=against, watermark=watermark)
         return {"reference": against, "label": str(Reference(against).label), "pairs": report["pairs"],
                 "agreement": report["agreement"], "interval": report["interval"], "kappa": report["kappa"],
                 "flagged_segments": report["flagged_segments"]}
 
-    return _at_watermark(rollout_id, f"summary:{stage or '*'}:{against}", _computed_at(rollout_id), summarize)
+    return _at_watermark(rollout_id, f"summary:{stage or '*'}:{against}", watermark, summarize)
 
 
 def _local_hours(hourly: list[dict]) -> list[dict]:
@@ -351,8 +357,15 @@ def shadow_panel_context(*, rollout, bar: float | None, against: str | None = No
     charts, recent discrepancies, the disagreeing label pairs, and both references side by side}.
     `drill_url(against=…, segment=…)` is the page listing a segment's discrepant pairs (the caller's
     URL), which the segment chart's bars open."""
-    report = rollout_discrepancy(rollout_id=rollout.pk, against=against)
+    watermark = _computed_at(rollout.pk)  # read once: every figure below is cached under it
+    report = rollout_discrepancy(rollout_id=rollout.pk, against=against, watermark=watermark)
     has_pairs = report["pairs"] > 0
+    zone = timezone.get_current_timezone_name()
+    # The hourly chart (720 hours converted to the viewer's zone) changes with the fold, the zone and the bar.
+    agreement_figure = _at_watermark(
+        rollout.pk, f"agreement-figure:{report['against']}:{zone}:{bar}", watermark,
+        lambda: charts.agreement_over_time(_local_hours(report["hourly"]), bar=bar, zone=timezone.localtime().tzname()),
+    ) if has_pairs else None
     low, high = report["interval"]
     segment_urls = ([drill_url(against=report["against"], segment=row["segment"]) for row in report["segments"]]
                     if drill_url else None)
@@ -361,7 +374,8 @@ def shadow_panel_context(*, rollout, bar: float | None, against: str | None = No
         "shadow": {
             "report": report,
             "against": report["against"],
-            "references": [reference_summary(rollout_id=rollout.pk, against=ref) for ref in Reference.values],
+            "references": [reference_summary(rollout_id=rollout.pk, against=ref, watermark=watermark)
+                           for ref in Reference.values],
             "has_pairs": has_pairs,
             "agreement_bar": bar,
             "below_bar": has_pairs and bar is not None and low < bar,
@@ -371,8 +385,7 @@ def shadow_panel_context(*, rollout, bar: float | None, against: str | None = No
             "recent": [
                 {**row, "occurred_at": datetime.fromisoformat(row["occurred_at"])} for row in report["recent_discrepant"]
             ],
-            "agreement_figure": charts.agreement_over_time(_local_hours(report["hourly"]), bar=bar,
-                                                           zone=timezone.localtime().tzname()) if has_pairs else None,
+            "agreement_figure": agreement_figure,
             "confusion_figure": charts.confusion_heatmap(report["confusion"]) if has_pairs else None,
             "segments_figure": charts.segment_bars(report["segments"], bar=bar, urls=segment_urls) if has_pairs else None,
             "disagreements": disagreement_cells(report["confusion"]) if has_pairs else [],
