@@ -136,7 +136,7 @@ def stage_metrics(*, rollout_id: int, stage: str) -> StageMetrics:
     the rollups are cached under the fold watermark (see _at_watermark)."""
     watermark = _computed_at(rollout_id)
     arms, human, incumbent, latency = _at_watermark(
-        rollout_id, f"stage:{stage}", watermark, lambda: _stage_rollups(rollout_id, stage))
+        rollout_id, f"stage:{stage}", watermark, lambda: _stage_rollups(rollout_id, stage, watermark))
     candidate_row = arms.get((stage, Arm.CANDIDATE))
     return StageMetrics(
         rollout_id=rollout_id,
@@ -155,10 +155,11 @@ def stage_metrics(*, rollout_id: int, stage: str) -> StageMetrics:
     )
 
 
-def _stage_rollups(rollout_id: int, stage: str) -> tuple[dict, tuple[int, int], tuple[int, int], dict[int, int]]:
+def _stage_rollups(rollout_id: int, stage: str, watermark: datetime | None) -> tuple[dict, tuple[int, int], tuple[int, int], dict[int, int]]:
     arms = _arms(rollout_id, [stage])
-    human = _human_pairs(rollout_id, [stage]).get(stage, (0, 0))
-    incumbent = _human_pairs(rollout_id, [stage], Reference.INCUMBENT).get(stage, (0, 0))
+    groups = _groups(rollout_id, watermark)
+    human = _pair_totals(groups, stage, Reference.HUMAN)
+    incumbent = _pair_totals(groups, stage, Reference.INCUMBENT)
     latency = {
         bucket: int(count)
         for bucket, count in LatencyHour.objects.filter(rollout_id=rollout_id, stage=stage, arm=Arm.CANDIDATE)
@@ -204,20 +205,45 @@ def _at_watermark(rollout_id: int, name: str, watermark: datetime | None, comput
     return found
 
 
+def _pair_groups(rollout_id: int) -> dict[str, list[tuple]]:
+    """The pair rollup summed two ways, every reference and stage at once: "cells" (reference, stage,
+    segment, agent label, reference label, pairs) and "hours" (reference, stage, hour, pairs,
+    agreements). Two passes over the rollup serve every report, count and stage figure of a view."""
+    rows = PairHour.objects.filter(rollout_id=rollout_id)
+    cells = list(rows.values_list("reference", "stage", "segment", "agent_label", "reference_label")
+                 .annotate(n=Sum("pairs")).values_list("reference", "stage", "segment", "agent_label", "reference_label", "n"))
+    hours = list(rows.values_list("reference", "stage", "hour")
+                 .annotate(n=Sum("pairs"), a=Sum("pairs", filter=Q(agent_label=F("reference_label"))))
+                 .values_list("reference", "stage", "hour", "n", "a"))
+    return {"cells": [(*row[:5], int(row[5])) for row in cells],
+            "hours": [(*row[:3], int(row[3]), int(row[4] or 0)) for row in hours]}
+
+
+def _groups(rollout_id: int, watermark: datetime | None) -> dict[str, list[tuple]]:
+    return _at_watermark(rollout_id, "pair-groups", watermark, lambda: _pair_groups(rollout_id))
+
+
+def _pair_totals(groups: dict, stage: str, reference: str) -> tuple[int, int]:
+    """(pairs, agreements) of one stage against one reference."""
+    pairs = agreed = 0
+    for ref, row_stage, _, agent_label, reference_label, n in groups["cells"]:
+        if ref == reference and row_stage == stage:
+            pairs += n
+            if agent_label == reference_label:
+                agreed += n
+    return pairs, agreed
+
+
 def reference_pairs(*, rollout_id: int, stage: str | None = None, watermark: datetime | None = None) -> dict[str, int]:
-    """How many pairs each reference has: {"human": n, "incumbent": m}. Cached under the fold
-    watermark (read here unless the caller has it)."""
-
-    def count() -> dict[str, int]:
-        rows = PairHour.objects.filter(rollout_id=rollout_id)
-        if stage:
-            rows = rows.filter(stage=stage)
-        found = dict(rows.values_list("reference").annotate(n=Sum("pairs")).values_list("reference", "n"))
-        return {ref: int(found.get(ref) or 0) for ref in Reference.values}
-
+    """How many pairs each reference has: {"human": n, "incumbent": m}. From the pair groups cached
+    under the fold watermark (read here unless the caller has it)."""
     if watermark is None:
         watermark = _computed_at(rollout_id)
-    return _at_watermark(rollout_id, f"references:{stage or '*'}", watermark, count)
+    counts = dict.fromkeys(Reference.values, 0)
+    for ref, row_stage, *_, n in _groups(rollout_id, watermark)["cells"]:
+        if ref in counts and (not stage or row_stage == stage):
+            counts[ref] += n
+    return counts
 
 
 def default_reference(counts: dict[str, int]) -> str:
@@ -246,29 +272,28 @@ def rollout_discrepancy(*, rollout_id: int, stage: str | None = None, against: s
 
 
 def _discrepancy(*, rollout_id: int, stage: str | None, against: str, computed_at) -> dict:
-    rows = PairHour.objects.filter(rollout_id=rollout_id, reference=against)
-    if stage:
-        rows = rows.filter(stage=stage)
+    groups = _groups(rollout_id, computed_at)
 
     confusion: dict[tuple[str, str], int] = {}
     segments: dict[str, list[int]] = {}
-    for segment, agent_label, human_label, pairs in (
-        rows.values_list("segment", "agent_label", "reference_label").annotate(n=Sum("pairs"))
-        .values_list("segment", "agent_label", "reference_label", "n")
-    ):
+    for ref, row_stage, segment, agent_label, human_label, pairs in groups["cells"]:
+        if ref != against or (stage and row_stage != stage):
+            continue
         confusion[(agent_label, human_label)] = confusion.get((agent_label, human_label), 0) + pairs
         tally = segments.setdefault(segment, [0, 0])
         tally[1] += pairs
         if agent_label == human_label:
             tally[0] += pairs
 
-    hourly = []
-    for hour, pairs, agreements in (
-        rows.values_list("hour").annotate(n=Sum("pairs"), a=Sum("pairs", filter=Q(agent_label=F("reference_label"))))
-        .order_by("hour").values_list("hour", "n", "a")
-    ):
-        agreements = int(agreements or 0)
-        hourly.append({"hour": hour.isoformat(), "pairs": int(pairs), "agreements": agreements, **_rate(agreements, pairs)})
+    by_hour: dict[datetime, list[int]] = {}
+    for ref, row_stage, hour, pairs, agreements in groups["hours"]:
+        if ref != against or (stage and row_stage != stage):
+            continue
+        tally = by_hour.setdefault(hour, [0, 0])
+        tally[0] += pairs
+        tally[1] += agreements
+    hourly = [{"hour": hour.isoformat(), "pairs": pairs, "agreements": agreements, **_rate(agreements, pairs)}
+              for hour, (pairs, agreements) in sorted(by_hour.items())]
 
     total = sum(confusion.values())
     agreements = sum(count for (agent_label, human_label), count in confusion.items() if agent_label == human_label)

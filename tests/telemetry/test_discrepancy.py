@@ -2,10 +2,12 @@
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from telemetry.fold import events_fold
-from telemetry.selectors import rollout_discrepancy, shadow_panel_context
+from telemetry.selectors import rollout_discrepancy, shadow_panel_context, stage_metrics
 from tests.telemetry.factories import T0
 
 pytestmark = pytest.mark.django_db
@@ -125,3 +127,23 @@ def test_the_cached_agreement_chart_shows_each_viewer_their_own_zone_and_bar(eve
     assert utc_hours == [(T0 + timedelta(hours=2)).strftime("%Y-%m-%d %H:00")]
     assert chart("UTC", 0.8)[0] == utc_hours
     assert chart("UTC", 0.9)[1] != chart("UTC", 0.8)[1]  # the bar drawn is the one asked for
+
+
+def test_one_pass_over_the_pair_rollup_serves_every_stage_and_reference_of_a_view(events_client, shadow_rollout):
+    slug = shadow_rollout.agent.slug
+    events_client.post(URL, {"events": _pairs(slug, "a", *_agreeing(9, 10), hours=2)
+                             + _pairs(slug, "b", *_agreeing(3, 4), hours=0.5)})
+    events_fold()
+    everything = rollout_discrepancy(rollout_id=shadow_rollout.pk)
+    with CaptureQueriesContext(connection) as queries:
+        shadow = rollout_discrepancy(rollout_id=shadow_rollout.pk, stage="shadow")
+        staging = rollout_discrepancy(rollout_id=shadow_rollout.pk, stage="staging")
+        incumbent = rollout_discrepancy(rollout_id=shadow_rollout.pk, against="incumbent")
+        metrics = stage_metrics(rollout_id=shadow_rollout.pk, stage="shadow")
+    assert not [q for q in queries.captured_queries if "telemetry_pairhour" in q["sql"]]
+    assert (everything["pairs"], everything["agreements"]) == (14, 12)
+    assert (shadow["pairs"], shadow["agreements"]) == (10, 9)
+    assert (staging["pairs"], staging["agreements"]) == (4, 3)
+    assert (metrics.pairs, metrics.agreements) == (10, 9)
+    assert incumbent["pairs"] == 0 and everything["references"] == {"human": 14, "incumbent": 0}
+    assert [row["pairs"] for row in everything["hourly"]] == [4, 10]
