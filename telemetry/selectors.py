@@ -235,15 +235,20 @@ def _pair_totals(groups: dict, stage: str, reference: str) -> tuple[int, int]:
 
 
 def reference_pairs(*, rollout_id: int, stage: str | None = None, watermark: datetime | None = None) -> dict[str, int]:
-    """How many pairs each reference has: {"human": n, "incumbent": m}. From the pair groups cached
-    under the fold watermark (read here unless the caller has it)."""
+    """How many pairs each reference has: {"human": n, "incumbent": m}. Cached under the fold
+    watermark (read here unless the caller has it) on its own: a view between folds reads this small
+    entry, not the pair groups it is summed from."""
     if watermark is None:
         watermark = _computed_at(rollout_id)
-    counts = dict.fromkeys(Reference.values, 0)
-    for ref, row_stage, *_, n in _groups(rollout_id, watermark)["cells"]:
-        if ref in counts and (not stage or row_stage == stage):
-            counts[ref] += n
-    return counts
+
+    def count() -> dict[str, int]:
+        counts = dict.fromkeys(Reference.values, 0)
+        for ref, row_stage, *_, n in _groups(rollout_id, watermark)["cells"]:
+            if ref in counts and (not stage or row_stage == stage):
+                counts[ref] += n
+        return counts
+
+    return _at_watermark(rollout_id, f"references:{stage or '*'}", watermark, count)
 
 
 def default_reference(counts: dict[str, int]) -> str:
