@@ -1,6 +1,7 @@
 """Reads of the telemetry app: stage figures for gates and guardrails, the discrepancy report, the shadow panel; rollups only."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable
@@ -276,6 +277,13 @@ def rollout_discrepancy(*, rollout_id: int, stage: str | None = None, against: s
     return {**report, "references": counts, "pending_events": _pending(rollout_id)}
 
 
+@functools.lru_cache(maxsize=64)
+def _flag_segments(tallies: tuple[tuple[str, int, int], ...]) -> dict[str, statistics.SegmentResult]:
+    """statistics.flag_segments, once per set of tallies in a process: the reports of one view (all
+    stages, the current stage) often hold the same segments, and the Fisher tests are their costliest part."""
+    return statistics.flag_segments({name: (a, n) for name, a, n in tallies})
+
+
 def _discrepancy(*, rollout_id: int, stage: str | None, against: str, computed_at) -> dict:
     groups = _groups(rollout_id, computed_at)
 
@@ -304,7 +312,7 @@ def _discrepancy(*, rollout_id: int, stage: str | None, against: str, computed_a
     agreements = sum(count for (agent_label, human_label), count in confusion.items() if agent_label == human_label)
     low, high = statistics.wilson_interval(agreements, total)
 
-    flagged = statistics.flag_segments({name: (a, n) for name, (a, n) in segments.items()})
+    flagged = _flag_segments(tuple(sorted((name, a, n) for name, (a, n) in segments.items())))
     segment_rows = [
         {"segment": r.segment, "pairs": r.pairs, "agreements": r.agreements, "rate": r.rate, "low": r.low,
          "high": r.high, "p_value": r.p_value, "flagged": r.flagged}
