@@ -273,7 +273,8 @@ def version_readiness(*, version: AgentVersion, now: datetime | None = None, cac
     unexpired (an item added after the version's last evaluation may instead be in its grace
     period: in_grace_for), and every automatic check passes. A handful of queries, whatever the item count.
     `cached=True` (list pages) may reuse automatic figures up to a minute old; manual results are
-    always read fresh, and the promotion gate never uses the cache."""
+    always read fresh, and the promotion gate never uses that cache (the event checks keep their
+    own, keyed by the version's newest event: telemetry/readiness.py)."""
     now = now or timezone.now()
     items = list(ChecklistItem.objects.filter(active=True).order_by("dimension", "position", "key"))
     latest: dict[int, EvaluationResult] = {}

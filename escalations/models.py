@@ -26,7 +26,10 @@ class TicketStatus(models.TextChoices):
 
 
 class EscalationTicket(models.Model):
-    agent = models.ForeignKey("agents.Agent", on_delete=models.PROTECT, related_name="tickets")
+    # No index of its own on agent nor claimed_by: each is the first column of one below
+    # (ticket_one_per_request, ticket_by_claimant), and every index is one more write per claim
+    # (bench/claims.py, bench/README.md "Escalation claims").
+    agent = models.ForeignKey("agents.Agent", on_delete=models.PROTECT, related_name="tickets", db_index=False)
     version = models.ForeignKey("agents.AgentVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="tickets")
     rollout = models.ForeignKey("rollouts.Rollout", null=True, blank=True, on_delete=models.SET_NULL, related_name="tickets")
     request_key = models.CharField(max_length=200)
@@ -37,7 +40,8 @@ class EscalationTicket(models.Model):
     has_context = models.BooleanField(default=False)  # input and at least one attempt were sent
     created_at = models.DateTimeField(default=timezone.now)
     due_at = models.DateTimeField()
-    claimed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    claimed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+", db_index=False)
     claimed_at = models.DateTimeField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")

@@ -14,7 +14,8 @@ from django.utils import timezone
 
 from agents.models import Agent, AgentVersion
 from rolloutops import policy
-from rolloutops.audit import audit_record
+from rolloutops.audit import audit_columns, audit_inserted, audit_record
+from rolloutops.models import AuditEntry
 from rolloutops.exceptions import Conflict, Forbidden, Invalid
 from rolloutops.notifications import notify
 from rollouts.models import Rollout, RolloutState
@@ -170,10 +171,15 @@ def _claimed_detail(lease_expires_at: datetime) -> dict:
     return {"lease_expires_at": lease_expires_at.isoformat()}
 
 
+def _claim_change(*, reviewer, lease: datetime) -> dict:
+    """What a claim's audit entry records (before, after), wherever it is written."""
+    return {"before": {"status": TicketStatus.OPEN},
+            "after": {"status": TicketStatus.CLAIMED, "claimed_by": reviewer.get_username(), "lease_expires_at": lease}}
+
+
 def _audit_claim(*, ticket: EscalationTicket, reviewer) -> None:
-    audit_record(actor=reviewer, action="ticket.claimed", obj=ticket, before={"status": TicketStatus.OPEN},
-                 after={"status": TicketStatus.CLAIMED, "claimed_by": reviewer.get_username(),
-                        "lease_expires_at": ticket.lease_expires_at})
+    audit_record(actor=reviewer, action="ticket.claimed", obj=ticket,
+                 **_claim_change(reviewer=reviewer, lease=ticket.lease_expires_at))
 
 
 def _next_candidate(queryset, now: datetime):
@@ -238,6 +244,9 @@ def _columns(model, alias: str) -> str:
 
 _TICKET = EscalationTicket._meta.db_table
 _EVENT = TicketEvent._meta.db_table
+_AUDIT = AuditEntry._meta.db_table
+_AUDIT_COLUMNS = ("at", "actor_id", "actor_label", "action", "object_type", "before", "after", "source_ip")
+_AUDIT_VALUES = ("%s", "%s", "%s", "%s", "%s", "%s::jsonb", "%s::jsonb", "%s::inet")
 # The ticket's columns, then what it was before the claim, then its agent's and its version's columns.
 _CLAIM_RESULT = (f"{_columns(EscalationTicket, 'taken')}, taken.prev_status, taken.prev_holder_id, "
                  f"{_columns(Agent, 'a')}, {_columns(AgentVersion, 'v')}")
@@ -247,7 +256,8 @@ def _claim_statement(filters: dict, *, reviewer, now: datetime, lease: datetime)
     """One statement: pick the first ticket of each claimable queue (claims.claimable_queues_sql,
     narrowed by `filters`, column = value) by priority then age, locked FOR UPDATE SKIP LOCKED;
     take the first of the two; write its "claimed" history row when it was open (a lapsed claim's
-    two rows are written afterwards, in order); return it with its agent and version."""
+    two rows are written afterwards, in order) and its audit entry (audit_columns' rules; the object's
+    id and repr, str(ticket), from the row taken); return it with its agent and version."""
     narrowing = "".join(f" AND {column} = %s" for column in filters)
     queues, params = [], []
     for condition, queue_params in claimable_queues_sql(now):
@@ -262,13 +272,20 @@ def _claim_statement(filters: dict, *, reviewer, now: datetime, lease: datetime)
                   FROM pick WHERE t.id = pick.id
                   RETURNING t.*, pick.status AS prev_status, pick.claimed_by_id AS prev_holder_id),
         history AS (INSERT INTO {_EVENT} (ticket_id, kind, actor_id, at, detail)
-                    SELECT id, %s, %s, %s, %s::jsonb FROM taken WHERE prev_status = %s)
+                    SELECT id, %s, %s, %s, %s::jsonb FROM taken WHERE prev_status = %s),
+        audit AS (INSERT INTO {_AUDIT} ({", ".join(_AUDIT_COLUMNS)}, object_id, object_repr, prev_hash, alg)
+                  SELECT {", ".join(_AUDIT_VALUES)}, id::text, left('ticket #' || id || ' ' || request_key, 300), '', ''
+                  FROM taken WHERE prev_status = %s)
         SELECT {_CLAIM_RESULT}
         FROM taken JOIN {Agent._meta.db_table} a ON a.id = taken.agent_id
         LEFT JOIN {AgentVersion._meta.db_table} v ON v.id = taken.version_id"""  # noqa: S608 (names are ours)
     detail = json.dumps(_claimed_detail(lease))
+    entry = audit_columns(actor=reviewer, action="ticket.claimed", object_type=EscalationTicket._meta.label_lower,
+                          at=now, **_claim_change(reviewer=reviewer, lease=lease))
+    entry["before"], entry["after"] = json.dumps(entry["before"]), json.dumps(entry["after"])
     params += [TicketStatus.CLAIMED, reviewer.pk, now, lease,
-               TicketEventKind.CLAIMED, reviewer.pk, now, detail, TicketStatus.OPEN]
+               TicketEventKind.CLAIMED, reviewer.pk, now, detail, TicketStatus.OPEN,
+               *(entry[column] for column in _AUDIT_COLUMNS), TicketStatus.OPEN]
     return statement, params
 
 
@@ -276,9 +293,9 @@ def _claim_next_one_statement(filters: dict, *, reviewer) -> EscalationTicket | 
     """PostgreSQL: pick and take in one statement. Each queue (open; claimed with a lapsed lease)
     gives its first ticket by priority then age, locked FOR UPDATE SKIP LOCKED, so concurrent
     claimers pass each other's rows instead of waiting; the first of the two becomes ours, and the
-    statement returns it with its agent and version. The row lock is the guard: a ticket another
-    transaction took and committed in the meantime fails the queue's condition when it is locked,
-    and is passed over. Then its history row and audit entry, in the same transaction."""
+    statement returns it with its agent and version, having written its history row and audit entry
+    (one round trip). The row lock is the guard: a ticket another transaction took and committed in
+    the meantime fails the queue's condition when it is locked, and is passed over."""
     now = timezone.now()
     lease = now + lease_duration()
     with transaction.atomic():  # FOR UPDATE compiles only inside a transaction
@@ -295,8 +312,8 @@ def _claim_next_one_statement(filters: dict, *, reviewer) -> EscalationTicket | 
         if ticket.version_id is not None:
             ticket.version = _from_row(AgentVersion, rest[n_agent:])
         ticket.claimed_by = reviewer
-        if prev_status == TicketStatus.OPEN:  # its history row is written; its audit entry now
-            _audit_claim(ticket=ticket, reviewer=reviewer)
+        if prev_status == TicketStatus.OPEN:  # its history row and audit entry are written
+            audit_inserted()
         else:
             prev_holder = get_user_model().objects.filter(pk=prev_holder_id).first() if prev_holder_id else None
             _record_claim(ticket=ticket, reviewer=reviewer, now=now, prev_status=prev_status, prev_holder=prev_holder)

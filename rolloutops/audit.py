@@ -98,25 +98,39 @@ def audit_record(*, actor, action: str, obj=None, object_type: str = "", object_
     """Append one entry. Call it inside the transaction of the change it records, so the
     change and its entry commit or vanish together. The entry is sealed into the chain after
     commit (seconds later); until then it shows as "sealing" and carries no hash."""
-    ctx = request_context.get()
     if obj is not None:
         object_type = object_type or obj._meta.label_lower
         object_id = object_id or obj.pk
         object_repr = object_repr or str(obj)
+    entry = AuditEntry.objects.create(**audit_columns(
+        actor=actor, action=action, object_type=object_type, object_id=object_id, object_repr=object_repr,
+        before=before, after=after, source_ip=source_ip))
+    audit_inserted()
+    return entry
+
+
+def audit_columns(*, actor, action: str, object_type: str = "", object_id="", object_repr: str = "",
+                  before=None, after=None, source_ip: str | None = None, at: datetime | None = None) -> dict:
+    """An unsealed entry's columns, by the rules every entry follows (the actor's label with the
+    token it acted through, the request's address, JSON as the column gives it back). For a
+    statement that inserts its entry itself (escalations.services._claim_statement); it must then
+    call audit_inserted() in the same transaction."""
+    ctx = request_context.get()
     if actor is not None and getattr(actor, "is_authenticated", False):
         actor_id, label = actor.pk, actor.get_username()
     else:
         actor_id, label = None, "system"
     if ctx.via:
         label = f"{label} via {ctx.via}"
-    entry = AuditEntry.objects.create(
-        at=timezone.now(), actor_id=actor_id, actor_label=label, action=action, object_type=object_type,
-        object_id=str(object_id), object_repr=str(object_repr)[:300], before=_normalize(before),
-        after=_normalize(after), source_ip=source_ip or ctx.source_ip,
-    )
+    return {"at": at or timezone.now(), "actor_id": actor_id, "actor_label": label, "action": action,
+            "object_type": object_type, "object_id": str(object_id), "object_repr": str(object_repr)[:300],
+            "before": _normalize(before), "after": _normalize(after), "source_ip": source_ip or ctx.source_ip}
+
+
+def audit_inserted() -> None:
+    """Called inside the transaction that inserted an entry: ask for sealing once it commits."""
     # robust: the change has committed by then; a broker outage must not turn it into an error.
     transaction.on_commit(request_seal, robust=True)
-    return entry
 
 
 _next_request_at = 0.0  # monotonic time from which this process asks for sealing again

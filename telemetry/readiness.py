@@ -2,8 +2,11 @@
 performance), registered with the readiness gate by TelemetryConfig.ready (agents/readiness.py)."""
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from agents.models import AgentVersion, Dimension
 from agents.readiness import AutomaticCheck, automatic_check, percentile_nearest_rank, share
+from rolloutops.cache import cache_get, cache_set
 
 from .models import Event, EventKind, Outcome
 
@@ -16,12 +19,47 @@ RELIABILITY_MIN_CONSISTENT_SHARE = 0.95
 OBSERVABILITY_MIN_EVENTS = 100
 OBSERVABILITY_MIN_TRACE_SHARE = 0.99
 ERROR_OUTCOMES = frozenset({Outcome.ERROR, Outcome.TIMEOUT})
+# The window's figures change only when the version receives an agent event, which moves its newest
+# event id: they are cached under that id (one index probe a view instead of reading and folding
+# 10,000 rows; bench/rollout_page.py). The short TTL bounds what the id cannot see: an event whose
+# transaction commits after one with a higher id, and a retention drop inside the window.
+WINDOW_CACHE_SECONDS = 30
 
 
-def version_event_checks(version: AgentVersion) -> list[AutomaticCheck]:
+class WindowFigures(NamedTuple):
+    """What the checks measure in the window; the thresholds (the version's SLA) are applied after."""
+
+    total: int
+    timed: int
+    errors: int
+    traced: int
+    p95: float | None
+    repeated: int
+    consistent: int
+
+
+def _agent_events(version: AgentVersion):
+    return Event.objects.filter(version=version, kind=EventKind.AGENT).order_by("-id")
+
+
+def window_figures(version: AgentVersion) -> WindowFigures:
+    """The window's figures, cached under the version's newest agent event id (see WINDOW_CACHE_SECONDS)."""
+    newest = _agent_events(version).values_list("id", flat=True).first()
+    if newest is None:
+        return WindowFigures(0, 0, 0, 0, None, 0, 0)
+    key = f"readiness:window:v1:{version.pk}:{newest}"
+    found = cache_get(key)  # a cache outage computes, never fails (rolloutops/cache.py)
+    if found is None:
+        found = _window_figures(version)
+        cache_set(key, tuple(found), WINDOW_CACHE_SECONDS)
+        return found
+    return WindowFigures(*found)
+
+
+def _window_figures(version: AgentVersion) -> WindowFigures:
     """One indexed query: the newest CHECK_WINDOW agent events of the version, folded here."""
     window = list(
-        Event.objects.filter(version=version, kind=EventKind.AGENT).order_by("-id")
+        _agent_events(version)
         .values_list("latency_ms", "outcome", "has_trace", "input_hash", "label")[:CHECK_WINDOW]
     )
     total = len(window)
@@ -38,11 +76,17 @@ def version_event_checks(version: AgentVersion) -> list[AutomaticCheck]:
             labels_by_input.setdefault(row[3], set()).add(row[4])
     repeated = [h for h, n in seen.items() if n >= 2]
     consistent = sum(1 for h in repeated if len(labels_by_input[h]) == 1)
+    return WindowFigures(total, timed, errors, traced, p95, len(repeated), consistent)
+
+
+def version_event_checks(version: AgentVersion) -> list[AutomaticCheck]:
+    """The reliability, observability and performance checks over the version's newest CHECK_WINDOW agent events."""
+    total, timed, errors, traced, p95, repeated, consistent = window_figures(version)
     return [
         automatic_check(key="reliability.identical_inputs", title="Identical inputs get identical labels",
-                        dimension=Dimension.RELIABILITY, measured=share(consistent, len(repeated)),
+                        dimension=Dimension.RELIABILITY, measured=share(consistent, repeated),
                         threshold=RELIABILITY_MIN_CONSISTENT_SHARE, comparison=">=", unit="share",
-                        samples=len(repeated), min_samples=RELIABILITY_MIN_GROUPS),
+                        samples=repeated, min_samples=RELIABILITY_MIN_GROUPS),
         automatic_check(key="observability.trace_coverage", title="Agent events with a structured trace",
                         dimension=Dimension.OBSERVABILITY, measured=share(traced, total),
                         threshold=OBSERVABILITY_MIN_TRACE_SHARE, comparison=">=", unit="share",

@@ -1,6 +1,7 @@
 """Reads of the telemetry app: stage figures for gates and guardrails, the discrepancy report, the shadow panel; rollups only."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable
@@ -136,7 +137,7 @@ def stage_metrics(*, rollout_id: int, stage: str) -> StageMetrics:
     the rollups are cached under the fold watermark (see _at_watermark)."""
     watermark = _computed_at(rollout_id)
     arms, human, incumbent, latency = _at_watermark(
-        rollout_id, f"stage:{stage}", watermark, lambda: _stage_rollups(rollout_id, stage))
+        rollout_id, f"stage:{stage}", watermark, lambda: _stage_rollups(rollout_id, stage, watermark))
     candidate_row = arms.get((stage, Arm.CANDIDATE))
     return StageMetrics(
         rollout_id=rollout_id,
@@ -155,10 +156,11 @@ def stage_metrics(*, rollout_id: int, stage: str) -> StageMetrics:
     )
 
 
-def _stage_rollups(rollout_id: int, stage: str) -> tuple[dict, tuple[int, int], tuple[int, int], dict[int, int]]:
+def _stage_rollups(rollout_id: int, stage: str, watermark: datetime | None) -> tuple[dict, tuple[int, int], tuple[int, int], dict[int, int]]:
     arms = _arms(rollout_id, [stage])
-    human = _human_pairs(rollout_id, [stage]).get(stage, (0, 0))
-    incumbent = _human_pairs(rollout_id, [stage], Reference.INCUMBENT).get(stage, (0, 0))
+    groups = _groups(rollout_id, watermark)
+    human = _pair_totals(groups, stage, Reference.HUMAN)
+    incumbent = _pair_totals(groups, stage, Reference.INCUMBENT)
     latency = {
         bucket: int(count)
         for bucket, count in LatencyHour.objects.filter(rollout_id=rollout_id, stage=stage, arm=Arm.CANDIDATE)
@@ -204,19 +206,49 @@ def _at_watermark(rollout_id: int, name: str, watermark: datetime | None, comput
     return found
 
 
+def _pair_groups(rollout_id: int) -> dict[str, list[tuple]]:
+    """The pair rollup summed two ways, every reference and stage at once: "cells" (reference, stage,
+    segment, agent label, reference label, pairs) and "hours" (reference, stage, hour, pairs,
+    agreements). Two passes over the rollup serve every report, count and stage figure of a view."""
+    rows = PairHour.objects.filter(rollout_id=rollout_id)
+    cells = list(rows.values_list("reference", "stage", "segment", "agent_label", "reference_label")
+                 .annotate(n=Sum("pairs")).values_list("reference", "stage", "segment", "agent_label", "reference_label", "n"))
+    hours = list(rows.values_list("reference", "stage", "hour")
+                 .annotate(n=Sum("pairs"), a=Sum("pairs", filter=Q(agent_label=F("reference_label"))))
+                 .values_list("reference", "stage", "hour", "n", "a"))
+    return {"cells": [(*row[:5], int(row[5])) for row in cells],
+            "hours": [(*row[:3], int(row[3]), int(row[4] or 0)) for row in hours]}
+
+
+def _groups(rollout_id: int, watermark: datetime | None) -> dict[str, list[tuple]]:
+    return _at_watermark(rollout_id, "pair-groups", watermark, lambda: _pair_groups(rollout_id))
+
+
+def _pair_totals(groups: dict, stage: str, reference: str) -> tuple[int, int]:
+    """(pairs, agreements) of one stage against one reference."""
+    pairs = agreed = 0
+    for ref, row_stage, _, agent_label, reference_label, n in groups["cells"]:
+        if ref == reference and row_stage == stage:
+            pairs += n
+            if agent_label == reference_label:
+                agreed += n
+    return pairs, agreed
+
+
 def reference_pairs(*, rollout_id: int, stage: str | None = None, watermark: datetime | None = None) -> dict[str, int]:
     """How many pairs each reference has: {"human": n, "incumbent": m}. Cached under the fold
-    watermark (read here unless the caller has it)."""
-
-    def count() -> dict[str, int]:
-        rows = PairHour.objects.filter(rollout_id=rollout_id)
-        if stage:
-            rows = rows.filter(stage=stage)
-        found = dict(rows.values_list("reference").annotate(n=Sum("pairs")).values_list("reference", "n"))
-        return {ref: int(found.get(ref) or 0) for ref in Reference.values}
-
+    watermark (read here unless the caller has it) on its own: a view between folds reads this small
+    entry, not the pair groups it is summed from."""
     if watermark is None:
         watermark = _computed_at(rollout_id)
+
+    def count() -> dict[str, int]:
+        counts = dict.fromkeys(Reference.values, 0)
+        for ref, row_stage, *_, n in _groups(rollout_id, watermark)["cells"]:
+            if ref in counts and (not stage or row_stage == stage):
+                counts[ref] += n
+        return counts
+
     return _at_watermark(rollout_id, f"references:{stage or '*'}", watermark, count)
 
 
@@ -225,10 +257,13 @@ def default_reference(counts: dict[str, int]) -> str:
     return Reference.HUMAN if counts[Reference.HUMAN] or not counts[Reference.INCUMBENT] else Reference.INCUMBENT
 
 
-def rollout_discrepancy(*, rollout_id: int, stage: str | None = None, against: str | None = None) -> dict:
+def rollout_discrepancy(*, rollout_id: int, stage: str | None = None, against: str | None = None,
+                        watermark: datetime | None = None) -> dict:
     """The shadow-comparison figures of a rollout (every stage, or one) against one reference (humans
-    or the incumbent version; by default humans when there are human pairs), from the pair rollup."""
-    watermark = _computed_at(rollout_id)
+    or the incumbent version; by default humans when there are human pairs), from the pair rollup.
+    Cached under the fold watermark (read here unless the caller has it)."""
+    if watermark is None:
+        watermark = _computed_at(rollout_id)
     counts = reference_pairs(rollout_id=rollout_id, stage=stage, watermark=watermark)
     if against is None:
         against = default_reference(counts)
@@ -242,36 +277,42 @@ def rollout_discrepancy(*, rollout_id: int, stage: str | None = None, against: s
     return {**report, "references": counts, "pending_events": _pending(rollout_id)}
 
 
+@functools.lru_cache(maxsize=64)
+def _flag_segments(tallies: tuple[tuple[str, int, int], ...]) -> dict[str, statistics.SegmentResult]:
+    """statistics.flag_segments, once per set of tallies in a process: the reports of one view (all
+    stages, the current stage) often hold the same segments, and the Fisher tests are their costliest part."""
+    return statistics.flag_segments({name: (a, n) for name, a, n in tallies})
+
+
 def _discrepancy(*, rollout_id: int, stage: str | None, against: str, computed_at) -> dict:
-    rows = PairHour.objects.filter(rollout_id=rollout_id, reference=against)
-    if stage:
-        rows = rows.filter(stage=stage)
+    groups = _groups(rollout_id, computed_at)
 
     confusion: dict[tuple[str, str], int] = {}
     segments: dict[str, list[int]] = {}
-    for segment, agent_label, human_label, pairs in (
-        rows.values_list("segment", "agent_label", "reference_label").annotate(n=Sum("pairs"))
-        .values_list("segment", "agent_label", "reference_label", "n")
-    ):
+    for ref, row_stage, segment, agent_label, human_label, pairs in groups["cells"]:
+        if ref != against or (stage and row_stage != stage):
+            continue
         confusion[(agent_label, human_label)] = confusion.get((agent_label, human_label), 0) + pairs
         tally = segments.setdefault(segment, [0, 0])
         tally[1] += pairs
         if agent_label == human_label:
             tally[0] += pairs
 
-    hourly = []
-    for hour, pairs, agreements in (
-        rows.values_list("hour").annotate(n=Sum("pairs"), a=Sum("pairs", filter=Q(agent_label=F("reference_label"))))
-        .order_by("hour").values_list("hour", "n", "a")
-    ):
-        agreements = int(agreements or 0)
-        hourly.append({"hour": hour.isoformat(), "pairs": int(pairs), "agreements": agreements, **_rate(agreements, pairs)})
+    by_hour: dict[datetime, list[int]] = {}
+    for ref, row_stage, hour, pairs, agreements in groups["hours"]:
+        if ref != against or (stage and row_stage != stage):
+            continue
+        tally = by_hour.setdefault(hour, [0, 0])
+        tally[0] += pairs
+        tally[1] += agreements
+    hourly = [{"hour": hour.isoformat(), "pairs": pairs, "agreements": agreements, **_rate(agreements, pairs)}
+              for hour, (pairs, agreements) in sorted(by_hour.items())]
 
     total = sum(confusion.values())
     agreements = sum(count for (agent_label, human_label), count in confusion.items() if agent_label == human_label)
     low, high = statistics.wilson_interval(agreements, total)
 
-    flagged = statistics.flag_segments({name: (a, n) for name, (a, n) in segments.items()})
+    flagged = _flag_segments(tuple(sorted((name, a, n) for name, (a, n) in segments.items())))
     segment_rows = [
         {"segment": r.segment, "pairs": r.pairs, "agreements": r.agreements, "rate": r.rate, "low": r.low,
          "high": r.high, "p_value": r.p_value, "flagged": r.flagged}
@@ -317,17 +358,20 @@ def _discrepancy(*, rollout_id: int, stage: str | None, against: str, computed_a
     }
 
 
-def reference_summary(*, rollout_id: int, against: str, stage: str | None = None) -> dict:
+def reference_summary(*, rollout_id: int, against: str, stage: str | None = None,
+                      watermark: datetime | None = None) -> dict:
     """Pairs, agreement and its Wilson interval against one reference (the side-by-side strip).
     Cached under the fold watermark on its own, so the strip reads two small entries, not two reports."""
+    if watermark is None:
+        watermark = _computed_at(rollout_id)
 
     def summarize() -> dict:
-        report = rollout_discrepancy(rollout_id=rollout_id, stage=stage, against=against)
+        report = rollout_discrepancy(rollout_id=rollout_id, stage=stage, against=against, watermark=watermark)
         return {"reference": against, "label": str(Reference(against).label), "pairs": report["pairs"],
                 "agreement": report["agreement"], "interval": report["interval"], "kappa": report["kappa"],
                 "flagged_segments": report["flagged_segments"]}
 
-    return _at_watermark(rollout_id, f"summary:{stage or '*'}:{against}", _computed_at(rollout_id), summarize)
+    return _at_watermark(rollout_id, f"summary:{stage or '*'}:{against}", watermark, summarize)
 
 
 def _local_hours(hourly: list[dict]) -> list[dict]:
@@ -351,8 +395,15 @@ def shadow_panel_context(*, rollout, bar: float | None, against: str | None = No
     charts, recent discrepancies, the disagreeing label pairs, and both references side by side}.
     `drill_url(against=…, segment=…)` is the page listing a segment's discrepant pairs (the caller's
     URL), which the segment chart's bars open."""
-    report = rollout_discrepancy(rollout_id=rollout.pk, against=against)
+    watermark = _computed_at(rollout.pk)  # read once: every figure below is cached under it
+    report = rollout_discrepancy(rollout_id=rollout.pk, against=against, watermark=watermark)
     has_pairs = report["pairs"] > 0
+    zone = timezone.get_current_timezone_name()
+    # The hourly chart (720 hours converted to the viewer's zone) changes with the fold, the zone and the bar.
+    agreement_figure = _at_watermark(
+        rollout.pk, f"agreement-figure:{report['against']}:{zone}:{bar}", watermark,
+        lambda: charts.agreement_over_time(_local_hours(report["hourly"]), bar=bar, zone=timezone.localtime().tzname()),
+    ) if has_pairs else None
     low, high = report["interval"]
     segment_urls = ([drill_url(against=report["against"], segment=row["segment"]) for row in report["segments"]]
                     if drill_url else None)
@@ -361,7 +412,8 @@ def shadow_panel_context(*, rollout, bar: float | None, against: str | None = No
         "shadow": {
             "report": report,
             "against": report["against"],
-            "references": [reference_summary(rollout_id=rollout.pk, against=ref) for ref in Reference.values],
+            "references": [reference_summary(rollout_id=rollout.pk, against=ref, watermark=watermark)
+                           for ref in Reference.values],
             "has_pairs": has_pairs,
             "agreement_bar": bar,
             "below_bar": has_pairs and bar is not None and low < bar,
@@ -371,8 +423,7 @@ def shadow_panel_context(*, rollout, bar: float | None, against: str | None = No
             "recent": [
                 {**row, "occurred_at": datetime.fromisoformat(row["occurred_at"])} for row in report["recent_discrepant"]
             ],
-            "agreement_figure": charts.agreement_over_time(_local_hours(report["hourly"]), bar=bar,
-                                                           zone=timezone.localtime().tzname()) if has_pairs else None,
+            "agreement_figure": agreement_figure,
             "confusion_figure": charts.confusion_heatmap(report["confusion"]) if has_pairs else None,
             "segments_figure": charts.segment_bars(report["segments"], bar=bar, urls=segment_urls) if has_pairs else None,
             "disagreements": disagreement_cells(report["confusion"]) if has_pairs else [],

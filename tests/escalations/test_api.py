@@ -4,6 +4,8 @@ import json
 import pytest
 
 from escalations.models import EscalationTicket
+from rolloutops.audit import audit_seal, audit_verify
+from rolloutops.models import AuditEntry
 from telemetry.models import Event
 from tests.escalations.conftest import sample_context
 
@@ -104,6 +106,19 @@ def test_claim_next_returns_the_ticket_then_204(rita, make_ticket):
     assert response.json()["id"] == ticket.pk and response.json()["claimed_by"] == "rita"
     assert response.json()["lease_expires_at"]
     assert rita.post("/api/v1/escalations/claim-next").status_code == 204
+
+
+def test_a_claim_through_the_api_is_audited_with_its_token_and_address_and_seals_into_the_chain(rita, make_ticket):
+    ticket = make_ticket(priority="P1")
+    assert rita.post("/api/v1/escalations/claim-next").status_code == 200
+    entry = AuditEntry.objects.get(action="ticket.claimed")
+    assert entry.actor_label.startswith("rita via token ")
+    assert (entry.object_type, entry.object_id, entry.object_repr) == ("escalations.escalationticket", str(ticket.pk),
+                                                                       str(ticket))
+    assert entry.source_ip == "127.0.0.1" and not entry.sealed
+    audit_seal()
+    assert AuditEntry.objects.get(pk=entry.pk).sealed
+    assert audit_verify().intact
 
 
 def test_claim_next_with_filters(rita, make_ticket):

@@ -2,9 +2,12 @@
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from telemetry.fold import events_fold
-from telemetry.selectors import rollout_discrepancy
+from telemetry.selectors import rollout_discrepancy, shadow_panel_context, stage_metrics
 from tests.telemetry.factories import T0
 
 pytestmark = pytest.mark.django_db
@@ -106,3 +109,41 @@ def test_discrepancy_reports_pending_events_before_the_fold(events_client, shado
     events_client.post(URL, {"events": _pairs(shadow_rollout.agent.slug, "p", *_agreeing(1, 2))})
     report = rollout_discrepancy(rollout_id=shadow_rollout.pk)
     assert (report["pairs"], report["pending_events"], report["computed_at"]) == (0, 4, None)
+
+
+def test_the_cached_agreement_chart_shows_each_viewer_their_own_zone_and_bar(events_client, shadow_rollout):
+    events_client.post(URL, {"events": _pairs(shadow_rollout.agent.slug, "z", *_agreeing(9, 10), hours=2)})
+    events_fold()
+
+    def chart(zone, bar):
+        with timezone.override(zone):
+            figure = shadow_panel_context(rollout=shadow_rollout, bar=bar)["shadow"]["agreement_figure"]
+        bars = [trace for trace in figure["data"] if trace.get("name") == "agreement"]
+        return bars[0]["x"], figure
+
+    utc_hours, _ = chart("UTC", 0.8)
+    tokyo_hours, _ = chart("Asia/Tokyo", 0.8)  # the same watermark: served from the cache, in its own zone
+    assert [h[11:] for h in utc_hours] != [h[11:] for h in tokyo_hours]
+    assert utc_hours == [(T0 + timedelta(hours=2)).strftime("%Y-%m-%d %H:00")]
+    assert chart("UTC", 0.8)[0] == utc_hours
+    assert chart("UTC", 0.9)[1] != chart("UTC", 0.8)[1]  # the bar drawn is the one asked for
+
+
+def test_one_pass_over_the_pair_rollup_serves_every_stage_and_reference_of_a_view(events_client, shadow_rollout):
+    slug = shadow_rollout.agent.slug
+    events_client.post(URL, {"events": _pairs(slug, "a", *_agreeing(9, 10), hours=2)
+                             + _pairs(slug, "b", *_agreeing(3, 4), hours=0.5)})
+    events_fold()
+    everything = rollout_discrepancy(rollout_id=shadow_rollout.pk)
+    with CaptureQueriesContext(connection) as queries:
+        shadow = rollout_discrepancy(rollout_id=shadow_rollout.pk, stage="shadow")
+        staging = rollout_discrepancy(rollout_id=shadow_rollout.pk, stage="staging")
+        incumbent = rollout_discrepancy(rollout_id=shadow_rollout.pk, against="incumbent")
+        metrics = stage_metrics(rollout_id=shadow_rollout.pk, stage="shadow")
+    assert not [q for q in queries.captured_queries if "telemetry_pairhour" in q["sql"]]
+    assert (everything["pairs"], everything["agreements"]) == (14, 12)
+    assert (shadow["pairs"], shadow["agreements"]) == (10, 9)
+    assert (staging["pairs"], staging["agreements"]) == (4, 3)
+    assert (metrics.pairs, metrics.agreements) == (10, 9)
+    assert incumbent["pairs"] == 0 and everything["references"] == {"human": 14, "incumbent": 0}
+    assert [row["pairs"] for row in everything["hourly"]] == [4, 10]

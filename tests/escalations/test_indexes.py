@@ -1,0 +1,40 @@
+"""The ticket table keeps one index per lookup (escalations/migrations/0003): the lookups by claimant
+and by agent are served by the composite indexes that lead with those columns."""
+import pytest
+from django.db import connection
+
+from escalations.models import EscalationTicket
+from escalations.selectors import tickets_list
+
+
+def plan(queryset) -> str:
+    sql, params = queryset.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # tiny test tables: ask what an index can serve
+        cursor.execute(f"EXPLAIN {sql}", params)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+@pytest.fixture
+def indexes(postgres_only, db):
+    with connection.cursor() as cursor:
+        return {index["columns"][0] if len(index["columns"]) == 1 else name: index["columns"]
+                for name, index in connection.introspection.get_constraints(cursor, EscalationTicket._meta.db_table).items()
+                if index["index"]}
+
+
+def test_no_single_column_index_duplicates_a_composite_prefix(indexes):
+    assert "agent_id" not in indexes and "claimed_by_id" not in indexes
+    assert indexes["ticket_by_claimant"] == ["claimed_by_id", "status"]
+
+
+def test_a_reviewers_claims_are_found_through_the_claimant_index(postgres_only, make_ticket, operator):
+    make_ticket()
+    explained = plan(tickets_list(status="all", claimed_by=operator))
+    assert "ticket_by_claimant" in explained
+
+
+def test_an_agents_tickets_are_found_through_the_one_per_request_index(postgres_only, agent, make_ticket):
+    make_ticket()
+    explained = plan(EscalationTicket.objects.filter(agent=agent))
+    assert "ticket_one_per_request" in explained
