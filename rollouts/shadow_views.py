@@ -47,7 +47,8 @@ def shadow_context(request, rollout: Rollout) -> dict:
     # Segments are judged once, at the shadow stage's stabilization (docs/decisions.md, "Segments"):
     # until then what the panel shows below the rest is provisional.
     decided = [v for v in selectors.segment_verdicts(rollout).values() if v.get("decided_at")]
-    context["shadow"] = {**context["shadow"], "segments_decided_at": decided[0]["decided_at"] if decided else None}
+    context["shadow"] = {**context["shadow"], "segments_decided_at": decided[0]["decided_at"] if decided else None,
+                         "segments_provisional": not decided and rollout.mode == StageMode.SHADOW}
     return context
 
 

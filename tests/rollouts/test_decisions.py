@@ -90,3 +90,40 @@ def test_the_harness_false_rollback_rate_is_within_the_budget_on_a_small_seeded_
     assert result["detection"]["2->4"]["median_min"] < 120
     assert result["naive"]["false_rollback_rate"] > 0.5  # the rule it replaces
     assert BY_KEY["baseline_error_rate"].test == "vs-control"
+
+
+@pytest.mark.django_db
+def test_segments_are_provisional_until_the_shadow_stabilizes_then_judged_once(ready_version, operator, manager, client):
+    from datetime import timedelta
+
+    from rollouts.promotions import PromotionRefused, promotion_approve, promotion_request
+    from rollouts.services import rollout_start
+
+    from .test_guardrails import _pairs
+    plan = [{"name": "staging", "mode": "off"},
+            {"name": "shadow", "mode": "shadow", "agreement_bar": 0.8, "min_duration_s": 3600},
+            {"name": "full", "mode": "live", "traffic_percent": 100}]
+    rollout = rollout_start(actor=operator, version=ready_version, plan=plan)
+    promotion_approve(actor=manager, promotion=promotion_request(actor=operator, rollout=rollout))
+    rollout = Rollout.objects.get(pk=rollout.pk)
+    _pairs(rollout, {"retail": (900, 890), "corporate": (60, 36)})
+    # Before stabilization: shown as provisional, never announced, never a final verdict.
+    assert rollout_watch(rollout_id=rollout.pk) == "ok"
+    assert Rollout.objects.get(pk=rollout.pk).flagged_notified == []
+    with pytest.raises(PromotionRefused) as exc:
+        promotion_request(actor=operator, rollout=rollout)
+    assert any("segments are judged once" in u and "corporate" in u for u in exc.value.unmet)
+    client.force_login(operator)
+    assert "provisional" in client.get(f"/rollouts/{rollout.pk}/shadow/").content.decode()
+    # Stabilized: judged once, kept, announced.
+    Rollout.objects.filter(pk=rollout.pk).update(stage_entered_at=rollout.stage_entered_at - timedelta(hours=2))
+    rollout_watch(rollout_id=rollout.pk)
+    assert Rollout.objects.get(pk=rollout.pk).flagged_notified == ["corporate"]
+    verdict = GuardrailState.objects.get(rollout=rollout).segments["shadow"]
+    assert verdict["flagged"] == ["corporate"] and verdict["pairs"] == 960
+    assert "provisional" not in client.get(f"/rollouts/{rollout.pk}/shadow/").content.decode()
+    # The judgement stands at every later look.
+    GuardrailState.objects.filter(rollout=rollout).update(state={})
+    with pytest.raises(PromotionRefused) as exc:
+        promotion_request(actor=operator, rollout=Rollout.objects.get(pk=rollout.pk))
+    assert "systematic discrepancy flagged in segment(s): corporate" in exc.value.unmet
