@@ -152,7 +152,8 @@ def tested_keys(stages) -> list[str]:
 
 
 BUDGET_RULE = ("equal shares per guardrail tested in some live stage; each guardrail is one anytime-valid "
-               "e-process carried across all stages, with a new lane every 10 min of live time (docs/decisions.md)")
+               "e-process carried across all stages, restarting in lanes every 10 min of live time and at every "
+               "look (docs/decisions.md)")
 
 
 def budget_shares(stages, error_budget: float) -> dict[str, float]:
@@ -192,8 +193,8 @@ class GuardrailResult:
 
 
 METHODS = {
-    ABOVE_THRESHOLD: "e-process: binomial likelihood ratios mixed over 6 alternatives, a new lane every 10 min",
-    VS_CONTROL: "two-sample e-process: where the errors fell, candidate vs control, a new lane every 10 min",
+    ABOVE_THRESHOLD: "e-process: binomial likelihood ratios mixed over 6 alternatives, lanes every 10 min and every look",
+    VS_CONTROL: "two-sample e-process: where the errors fell, candidate vs control, lanes every 10 min and every look",
 }
 
 

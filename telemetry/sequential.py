@@ -25,7 +25,7 @@ import numpy as np
 # 1.25x finds a small breach slowly, 10x a collapse within a minute; equal weights (docs/decisions.md).
 RATIOS = np.array([1.25, 1.5, 2.0, 3.0, 5.0, 10.0])
 LOG_GRID_WEIGHT = -math.log(len(RATIOS))
-# Two families of lanes share the weight equally. Coarse: a new lane every 10 minutes of live time,
+# Two families of lanes share the weight (WEIGHTS). Coarse: a new lane every 10 minutes of live time,
 # cheap enough to judge a small degradation on a long run of evidence. Fine: a new lane at every
 # look (30 s), so that a collapse is judged on the evidence after it, however recently the last
 # coarse lane opened. In each family the first lanes (48 h of live time) share half its weight
