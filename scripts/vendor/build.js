@@ -7,7 +7,13 @@
 // working in (docs/pages.md).
 //
 // Inputs are pinned by package-lock.json, esbuild's output is deterministic: the same lockfile
-// gives byte-identical files, which is what tests/core/test_vendor.py checks against the lockfile.
+// gives byte-identical files.
+//
+// Offline: plotly.js's config has two defaults that point at Plotly's servers (the topojson of geo
+// charts on cdn.plot.ly, the chart-studio upload URL). Neither is used by these traces, but the app
+// must never reach out, so the bundle gets local or empty defaults and the build fails if any URL
+// of a remote host the library could fetch from is left (tests/core/test_offline.py checks the
+// committed files).
 "use strict";
 
 const fs = require("fs");
@@ -35,6 +41,28 @@ function write(file, text) {
   console.log(`${path.relative(ROOT, file)}  ${(Buffer.byteLength(text) / 1024).toFixed(0)} KiB`);
 }
 
+// Defaults of plotly.js's config that name a remote server, and what they become.
+const REMOTE_DEFAULTS = [
+  ['dflt:"https://cdn.plot.ly/un/"', 'dflt:"/static/vendor/plotly/topojson/"'],
+  ["By default, the topojson files are fetched from cdn.plot.ly.", "This bundle has no geo charts and no topojson."],
+  ['dflt:"https://cloud.plotly.com/newchart"', 'dflt:""'],
+];
+const REMOTE_HOSTS = /cdn\.plot\.ly|cloud\.plotly\.com|chart-studio\.plotly\.com|cdn\.jsdelivr|unpkg\.com|cdnjs\./;
+
+function offline(text) {
+  for (const [from, to] of REMOTE_DEFAULTS) {
+    if (!text.includes(from)) {
+      throw new Error(`plotly.js changed: ${from} is not in the bundle; review REMOTE_DEFAULTS`);
+    }
+    text = text.split(from).join(to);
+  }
+  const left = text.match(REMOTE_HOSTS);
+  if (left) {
+    throw new Error(`the bundle still names a remote host: ${left[0]}`);
+  }
+  return text;
+}
+
 async function plotly() {
   const ver = version("plotly.js");
   const entry = [
@@ -60,7 +88,7 @@ async function plotly() {
   });
   const banner = `/*! plotly.js v${ver} (MIT, Copyright Plotly, Inc.), partial bundle: ${TRACES.join(", ")}. ` +
     "Built by scripts/build-vendor from the npm package; do not edit. */\n";
-  write(path.join(OUT, "plotly", "plotly-partial.min.js"), banner + result.outputFiles[0].text);
+  write(path.join(OUT, "plotly", "plotly-partial.min.js"), banner + offline(result.outputFiles[0].text));
 
   // plotly.js would insert these rules into a <style> element it creates (build/plotcss.js), which a
   // strict style-src refuses. The same rules as a stylesheet; the page marks it with the id and class

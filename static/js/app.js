@@ -49,7 +49,9 @@
   // A chart is <div data-figure="id"> beside {{ figure|json_script:"id" }} (rollouts/charts.py,
   // telemetry/charts.py). Redrawn only when its figure changed, with a constant uirevision, so a
   // zoom survives every refresh.
-  var PLOT_CONFIG = { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["select2d", "lasso2d"] };
+  // Nothing is fetched from Plotly's servers (docs/pages.md): no cloud button, no remote topojson.
+  var PLOT_CONFIG = { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["select2d", "lasso2d"],
+                      showSendToCloud: false, showEditInChartStudio: false, plotlyServerURL: "" };
 
   function drawCharts(root) {
     if (!window.Plotly) { return; }
