@@ -156,3 +156,47 @@ def cache_reset_backoff() -> None:
     """Forget a past failure (tests that restart the cache, and nothing else, need this)."""
     global _down_until
     _down_until = 0.0
+
+
+class ProcessCache:
+    """Entries held in this process for one *generation* of what they were read from.
+
+    `generation()` is a cheap read (one small aggregate) that moves whenever an entry could have
+    become wrong; it is read at most once per `check_s`, and a new value empties the entries. So a
+    change is in force in every process within `check_s`, and at once in the one that made it (it
+    calls `clear()` on commit). Used by routing (rollouts/routing.py) and tokens (rolloutops/tokens.py);
+    docs/scaling.md measures what it saves."""
+
+    def __init__(self, generation, *, check_s: float, max_entries: int | None = None):
+        self._read_generation = generation
+        self.check_s = check_s
+        self.max_entries = max_entries
+        self.lock = threading.Lock()
+        self.entries: dict = {}
+        self.generation = None
+        self.checked_at = 0.0
+
+    def current_generation(self):
+        now = time.monotonic()
+        if self.generation is None or now - self.checked_at >= self.check_s:
+            generation = self._read_generation()
+            with self.lock:
+                if generation != self.generation:
+                    self.entries = {}
+                    self.generation = generation
+                self.checked_at = now
+        return self.generation
+
+    def put(self, key, value, generation) -> None:
+        """Keep `value` if it was read under the generation still current (a full table is emptied,
+        not evicted one by one)."""
+        with self.lock:
+            if self.generation == generation:
+                if self.max_entries is not None and len(self.entries) >= self.max_entries:
+                    self.entries = {}
+                self.entries[key] = value
+
+    def clear(self) -> None:
+        with self.lock:
+            self.entries = {}
+            self.generation = None

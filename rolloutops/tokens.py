@@ -5,8 +5,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import secrets
-import threading
-import time
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
@@ -15,7 +13,7 @@ from django.db.models import Count, Max
 from django.utils import timezone
 
 from .audit import audit_record
-from .cache import cache_get, cache_set
+from .cache import ProcessCache, cache_get, cache_set
 from .exceptions import Invalid
 from .models import ApiToken
 from .policy import Scope, user_roles
@@ -76,35 +74,6 @@ GENERATION_CHECK_S = 1.0
 LOCAL_MAX_ENTRIES = 10_000  # tokens held per process; a full table is emptied, not evicted one by one
 
 
-class _Local:
-    """This process's token entries, valid for one generation of the token table."""
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.entries: dict[str, dict] = {}
-        self.generation: str | None = None
-        self.checked_at = 0.0
-
-    def current_generation(self) -> str:
-        now = time.monotonic()
-        if self.generation is None or now - self.checked_at >= GENERATION_CHECK_S:
-            generation = token_generation()
-            with self.lock:
-                if generation != self.generation:
-                    self.entries = {}
-                    self.generation = generation
-                self.checked_at = now
-        return self.generation
-
-    def clear(self) -> None:
-        with self.lock:
-            self.entries = {}
-            self.generation = None
-
-
-_local = _Local()
-
-
 def token_generation() -> str:
     """Moves whenever a token stops being usable other than by expiring: a revocation (count and
     newest time of revoked tokens) or a deletion (the count of tokens, and their newest id, so that
@@ -112,6 +81,10 @@ def token_generation() -> str:
     row = ApiToken.objects.aggregate(n=Count("id"), last=Max("id"), r=Count("revoked_at"), at=Max("revoked_at"))
     revoked_at = row["at"].timestamp() if row["at"] else 0
     return f"{row['n']}.{row['last'] or 0}.{row['r']}.{revoked_at:.6f}"
+
+
+# This process's token entries, valid for one generation of the token table.
+_local = ProcessCache(token_generation, check_s=GENERATION_CHECK_S, max_entries=LOCAL_MAX_ENTRIES)
 
 
 def tokens_cache_clear() -> None:
@@ -169,11 +142,7 @@ def token_authenticate(raw: str) -> ApiToken | None:
                 return None
             cache_set(_cache_key(digest, generation), entry, TOKEN_CACHE_SECONDS)
         held = (entry, _from_entry(entry))
-        with _local.lock:
-            if _local.generation == generation:
-                if len(_local.entries) >= LOCAL_MAX_ENTRIES:
-                    _local.entries = {}
-                _local.entries[digest] = held
+        _local.put(digest, held, generation)
     entry, token = held
     if entry["expires_at"] is not None and entry["expires_at"] <= now:
         return None

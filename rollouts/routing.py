@@ -11,8 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import threading
-import time
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -21,7 +19,7 @@ from django.utils import timezone
 
 from agents.models import Agent
 from rolloutops.bucketing import BUCKETS, bucket, goes_to_candidate
-from rolloutops.cache import cache_get, cache_set
+from rolloutops.cache import ProcessCache, cache_get, cache_set
 from telemetry.periods import routing_generation
 
 from .models import RolloutState, StageMode
@@ -57,33 +55,8 @@ class RouteAnswer:
         }
 
 
-class _Local:
-    """This process's routing states, valid for one generation."""
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.states: dict[str, dict] = {}
-        self.generation: tuple[int, int] | None = None
-        self.checked_at = 0.0
-
-    def current_generation(self) -> tuple[int, int]:
-        now = time.monotonic()
-        if self.generation is None or now - self.checked_at >= GENERATION_CHECK_S:
-            generation = routing_generation()
-            with self.lock:
-                if generation != self.generation:
-                    self.states = {}
-                    self.generation = generation
-                self.checked_at = now
-        return self.generation
-
-    def clear(self) -> None:
-        with self.lock:
-            self.states = {}
-            self.generation = None
-
-
-_local = _Local()
+# This process's routing states, valid for one generation of the routing timeline.
+_local = ProcessCache(routing_generation, check_s=GENERATION_CHECK_S)
 
 
 def routing_cache_clear() -> None:
@@ -119,7 +92,7 @@ def routing_state(agent_slug: str) -> dict | None:
     In-process first, then the shared cache, then one indexed query. Unknown agents are not cached:
     registering one writes no routing period."""
     generation = _local.current_generation()
-    state = _local.states.get(agent_slug)
+    state = _local.entries.get(agent_slug)
     if state is not None:
         return state
     key = _cache_key(agent_slug, generation)
@@ -130,8 +103,7 @@ def routing_state(agent_slug: str) -> dict | None:
             return None
         state = _state(row)
         cache_set(key, state, CACHE_TTL_S)
-    if _local.generation == generation:
-        _local.states[agent_slug] = state
+    _local.put(agent_slug, state, generation)
     return state
 
 

@@ -86,11 +86,11 @@ def test_another_process_sees_a_rollback_within_a_second_whatever_the_shared_cac
 
     _promote_directly(fast_rollout, "full")
     assert route(fast_rollout.agent.slug, "k").handler == "agent"
-    stale = dict(routing._local.states)
+    stale = dict(routing._local.entries)
     stale_generation = routing._local.generation
     rollout_rollback(actor=operator, rollout=fast_rollout, reason="bad answers")
     # This process as if it had not seen the commit (another worker), its shared cache entry restored.
-    routing._local.states, routing._local.generation = stale, stale_generation
+    routing._local.entries, routing._local.generation = stale, stale_generation
     routing._local.checked_at = time.monotonic() - routing.GENERATION_CHECK_S
     cache.set(routing._cache_key(fast_rollout.agent.slug, stale_generation), stale[fast_rollout.agent.slug])
     assert route(fast_rollout.agent.slug, "k").handler == "human"
