@@ -35,10 +35,12 @@ class Guardrail:
     test: str  # ABOVE_THRESHOLD or VS_CONTROL
     # (events, n) of the stage so far for ABOVE_THRESHOLD; (x, n, y, m) candidate then control for VS_CONTROL.
     counts: Callable
-    # The null of the test from the stage's plan: the rate for ABOVE_THRESHOLD, the ratio for VS_CONTROL.
-    null: Callable[[float, dict], float]
-    value: Callable  # the figure shown (the candidate's rate, or its p95)
-    n: Callable  # the sample the figure rests on
+    # The null of the test from the stage's threshold and plan: the rate for ABOVE_THRESHOLD (the
+    # threshold itself unless said), the ratio for VS_CONTROL.
+    null: Callable[[float, dict], float] = lambda threshold, plan: threshold
+    # The figure shown and the sample it rests on; by default the rate of the first two counts.
+    value: Callable | None = None
+    n: Callable | None = None
     optional: bool = False  # only where its data exists: never "unevaluable"
     # The raw hourly figure drawn below its evidence (charts.py): an hourly rollup row -> a rate,
     # its name, and the level drawn as its threshold line (None: none).
@@ -46,6 +48,15 @@ class Guardrail:
     hourly_label: str = ""
     hourly_threshold: Callable[[float], float | None] = lambda threshold: None
     help: str = ""
+
+    def figure(self, metrics) -> float | None:
+        if self.value is not None:
+            return self.value(metrics)
+        events, n = self.counts(metrics)[:2]
+        return _rate(events, n)
+
+    def sample(self, metrics) -> int:
+        return int((self.n(metrics) if self.n is not None else self.counts(metrics)[1]) or 0)
 
     def format(self, value: float | None) -> str:
         if value is None:
@@ -70,34 +81,25 @@ def _control_ratio(_threshold: float, guardrails: dict) -> float:
     return 1.0 + float(guardrails.get("max_error_rate_increase", 0.0))
 
 
+def _candidate_rate(key: str, label: str, default: float, field: str, help: str) -> Guardrail:
+    """A share of the candidate's decisions (`field` of its counts and of the hourly rollup) under a limit."""
+    return Guardrail(
+        key, label, "rate", default, ABOVE_THRESHOLD,
+        counts=lambda m: (getattr(m.candidate, field), m.candidate.requests),
+        hourly=lambda row: _rate(row[field], row["events"]), hourly_label=label.lower(),
+        hourly_threshold=lambda t: t, help=help,
+    )
+
+
 REGISTRY: tuple[Guardrail, ...] = (
-    Guardrail(
-        "max_error_rate", "Error rate", "rate", 0.05, ABOVE_THRESHOLD,
-        counts=lambda m: (m.candidate.errors, m.candidate.requests),
-        null=lambda t, g: t,
-        value=lambda m: _rate(m.candidate.errors, m.candidate.requests),
-        n=lambda m: m.candidate.requests,
-        hourly=lambda row: _rate(row["errors"], row["events"]), hourly_label="error rate",
-        hourly_threshold=lambda t: t,
-        help="errors and timeouts among the candidate's decisions",
-    ),
-    Guardrail(
-        "max_escalation_rate", "Escalation rate", "rate", 0.2, ABOVE_THRESHOLD,
-        counts=lambda m: (m.candidate.escalations, m.candidate.requests),
-        null=lambda t, g: t,
-        value=lambda m: _rate(m.candidate.escalations, m.candidate.requests),
-        n=lambda m: m.candidate.requests,
-        hourly=lambda row: _rate(row["escalations"], row["events"]), hourly_label="escalation rate",
-        hourly_threshold=lambda t: t,
-        help="the candidate's decisions handed to a human",
-    ),
+    _candidate_rate("max_error_rate", "Error rate", 0.05, "errors", "errors and timeouts among the candidate's decisions"),
+    _candidate_rate("max_escalation_rate", "Escalation rate", 0.2, "escalations", "the candidate's decisions handed to a human"),
     Guardrail(
         "max_p95_latency_ms", "p95 latency", "ms", 3000, ABOVE_THRESHOLD,
         # Exact at any limit: `slow` is counted against this stage's limit at ingestion.
         counts=lambda m: (m.candidate.slow, m.candidate.timed),
         null=lambda t, g: P95_SHARE,
         value=lambda m: m.p95_latency_ms,
-        n=lambda m: m.candidate.timed,
         hourly=lambda row: _rate(row["slow"], row["timed"]), hourly_label="over the p95 limit",
         hourly_threshold=lambda t: P95_SHARE,
         help="breached when more than 5 % of the candidate's requests are slower than the limit",
@@ -105,9 +107,6 @@ REGISTRY: tuple[Guardrail, ...] = (
     Guardrail(
         "max_disagreement_rate", "Disagreement with humans", "rate", 0.1, ABOVE_THRESHOLD,
         counts=lambda m: (m.pairs - m.agreements, m.pairs),
-        null=lambda t, g: t,
-        value=lambda m: _rate(m.pairs - m.agreements, m.pairs),
-        n=lambda m: m.pairs,
         optional=True,
         help="only requests a human also decided",
     ),
@@ -117,8 +116,6 @@ REGISTRY: tuple[Guardrail, ...] = (
         "baseline_error_rate", "Error rate vs control", "rate", 0.02, VS_CONTROL,
         counts=lambda m: (m.candidate.errors, m.candidate.requests, m.control.errors, m.control.requests),
         null=_control_ratio,
-        value=lambda m: _rate(m.candidate.errors, m.candidate.requests),
-        n=lambda m: m.candidate.requests,
         help="two-sample, against the incumbent's traffic in the same stage (humans or the incumbent version)",
     ),
 )
@@ -220,8 +217,8 @@ def evaluate_guardrails(*, stage, metrics, evidence: dict | None = None, alphas:
         if g.key not in plan:
             continue
         threshold = float(plan[g.key])
-        n = int(g.n(metrics) or 0)
-        value = g.value(metrics)
+        n = g.sample(metrics)
+        value = g.figure(metrics)
         detail = g.help if g.optional else ""
         if g.test == VS_CONTROL:
             ratio = g.null(threshold, plan)
