@@ -140,6 +140,7 @@ def _detail_page(request, rollout: Rollout, context: dict, status: int = 200):
     if history["hourly"]:
         live_stage = context["current"] if context["current"].mode == StageMode.LIVE else rollout.stages.filter(mode=StageMode.LIVE).first()
         evidence = selectors.guardrail_evidence(rollout)
+        context["guardrail_evidence"] = bool(evidence["trace"])
         context["guardrail_figure"] = guardrail_timeline(history["hourly"], thresholds=live_stage.guardrails if live_stage else {},
                                                         marks=history["marks"], trace=evidence["trace"],
                                                         boundaries=evidence["boundaries"])

@@ -127,3 +127,15 @@ def test_segments_are_provisional_until_the_shadow_stabilizes_then_judged_once(r
     with pytest.raises(PromotionRefused) as exc:
         promotion_request(actor=operator, rollout=Rollout.objects.get(pk=rollout.pk))
     assert "systematic discrepancy flagged in segment(s): corporate" in exc.value.unmet
+
+
+@pytest.mark.django_db
+def test_the_rollout_page_says_when_the_watch_has_not_looked_yet_and_draws_the_evidence_once_it_has(operator, manager, client):
+    rollout = _canary(operator, manager)
+    _events(rollout, 100, prefix="a")
+    client.force_login(operator)
+    page = client.get(f"/rollouts/{rollout.pk}/").content.decode()
+    assert "The watch has not looked at this rollout yet" in page
+    rollout_watch(rollout_id=rollout.pk)
+    page = client.get(f"/rollouts/{rollout.pk}/").content.decode()
+    assert "the statistic that decides" in page and "Error rate (evidence)" in page
