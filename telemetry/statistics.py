@@ -15,8 +15,6 @@ __all__ = [
     "wilson_interval",
     "cohen_kappa",
     "confusion_matrix",
-    "two_proportion_z_test",
-    "benjamini_hochberg",
     "fisher_exact_lower",
     "holm",
     "flag_segments",
@@ -136,21 +134,6 @@ def confusion_matrix(confusion: dict[tuple[str, str], int]) -> dict:
 # --- segments ----------------------------------------------------------------------------
 
 
-def two_proportion_z_test(x1: int, n1: int, x2: int, n2: int) -> float:
-    """One-sided p-value that proportion 1 (x1/n1) is LOWER than proportion 2 (x2/n2)."""
-    _check_successes(x1, n1, ("x1", "n1"))
-    _check_successes(x2, n2, ("x2", "n2"))
-    if n1 == 0 or n2 == 0:
-        return 1.0
-    pooled = (x1 + x2) / (n1 + n2)
-    if pooled <= 0.0 or pooled >= 1.0:
-        return 1.0
-    # Pooled-variance z, as statsmodels proportions_ztest(alternative="smaller").
-    se = math.sqrt(pooled * (1.0 - pooled) * (1.0 / n1 + 1.0 / n2))
-    z = (x1 / n1 - x2 / n2) / se
-    return _normal_cdf(z)
-
-
 def _log_choose(n: int, k: int) -> float:
     return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
 
@@ -193,23 +176,6 @@ def fisher_exact_lower(x1: int, n1: int, x2: int, n2: int) -> float:
     if x1 >= high:
         return 1.0
     return max(0.0, 1.0 - tail(x1 + 1, high + 1, 1))  # 1 - P(X > x1)
-
-
-def benjamini_hochberg(p_values: list[float], q: float = 0.05) -> list[bool]:
-    """Which hypotheses the Benjamini-Hochberg step-up procedure rejects, in input order."""
-    if not 0.0 < q <= 1.0:
-        raise ValueError(f"q must be in (0, 1], got {q}")
-    m = len(p_values)
-    order = sorted(range(m), key=lambda i: p_values[i])
-    # Benjamini & Hochberg (1995), JRSS B 57:289: reject the k smallest, k = max{i : p_(i) <= i q / m}.
-    cutoff = 0
-    for rank, i in enumerate(order, start=1):
-        if p_values[i] <= rank * q / m:
-            cutoff = rank
-    rejected = [False] * m
-    for i in order[:cutoff]:
-        rejected[i] = True
-    return rejected
 
 
 def holm(p_values: list[float], alpha: float = 0.05) -> list[bool]:

@@ -10,17 +10,15 @@ from telemetry.statistics import (
     LATENCY_BUCKETS_MS,
     DirectionResult,
     SegmentResult,
-    benjamini_hochberg,
     cohen_kappa,
     confusion_matrix,
     fisher_exact_lower,
-    holm,
     flag_segments,
+    holm,
     latency_bucket,
     mcnemar_direction,
     percentile_from_histogram,
     regularized_incomplete_beta,
-    two_proportion_z_test,
     wilson_interval,
 )
 
@@ -141,52 +139,6 @@ def test_confusion_matrix_of_nothing_is_empty():
     assert confusion_matrix({}) == {"labels": [], "matrix": []}
 
 
-# --- two-proportion test and BH ----------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "x1,n1,x2,n2",
-    [(20, 40, 475, 500), (45, 50, 40, 50), (30, 100, 35, 100), (900, 1000, 9100, 10000), (1, 31, 0, 200)],
-)
-def test_two_proportion_matches_scipy_normal_tail_of_pooled_z(x1, n1, x2, n2):
-    pooled = (x1 + x2) / (n1 + n2)
-    z = (x2 / n2 - x1 / n1) / math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
-    assert two_proportion_z_test(x1, n1, x2, n2) == pytest.approx(stats.norm.sf(z), rel=1e-9, abs=1e-300)
-
-
-def test_two_proportion_is_one_sided_lower():
-    assert two_proportion_z_test(20, 40, 475, 500) < 1e-6
-    assert two_proportion_z_test(475, 500, 20, 40) > 0.999999
-
-
-@pytest.mark.parametrize("args", [(0, 0, 5, 10), (5, 10, 0, 0), (0, 10, 0, 20), (10, 10, 20, 20)])
-def test_two_proportion_degenerate_inputs_give_p_one(args):
-    assert two_proportion_z_test(*args) == 1.0
-
-
-def test_bh_rejects_the_step_up_set_from_a_literal_example():
-    # m = 5, q = 0.05: thresholds 0.01, 0.02, 0.03, 0.04, 0.05; 0.04 is the largest passing.
-    assert benjamini_hochberg([0.01, 0.04, 0.03, 0.005, 0.20]) == [True, True, True, True, False]
-
-
-def test_bh_step_up_rescues_a_p_value_that_fails_its_own_rank():
-    # 0.03 > 2/4 * 0.05 but 0.04 <= 4/4 * 0.05, so everything below 0.04 is rejected too.
-    assert benjamini_hochberg([0.04, 0.03, 0.001, 0.032]) == [True, True, True, True]
-    assert benjamini_hochberg([0.06, 0.03, 0.001, 0.045]) == [False, False, True, False]
-
-
-def test_bh_matches_scipy_adjusted_p_values():
-    rng = random.Random(7)
-    p_values = [rng.random() ** 3 for _ in range(60)]
-    for q in (0.01, 0.05, 0.2):
-        expected = [bool(p <= q) for p in stats.false_discovery_control(p_values, method="bh")]
-        assert benjamini_hochberg(p_values, q=q) == expected
-
-
-def test_bh_of_nothing_is_nothing():
-    assert benjamini_hochberg([]) == []
-
-
 # --- segment flagging --------------------------------------------------------------------
 
 
@@ -224,7 +176,7 @@ def test_segment_with_no_pairs_has_no_rate_and_full_interval():
 
 def test_segment_flags_are_corrected_across_segments():
     # Each of these is mildly low on its own (raw p around 0.02-0.07); with 20 tested
-    # segments BH does not let them through.
+    # segments Holm does not let them through.
     segments = {f"s{i}": (95, 100) for i in range(17)}
     segments |= {"x": (89, 100), "y": (89, 100), "z": (90, 100)}
     results = flag_segments(segments)

@@ -8,14 +8,14 @@ import pytest
 
 from telemetry.statistics import (
     _beta_continued_fraction,
-    benjamini_hochberg,
     cohen_kappa,
+    fisher_exact_lower,
     flag_segments,
+    holm,
     latency_bucket,
     mcnemar_direction,
     percentile_from_histogram,
     regularized_incomplete_beta,
-    two_proportion_z_test,
     wilson_interval,
 )
 
@@ -26,10 +26,10 @@ from telemetry.statistics import (
     (lambda: wilson_interval(-1, 5), r"^successes must be >= 0, got -1$"),
     (lambda: wilson_interval(1, -1), r"^n must be >= 0, got -1$"),
     (lambda: wilson_interval(6, 5), r"^successes \(6\) cannot exceed n \(5\)$"),
-    (lambda: two_proportion_z_test(5, 3, 1, 2), r"^x1 \(5\) cannot exceed n1 \(3\)$"),
-    (lambda: two_proportion_z_test(1, 2, 5, 3), r"^x2 \(5\) cannot exceed n2 \(3\)$"),
-    (lambda: two_proportion_z_test(0, -1, 0, 1), r"^n1 must be >= 0, got -1$"),
-    (lambda: two_proportion_z_test(0, 1, -2, 1), r"^x2 must be >= 0, got -2$"),
+    (lambda: fisher_exact_lower(5, 3, 1, 2), r"^x1 \(5\) cannot exceed n1 \(3\)$"),
+    (lambda: fisher_exact_lower(1, 2, 5, 3), r"^x2 \(5\) cannot exceed n2 \(3\)$"),
+    (lambda: fisher_exact_lower(0, -1, 0, 1), r"^n1 must be >= 0, got -1$"),
+    (lambda: fisher_exact_lower(0, 1, -2, 1), r"^x2 must be >= 0, got -2$"),
     (lambda: mcnemar_direction(-1, 0), r"^a_to_b must be >= 0, got -1$"),
     (lambda: mcnemar_direction(0, -2), r"^b_to_a must be >= 0, got -2$"),
     (lambda: flag_segments({"eu": (5, 3)}), r"^agreements of 'eu' \(5\) cannot exceed pairs of 'eu' \(3\)$"),
@@ -47,12 +47,12 @@ def test_a_bad_count_is_refused_by_name(call, message):
 
 
 @pytest.mark.parametrize("q, ok", [(0.0, False), (1e-9, True), (1.0, True), (1.0001, False), (1.5, False)])
-def test_benjamini_hochberg_takes_q_in_0_exclusive_1_inclusive(q, ok):
+def test_holm_takes_alpha_in_0_exclusive_1_inclusive(q, ok):
     if ok:
-        assert benjamini_hochberg([0.01, 0.5], q=q) in ([True, False], [True, True], [False, False])
+        assert holm([0.01, 0.5], alpha=q) in ([True, False], [True, True], [False, False])
     else:
-        with pytest.raises(ValueError, match=rf"^q must be in \(0, 1\], got {q}$"):
-            benjamini_hochberg([0.01], q=q)
+        with pytest.raises(ValueError, match=rf"^alpha must be in \(0, 1\], got {q}$"):
+            holm([0.01], alpha=q)
 
 
 @pytest.mark.parametrize("a, b", [(0, 1), (1, 0), (0, 0), (-1, 2)])
@@ -109,7 +109,7 @@ def test_a_segment_of_exactly_30_pairs_is_tested_by_default():
 
 def test_flag_segments_passes_its_q_on():
     segments = {"x": (25, 30), "rest": (900, 1000)}
-    p = two_proportion_z_test(25, 30, 900, 1000)
+    p = fisher_exact_lower(25, 30, 900, 1000)
     assert 0.05 < p < 0.25  # significant at q = 0.5 over two tested segments, not at 0.05
     assert flag_segments(segments)["x"].flagged is False
     assert flag_segments(segments, q=0.5)["x"].flagged is True
