@@ -60,11 +60,6 @@ def _check_successes(successes: int, n: int, names: tuple[str, str] = ("successe
         raise ValueError(f"{names[0]} ({successes}) cannot exceed {names[1]} ({n})")
 
 
-def _normal_cdf(z: float) -> float:
-    # Phi(z) = erfc(-z / sqrt 2) / 2; erfc keeps full relative precision in the lower tail.
-    return 0.5 * math.erfc(-z / math.sqrt(2.0))
-
-
 # --- agreement ---------------------------------------------------------------------------
 
 
