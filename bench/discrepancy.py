@@ -72,8 +72,17 @@ def seed(rollout, start: datetime, *, days: int = 30, segments: int = 8, events:
             with raw.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
+        # The pair rollup's sums the fold keeps beside it (telemetry/fold.py), as it would have them.
+        cursor.execute("INSERT INTO telemetry_paircell (rollout_id, stage, reference, segment, agent_label, reference_label, pairs) "
+                       "SELECT rollout_id, stage, reference, segment, agent_label, reference_label, SUM(pairs) "
+                       "FROM telemetry_pairhour WHERE rollout_id = %s GROUP BY 1, 2, 3, 4, 5, 6", [rollout.pk])
+        cursor.execute("INSERT INTO telemetry_agreementhour (rollout_id, stage, hour, reference, pairs, agreements) "
+                       "SELECT rollout_id, stage, hour, reference, SUM(pairs), "
+                       "SUM(CASE WHEN agent_label = reference_label THEN pairs ELSE 0 END) "
+                       "FROM telemetry_pairhour WHERE rollout_id = %s GROUP BY 1, 2, 3, 4", [rollout.pk])
         cursor.execute("INSERT INTO telemetry_rolloutfold (rollout_id, computed_at) VALUES (%s, now())", [rollout.pk])
-        cursor.execute("ANALYZE telemetry_pairhour; ANALYZE telemetry_discrepantpair; ANALYZE telemetry_stagehour")
+        cursor.execute("ANALYZE telemetry_pairhour; ANALYZE telemetry_discrepantpair; ANALYZE telemetry_stagehour; "
+                       "ANALYZE telemetry_paircell; ANALYZE telemetry_agreementhour")
     return len(pair_rows)
 
 

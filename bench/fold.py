@@ -65,8 +65,9 @@ def bench_rollout(slug: str, start: datetime):
     old = Agent.objects.filter(slug=slug).first()
     if old:
         with connection.cursor() as cursor:  # raw deletes: the ORM's cascade would load every event
-            for table in ("telemetry_stagehour", "telemetry_latencyhour", "telemetry_pairhour", "telemetry_discrepantpair",
-                          "telemetry_rolloutfold", "telemetry_unfoldedevent"):
+            for table in ("telemetry_stagehour", "telemetry_latencyhour", "telemetry_pairhour", "telemetry_paircell",
+                          "telemetry_agreementhour", "telemetry_discrepantpair", "telemetry_rolloutfold",
+                          "telemetry_unfoldedevent"):
                 cursor.execute(f"DELETE FROM {table} WHERE rollout_id IN (SELECT id FROM rollouts_rollout WHERE agent_id = %s)",
                                [old.pk])
             cursor.execute("DELETE FROM telemetry_event WHERE agent_id = %s", [old.pk])
@@ -168,6 +169,13 @@ SELECT rollout_id, stage, date_trunc('hour', occurred_at) AS hour, reference, se
 FROM b_completed GROUP BY 1, 2, 3, 4, 5, 6, 7;
 CREATE TEMP TABLE b_discrepant AS
 SELECT * FROM b_completed WHERE agent_label <> reference_label;
+CREATE TEMP TABLE b_cells AS
+SELECT rollout_id, stage, reference, segment, agent_label, reference_label, SUM(pairs) AS pairs
+FROM b_pairs GROUP BY 1, 2, 3, 4, 5, 6;
+CREATE TEMP TABLE b_agreement AS
+SELECT rollout_id, stage, hour, reference, SUM(pairs) AS pairs,
+       SUM(CASE WHEN agent_label = reference_label THEN pairs ELSE 0 END) AS agreements
+FROM b_pairs GROUP BY 1, 2, 3, 4;
 """
 
 # Each pair: (baseline table's rows, the rollup's rows); both directions of EXCEPT must be empty.
@@ -185,6 +193,11 @@ SAME = [
      "FROM b_discrepant",
      "SELECT rollout_id, stage, agent_id, request_key, reference, segment, agent_label, reference_label, occurred_at "
      "FROM telemetry_discrepantpair WHERE rollout_id = %(r)s"),
+    ("SELECT rollout_id, stage, reference, segment, agent_label, reference_label, pairs FROM b_cells",
+     "SELECT rollout_id, stage, reference, segment, agent_label, reference_label, pairs FROM telemetry_paircell "
+     "WHERE rollout_id = %(r)s"),
+    ("SELECT rollout_id, stage, hour, reference, pairs, agreements FROM b_agreement",
+     "SELECT rollout_id, stage, hour, reference, pairs, agreements FROM telemetry_agreementhour WHERE rollout_id = %(r)s"),
 ]
 
 
@@ -258,14 +271,14 @@ def main() -> None:
     # The baseline once more, after the fold, over the same rows: a shared machine's load moves
     # within a run, so the ratio is against the mean of the two.
     with connection.cursor() as cursor:
-        cursor.execute("DROP TABLE b_counts, b_latency, b_completed, b_pairs, b_discrepant")
+        cursor.execute("DROP TABLE b_counts, b_latency, b_completed, b_pairs, b_discrepant, b_cells, b_agreement")
         with transaction.atomic():
             t = time.perf_counter()
             cursor.execute(BASELINE, {"r": rollout.pk, "bounds": [float(b) for b in LATENCY_BUCKETS_MS[:-1]]})
             baselines = (baseline, time.perf_counter() - t)
         baseline = sum(baselines) / 2
         differ = differences(cursor, rollout.pk)
-        cursor.execute("DROP TABLE b_counts, b_latency, b_completed, b_pairs, b_discrepant")
+        cursor.execute("DROP TABLE b_counts, b_latency, b_completed, b_pairs, b_discrepant, b_cells, b_agreement")
 
     m = stage_metrics(rollout_id=rollout.pk, stage="shadow")
     assert m.candidate.requests == n // 2 and m.pairs == n // 2, (m.candidate.requests, m.pairs)

@@ -6,7 +6,9 @@ import time
 from django.db import connection, transaction
 from django.utils import timezone
 
-from .models import DiscrepantPair, Event, LatencyHour, PairHour, RolloutFold, StageHour, UnfoldedEvent
+from .models import (
+    AgreementHour, DiscrepantPair, Event, LatencyHour, PairCell, PairHour, RolloutFold, StageHour, UnfoldedEvent,
+)
 from .statistics import LATENCY_BUCKETS_MS
 
 # Events a transaction. PostgreSQL's fold is set-based (a grouping, merges and hashes), so big
@@ -24,6 +26,8 @@ _BATCH_COLUMNS = ("id", "rollout_id", *UnfoldedEvent.FOLD_COLUMNS)
 _QUEUE_COLUMNS = ("event_id AS id", *_BATCH_COLUMNS[1:])
 # SQLite keeps the batch taken off the queue in this per-connection temporary table.
 _SQLITE_BATCH = "temp.telemetry_fold_batch"
+# … and the batch's completed pairs, grouped as PairHour keys them.
+_SQLITE_PAIRS = "temp.telemetry_fold_pairs"
 
 # The halves of a pair, by (kind, arm): the candidate's decision, a human's, the incumbent version's.
 _HALVES = {
@@ -140,11 +144,24 @@ def _hourly(*, batch: str, hour) -> str:
         GROUP BY 1, 2, 3, 4, 5, 6, 7"""
 
 
-def _upserts(*, hourly: str, completed: str, hour, least: str, greatest: str) -> list[tuple[str, str]]:
-    """(name, INSERT … SELECT … ON CONFLICT) of each rollup, reading the hourly groups `g` and completed pairs `c`."""
+def _pair_groups(*, completed: str, hour) -> str:
+    """The completed pairs grouped by PairHour's key: what PairHour adds, and PairCell and
+    AgreementHour sum further (a few hundred rows a batch, however many pairs)."""
+    return f"""
+        SELECT c.rollout_id AS rollout_id, c.stage AS stage, {hour("c.occurred_at")} AS hour, c.reference AS reference,
+               c.segment AS segment, c.agent_label AS agent_label, c.reference_label AS reference_label, COUNT(*) AS pairs
+        FROM {completed} c WHERE c.rollout_id IS NOT NULL
+        GROUP BY 1, 2, 3, 4, 5, 6, 7"""
+
+
+def _upserts(*, hourly: str, completed: str, pair_groups: str, least: str, greatest: str) -> list[tuple[str, str]]:
+    """(name, INSERT … SELECT … ON CONFLICT) of each rollup, reading the hourly groups `g`, completed
+    pairs `c` and the grouped pairs `p`."""
     stage_hour = StageHour._meta.db_table
     latency_hour = LatencyHour._meta.db_table
     pair_hour = PairHour._meta.db_table
+    pair_cell = PairCell._meta.db_table
+    agreement_hour = AgreementHour._meta.db_table
     discrepant = DiscrepantPair._meta.db_table
     rollout_fold = RolloutFold._meta.db_table
 
@@ -177,12 +194,28 @@ def _upserts(*, hourly: str, completed: str, hour, least: str, greatest: str) ->
         ON CONFLICT (rollout_id, stage, hour, arm, bucket) DO UPDATE SET count = {latency_hour}.count + excluded.count"""),
         ("pairs", f"""
         INSERT INTO {pair_hour} (rollout_id, stage, hour, reference, segment, agent_label, reference_label, pairs)
-        SELECT c.rollout_id, c.stage, {hour("c.occurred_at")}, c.reference, c.segment, c.agent_label,
-               c.reference_label, COUNT(*)
-        FROM {completed} c WHERE c.rollout_id IS NOT NULL
-        GROUP BY 1, 2, 3, 4, 5, 6, 7
+        SELECT p.rollout_id, p.stage, p.hour, p.reference, p.segment, p.agent_label, p.reference_label, p.pairs
+        FROM {pair_groups} p WHERE TRUE
         ON CONFLICT (rollout_id, stage, hour, reference, segment, agent_label, reference_label)
         DO UPDATE SET pairs = {pair_hour}.pairs + excluded.pairs"""),
+        # The same pairs summed over the hours, and over segments and label pairs: every pair
+        # PairHour counts, PairCell and AgreementHour count in the same transaction.
+        ("pair_cells", f"""
+        INSERT INTO {pair_cell} (rollout_id, stage, reference, segment, agent_label, reference_label, pairs)
+        SELECT p.rollout_id, p.stage, p.reference, p.segment, p.agent_label, p.reference_label, SUM(p.pairs)
+        FROM {pair_groups} p WHERE TRUE
+        GROUP BY 1, 2, 3, 4, 5, 6
+        ON CONFLICT (rollout_id, stage, reference, segment, agent_label, reference_label)
+        DO UPDATE SET pairs = {pair_cell}.pairs + excluded.pairs"""),
+        ("agreement_hours", f"""
+        INSERT INTO {agreement_hour} (rollout_id, stage, hour, reference, pairs, agreements)
+        SELECT p.rollout_id, p.stage, p.hour, p.reference, SUM(p.pairs),
+               SUM(CASE WHEN p.agent_label = p.reference_label THEN p.pairs ELSE 0 END)
+        FROM {pair_groups} p WHERE TRUE
+        GROUP BY 1, 2, 3, 4
+        ON CONFLICT (rollout_id, stage, hour, reference)
+        DO UPDATE SET pairs = {agreement_hour}.pairs + excluded.pairs,
+                      agreements = {agreement_hour}.agreements + excluded.agreements"""),
         ("discrepant", f"""
         INSERT INTO {discrepant} (rollout_id, stage, agent_id, request_key, reference, segment, agent_label,
                                   reference_label, occurred_at)
@@ -202,7 +235,7 @@ def _postgresql_statements(batch_size: int, now, after: int | None = None) -> li
     queue = UnfoldedEvent._meta.db_table
     columns = ", ".join(f"t.{column}" for column in _QUEUE_COLUMNS)
     hour = lambda column: f"date_trunc('hour', {column})"  # noqa: E731 - the session's time zone is UTC
-    upserts = _upserts(hourly="hourly", completed="completed", hour=hour, least="LEAST", greatest="GREATEST")
+    upserts = _upserts(hourly="hourly", completed="completed", pair_groups="pair_groups", least="LEAST", greatest="GREATEST")
     writes = ",\n".join(f"{name} AS ({sql.format(now='%(now)s')})" for name, sql in upserts)
     # The batch: the ids from the first queued one (after `after`, the previous batch's end, if
     # given: the queue's index then need not step over the entries the last batches deleted) to
@@ -229,6 +262,7 @@ def _postgresql_statements(batch_size: int, now, after: int | None = None) -> li
         requests AS MATERIALIZED ({_requests("batch", ' COLLATE "C"')}),
         agents AS MATERIALIZED ({_agents("requests")}),
         completed AS MATERIALIZED ({_completed(requests="requests", lateral=True)}),
+        pair_groups AS MATERIALIZED ({_pair_groups(completed="completed", hour=hour)}),
         {writes}
         SELECT COUNT(*), (SELECT high FROM bounds) FROM batch"""
     return [
@@ -250,8 +284,8 @@ def _sqlite_statements(batch_size: int, now, after: int | None = None) -> list[t
     queue = UnfoldedEvent._meta.db_table
     columns = ", ".join(_BATCH_COLUMNS)
     hour = lambda column: f"substr({column}, 1, 13) || ':00:00'"  # noqa: E731
-    upserts = _upserts(hourly="hourly", completed=f"({_completed(requests='requests', lateral=False)})", hour=hour,
-                       least="MIN", greatest="MAX")
+    completed = f"({_completed(requests='requests', lateral=False)})"
+    upserts = _upserts(hourly="hourly", completed=completed, pair_groups=_SQLITE_PAIRS, least="MIN", greatest="MAX")
     after_clause, after_params = ("WHERE event_id > %s", [after]) if after is not None else ("", [])
     statements = [
         (f"CREATE TEMP TABLE IF NOT EXISTS {_SQLITE_BATCH.removeprefix('temp.')} "
@@ -264,6 +298,13 @@ def _sqlite_statements(batch_size: int, now, after: int | None = None) -> list[t
     with_sources = (f"WITH hourly AS ({_hourly(batch=_SQLITE_BATCH, hour=hour)}),\n"
                     f"requests AS ({_requests(_SQLITE_BATCH)}),\n"
                     f"agents AS ({_agents('requests')})\n")
+    # The grouped pairs, once: the three pair rollups read them from a temporary table.
+    pair_columns = "rollout_id, stage, hour, reference, segment, agent_label, reference_label, pairs"
+    statements += [
+        (f"CREATE TEMP TABLE IF NOT EXISTS {_SQLITE_PAIRS.removeprefix('temp.')} ({pair_columns})", []),
+        (f"DELETE FROM {_SQLITE_PAIRS}", []),
+        (with_sources + f"INSERT INTO {_SQLITE_PAIRS} ({pair_columns}) {_pair_groups(completed=completed, hour=hour)}", []),
+    ]
     for name, sql in upserts:
         statements.append((with_sources + sql.format(now="%s"), [now] if name in ("counts", "computed_at") else []))
     statements.append((f"SELECT COUNT(*), MAX(id) FROM {_SQLITE_BATCH}", []))

@@ -212,6 +212,43 @@ class PairHour(models.Model):
         ]
 
 
+class PairCell(models.Model):
+    """PairHour summed over its hours: completed pairs per rollout, stage, reference, segment and
+    label pair. Kept by the fold in the statement that upserts PairHour, from the same grouped pairs,
+    so the two always agree; the shadow figures read these few rows, not every hour's
+    (telemetry.selectors._pair_groups)."""
+
+    rollout = models.ForeignKey("rollouts.Rollout", on_delete=models.CASCADE, related_name="+")
+    stage = models.CharField(max_length=40)
+    reference = models.CharField(max_length=9, choices=Reference.choices)
+    segment = models.CharField(max_length=100)
+    agent_label = models.CharField(max_length=200)
+    reference_label = models.CharField(max_length=200)
+    pairs = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["rollout", "stage", "reference", "segment", "agent_label", "reference_label"],
+                                    name="paircell_key")
+        ]
+
+
+class AgreementHour(models.Model):
+    """PairHour summed over segments and label pairs: completed pairs and those whose labels agree,
+    per rollout, stage, hour and reference (the agreement-over-time chart). Kept by the fold with
+    PairHour, as PairCell is."""
+
+    rollout = models.ForeignKey("rollouts.Rollout", on_delete=models.CASCADE, related_name="+")
+    stage = models.CharField(max_length=40)
+    hour = models.DateTimeField()
+    reference = models.CharField(max_length=9, choices=Reference.choices)
+    pairs = models.BigIntegerField(default=0)
+    agreements = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["rollout", "stage", "hour", "reference"], name="agreementhour_key")]
+
+
 class DiscrepantPair(models.Model):
     """One completed pair whose labels differ: the dashboard's lists of discrepancies."""
 

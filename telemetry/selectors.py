@@ -17,7 +17,8 @@ from rolloutops.exceptions import NotFound
 
 from . import charts, statistics
 from .models import (
-    Arm, DiscrepantPair, Event, EventKind, LatencyHour, PairHour, Reference, RolloutFold, StageHour, UnfoldedEvent,
+    AgreementHour, Arm, DiscrepantPair, Event, EventKind, LatencyHour, PairCell, PairHour, Reference, RolloutFold, StageHour,
+    UnfoldedEvent,
 )
 
 RECENT_DISCREPANT = 20
@@ -107,7 +108,7 @@ def _arms(rollout_id: int, stages: list[str] | None) -> dict[tuple[str, str], di
 
 
 def _human_pairs(rollout_id: int, stages: list[str] | None, reference: str = Reference.HUMAN) -> dict[str, tuple[int, int]]:
-    rows = PairHour.objects.filter(rollout_id=rollout_id, reference=reference)
+    rows = PairCell.objects.filter(rollout_id=rollout_id, reference=reference)
     if stages is not None:
         rows = rows.filter(stage__in=stages)
     return {
@@ -209,13 +210,26 @@ def _at_watermark(rollout_id: int, name: str, watermark: datetime | None, comput
 def _pair_groups(rollout_id: int) -> dict[str, list[tuple]]:
     """The pair rollup summed two ways, every reference and stage at once: "cells" (reference, stage,
     segment, agent label, reference label, pairs) and "hours" (reference, stage, hour, pairs,
-    agreements). Two passes over the rollup serve every report, count and stage figure of a view."""
+    agreements), each in its key's order. The fold keeps both sums (PairCell, AgreementHour) beside
+    PairHour, so this reads their few rows, not every hour's cells; every report, count and stage
+    figure of a view is derived from them. pair_groups_from_hours is the same from PairHour."""
+    cells = PairCell.objects.filter(rollout_id=rollout_id).order_by(
+        "reference", "stage", "segment", "agent_label", "reference_label")
+    hours = AgreementHour.objects.filter(rollout_id=rollout_id).order_by("reference", "stage", "hour")
+    return {"cells": list(cells.values_list("reference", "stage", "segment", "agent_label", "reference_label", "pairs")),
+            "hours": list(hours.values_list("reference", "stage", "hour", "pairs", "agreements"))}
+
+
+def pair_groups_from_hours(rollout_id: int) -> dict[str, list[tuple]]:
+    """_pair_groups summed from PairHour itself (two passes over every hour's cells): what the
+    fold's PairCell and AgreementHour must always equal (tests/telemetry/test_pair_summaries.py)."""
     rows = PairHour.objects.filter(rollout_id=rollout_id)
-    cells = list(rows.values_list("reference", "stage", "segment", "agent_label", "reference_label")
-                 .annotate(n=Sum("pairs")).values_list("reference", "stage", "segment", "agent_label", "reference_label", "n"))
-    hours = list(rows.values_list("reference", "stage", "hour")
-                 .annotate(n=Sum("pairs"), a=Sum("pairs", filter=Q(agent_label=F("reference_label"))))
-                 .values_list("reference", "stage", "hour", "n", "a"))
+    cells = (rows.values_list("reference", "stage", "segment", "agent_label", "reference_label")
+             .annotate(n=Sum("pairs")).values_list("reference", "stage", "segment", "agent_label", "reference_label", "n")
+             .order_by("reference", "stage", "segment", "agent_label", "reference_label"))
+    hours = (rows.values_list("reference", "stage", "hour")
+             .annotate(n=Sum("pairs"), a=Sum("pairs", filter=Q(agent_label=F("reference_label"))))
+             .values_list("reference", "stage", "hour", "n", "a").order_by("reference", "stage", "hour"))
     return {"cells": [(*row[:5], int(row[5])) for row in cells],
             "hours": [(*row[:3], int(row[3]), int(row[4] or 0)) for row in hours]}
 
