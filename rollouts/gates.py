@@ -119,7 +119,8 @@ def stage_figures(*, rollout: Rollout, stage: RolloutStage, advance: bool = Fals
         "computed_at": now.isoformat(),
     }
     if stage.mode == StageMode.SHADOW:
-        d = rollout_discrepancy(rollout_id=rollout.pk, stage=stage.name)
+        d = rollout_discrepancy(rollout_id=rollout.pk, stage=stage.name, watermark=metrics.computed_at,
+                                pending=metrics.pending_events)
         verdict = segment_verdict(rollout=rollout, stage=stage, discrepancy=d, now=now)
         figures["agreement"] = {
             "pairs": d["pairs"], "agreement": d["agreement"], "interval": d["interval"], "kappa": d["kappa"],

@@ -8,7 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import F, Max, Min, Q, Sum
+from django.db.models import Count, F, Max, Min, OuterRef, Q, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from agents.models import AgentVersion
@@ -94,6 +95,18 @@ def _pending(rollout_id: int) -> int:
     return UnfoldedEvent.objects.filter(rollout_id=rollout_id).count()
 
 
+def _fold_state(rollout_id: int) -> tuple[datetime | None, int]:
+    """(the fold watermark, events pending the fold) in one round trip: what a view reads live
+    before the figures it takes from the cache under that watermark."""
+    pending = (UnfoldedEvent.objects.filter(rollout_id=OuterRef("rollout_id")).order_by().values("rollout_id")
+               .annotate(n=Count("*")).values("n"))
+    found = (RolloutFold.objects.filter(rollout_id=rollout_id)
+             .annotate(pending=Coalesce(Subquery(pending), 0)).values_list("computed_at", "pending").first())
+    if found is None:  # never folded: nothing is cached under a watermark yet
+        return None, _pending(rollout_id)
+    return found[0], int(found[1])
+
+
 def _arms(rollout_id: int, stages: list[str] | None) -> dict[tuple[str, str], dict]:
     rows = StageHour.objects.filter(rollout_id=rollout_id, arm__in=[Arm.CANDIDATE, Arm.CONTROL])
     if stages is not None:
@@ -136,7 +149,7 @@ def stage_counts(*, rollout_id: int, stages: list[str]) -> list[StageCounts]:
 def stage_metrics(*, rollout_id: int, stage: str) -> StageMetrics:
     """Everything the rollouts app gates and guards on, for one stage of one rollout. The sums over
     the rollups are cached under the fold watermark (see _at_watermark)."""
-    watermark = _computed_at(rollout_id)
+    watermark, pending = _fold_state(rollout_id)
     arms, human, incumbent, latency = _at_watermark(
         rollout_id, f"stage:{stage}", watermark, lambda: _stage_rollups(rollout_id, stage, watermark))
     candidate_row = arms.get((stage, Arm.CANDIDATE))
@@ -153,7 +166,7 @@ def stage_metrics(*, rollout_id: int, stage: str) -> StageMetrics:
         incumbent_agreements=incumbent[1],
         first_event_at=candidate_row["first"] if candidate_row else None,
         computed_at=watermark,
-        pending_events=_pending(rollout_id),
+        pending_events=pending,
     )
 
 
@@ -272,23 +285,30 @@ def default_reference(counts: dict[str, int]) -> str:
 
 
 def rollout_discrepancy(*, rollout_id: int, stage: str | None = None, against: str | None = None,
-                        watermark: datetime | None = None) -> dict:
+                        watermark: datetime | None = None, pending: int | None = None) -> dict:
     """The shadow-comparison figures of a rollout (every stage, or one) against one reference (humans
     or the incumbent version; by default humans when there are human pairs), from the pair rollup.
-    Cached under the fold watermark (read here unless the caller has it)."""
+    Cached under the fold watermark (read here, with the events pending the fold, unless the caller
+    has them: both are live figures of the view)."""
     if watermark is None:
-        watermark = _computed_at(rollout_id)
+        watermark, pending = _fold_state(rollout_id)
     counts = reference_pairs(rollout_id=rollout_id, stage=stage, watermark=watermark)
     if against is None:
         against = default_reference(counts)
     elif against not in Reference.values:
         raise NotFound(f"no reference {against!r}: human or incumbent")
+    report = _report(rollout_id=rollout_id, stage=stage, against=against, watermark=watermark)
+    return {**report, "references": counts, "pending_events": _pending(rollout_id) if pending is None else pending}
+
+
+def _report(*, rollout_id: int, stage: str | None, against: str, watermark: datetime | None) -> dict:
+    """The report of one stage (or all) against one reference, cached under the fold watermark."""
     key = f"discrepancy:v2:{rollout_id}:{stage or '*'}:{against}:{watermark.timestamp() if watermark else 0}"
     report = cache_get(key)
     if report is None:
         report = _discrepancy(rollout_id=rollout_id, stage=stage, against=against, computed_at=watermark)
         cache_set(key, report, DISCREPANCY_CACHE_SECONDS)
-    return {**report, "references": counts, "pending_events": _pending(rollout_id)}
+    return report
 
 
 @functools.lru_cache(maxsize=64)
@@ -347,6 +367,9 @@ def _discrepancy(*, rollout_id: int, stage: str | None, against: str, computed_a
     recent = DiscrepantPair.objects.filter(rollout_id=rollout_id, reference=against)
     if stage:
         recent = recent.filter(stage=stage)
+    if not total:
+        # A discrepant pair is written with its count, in the fold's statement: none counted, none stored.
+        recent = recent.none()
     recent_rows = [
         {**row, "human_label": row["reference_label"], "occurred_at": row["occurred_at"].isoformat()}
         for row in recent.order_by("-occurred_at", "-id").values(
@@ -380,7 +403,7 @@ def reference_summary(*, rollout_id: int, against: str, stage: str | None = None
         watermark = _computed_at(rollout_id)
 
     def summarize() -> dict:
-        report = rollout_discrepancy(rollout_id=rollout_id, stage=stage, against=against, watermark=watermark)
+        report = _report(rollout_id=rollout_id, stage=stage, against=against, watermark=watermark)
         return {"reference": against, "label": str(Reference(against).label), "pairs": report["pairs"],
                 "agreement": report["agreement"], "interval": report["interval"], "kappa": report["kappa"],
                 "flagged_segments": report["flagged_segments"]}
@@ -390,7 +413,8 @@ def reference_summary(*, rollout_id: int, against: str, stage: str | None = None
 
 def _local_hours(hourly: list[dict]) -> list[dict]:
     """The hours (UTC in the cached report) as wall-clock times of the zone the person sees."""
-    return [{**row, "hour": timezone.localtime(datetime.fromisoformat(row["hour"])).strftime("%Y-%m-%d %H:%M")}
+    zone = timezone.get_current_timezone()  # once: each lookup reads the request's zone from a context-local
+    return [{**row, "hour": datetime.fromisoformat(row["hour"]).astimezone(zone).strftime("%Y-%m-%d %H:%M")}
             for row in hourly]
 
 
@@ -409,8 +433,8 @@ def shadow_panel_context(*, rollout, bar: float | None, against: str | None = No
     charts, recent discrepancies, the disagreeing label pairs, and both references side by side}.
     `drill_url(against=…, segment=…)` is the page listing a segment's discrepant pairs (the caller's
     URL), which the segment chart's bars open."""
-    watermark = _computed_at(rollout.pk)  # read once: every figure below is cached under it
-    report = rollout_discrepancy(rollout_id=rollout.pk, against=against, watermark=watermark)
+    watermark, pending = _fold_state(rollout.pk)  # read once: every figure below is cached under it
+    report = rollout_discrepancy(rollout_id=rollout.pk, against=against, watermark=watermark, pending=pending)
     has_pairs = report["pairs"] > 0
     zone = timezone.get_current_timezone_name()
     # The hourly chart (720 hours converted to the viewer's zone) changes with the fold, the zone and the bar.
