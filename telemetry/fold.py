@@ -223,9 +223,15 @@ def _upserts(*, hourly: str, completed: str, pair_groups: str, least: str, great
                c.reference_label, c.occurred_at
         FROM {completed} c WHERE c.agent_label <> c.reference_label
         ON CONFLICT (rollout_id, reference, request_key) DO NOTHING"""),
+        # The watermark of every rollout whose rollups this batch adds to: its events', and the
+        # pairs it completes (a human's half may come after the candidate's rollout ended, with no
+        # rollout of its own). Figures are cached under it (telemetry/selectors.py).
         ("computed_at", f"""
         INSERT INTO {rollout_fold} (rollout_id, computed_at)
-        SELECT DISTINCT g.rollout_id, {{now}} FROM {hourly} g WHERE g.rollout_id IS NOT NULL
+        SELECT r.rollout_id, {{now}} FROM (
+            SELECT g.rollout_id FROM {hourly} g WHERE g.rollout_id IS NOT NULL
+            UNION SELECT p.rollout_id FROM {pair_groups} p
+        ) r WHERE TRUE
         ON CONFLICT (rollout_id) DO UPDATE SET computed_at = excluded.computed_at"""),
     ]
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -201,23 +203,63 @@ def _rate(agreements: int, pairs: int) -> dict:
     return {"rate": agreements / pairs if pairs else None, "low": low, "high": high}
 
 
-# Rollups change only when a fold touches the rollout, which moves its computed_at: figures are
-# cached under that watermark, so dashboards polling every few seconds never recompute unchanged
-# statistics. The short TTL covers the rare fold that completes a pair without moving it.
+# Rollups change only when a fold adds to the rollout's rows, which moves its computed_at in the same
+# transaction (telemetry/fold.py): figures are cached under that watermark, so dashboards polling
+# every few seconds never recompute unchanged statistics. The short TTL bounds what the watermark
+# does not see: the retention's deletes of old discrepant pairs.
 DISCREPANCY_CACHE_SECONDS = 30
 
+# An entry cached under a watermark never changes under it, so each process also keeps the entries
+# it computed or read, for the same TTL from then: a view between folds reads them without a round
+# trip to the shared cache or unpickling 720 hours again. Callers never change what they are given.
+_LOCAL_ENTRIES = 256
+_local: dict[str, tuple[float, object]] = {}
+_local_lock = threading.Lock()
 
-def _at_watermark(rollout_id: int, name: str, watermark: datetime | None, compute):
+
+def _local_get(key: str):
+    found = _local.get(key)
+    if found is None or found[0] <= time.monotonic():
+        return None
+    return found[1]
+
+
+def _local_put(key: str, value) -> None:
+    with _local_lock:
+        if len(_local) >= _LOCAL_ENTRIES:
+            now = time.monotonic()
+            for stale in [k for k, (until, _) in _local.items() if until <= now] or list(_local)[:_LOCAL_ENTRIES // 4]:
+                del _local[stale]
+        _local[key] = (time.monotonic() + DISCREPANCY_CACHE_SECONDS, value)
+
+
+def rollups_cache_clear() -> None:
+    """Forget this process's entries (tests, whose databases reuse ids and times)."""
+    with _local_lock:
+        _local.clear()
+
+
+def _watermarked(key: str, compute, *, shared: bool = True):
+    """`compute()` under `key` (which holds a fold watermark): this process's copy, else the shared
+    cache's (unless not `shared`: an intermediate cheaper to compute than to fetch), else computed."""
+    found = _local_get(key)
+    if found is None:
+        found = cache_get(key) if shared else None  # a cache outage computes, never fails (rolloutops/cache.py)
+        if found is None:
+            found = compute()
+            if shared:
+                cache_set(key, found, DISCREPANCY_CACHE_SECONDS)
+        _local_put(key, found)
+    return found
+
+
+def _at_watermark(rollout_id: int, name: str, watermark: datetime | None, compute, *, shared: bool = True):
     """`compute()`, cached under the rollout's fold watermark: a sum over a rollup is computed once
     per fold that touches the rollout, not once per viewer, poll and panel of a page (bench/rollout_page.py)."""
     # The name may carry a caller's stage name: digested, so a key stays short and plain whatever it holds.
     digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:24]
     key = f"rollups:v1:{rollout_id}:{digest}:{watermark.timestamp() if watermark else 0}"
-    found = cache_get(key)  # a cache outage computes, never fails (rolloutops/cache.py)
-    if found is None:
-        found = compute()
-        cache_set(key, found, DISCREPANCY_CACHE_SECONDS)
-    return found
+    return _watermarked(key, compute, shared=shared)
 
 
 def _pair_groups(rollout_id: int) -> dict[str, list[tuple]]:
@@ -248,7 +290,8 @@ def pair_groups_from_hours(rollout_id: int) -> dict[str, list[tuple]]:
 
 
 def _groups(rollout_id: int, watermark: datetime | None) -> dict[str, list[tuple]]:
-    return _at_watermark(rollout_id, "pair-groups", watermark, lambda: _pair_groups(rollout_id))
+    # Two reads of a few hundred rows: kept in this process only, not worth a trip to the shared cache.
+    return _at_watermark(rollout_id, "pair-groups", watermark, lambda: _pair_groups(rollout_id), shared=False)
 
 
 def _pair_totals(groups: dict, stage: str, reference: str) -> tuple[int, int]:
@@ -304,11 +347,8 @@ def rollout_discrepancy(*, rollout_id: int, stage: str | None = None, against: s
 def _report(*, rollout_id: int, stage: str | None, against: str, watermark: datetime | None) -> dict:
     """The report of one stage (or all) against one reference, cached under the fold watermark."""
     key = f"discrepancy:v2:{rollout_id}:{stage or '*'}:{against}:{watermark.timestamp() if watermark else 0}"
-    report = cache_get(key)
-    if report is None:
-        report = _discrepancy(rollout_id=rollout_id, stage=stage, against=against, computed_at=watermark)
-        cache_set(key, report, DISCREPANCY_CACHE_SECONDS)
-    return report
+    return _watermarked(key, lambda: _discrepancy(rollout_id=rollout_id, stage=stage, against=against,
+                                                  computed_at=watermark))
 
 
 @functools.lru_cache(maxsize=64)

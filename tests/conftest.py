@@ -17,14 +17,17 @@ def _plain_http_and_private_cache(settings):
 
     from rolloutops.tokens import tokens_cache_clear
     from rollouts.routing import routing_cache_clear
+    from telemetry.selectors import rollups_cache_clear
 
     cache.clear()
     routing_cache_clear()
     tokens_cache_clear()
+    rollups_cache_clear()
     yield
     cache.clear()
     routing_cache_clear()
     tokens_cache_clear()
+    rollups_cache_clear()
 
 
 def _flush_skips_triggers(execute, sql, params, many, context):

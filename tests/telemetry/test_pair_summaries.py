@@ -84,3 +84,24 @@ def test_the_migration_fills_the_sums_from_the_pair_rollup(events_client, shadow
         for statement in connection.ops.prepare_sql_script(migration.BACKFILL):
             cursor.execute(statement)
     assert folded["cells"] and _pair_groups(shadow_rollout.pk) == folded
+
+
+def test_a_view_between_folds_reads_its_figures_from_its_process_and_the_next_fold_recomputes(events_client, shadow_rollout):
+    from django.core.cache import cache
+    from django.test.utils import CaptureQueriesContext
+
+    slug = shadow_rollout.agent.slug
+    for delivery in _mixed_events(slug, 40, seed=7):
+        events_client.post(URL, {"events": delivery})
+    events_fold()
+    first = rollout_discrepancy(rollout_id=shadow_rollout.pk)
+    cache.clear()  # the shared cache lost everything: this process still holds the figures of this watermark
+    with CaptureQueriesContext(connection) as queries:
+        again = rollout_discrepancy(rollout_id=shadow_rollout.pk)
+    assert again == first and len(queries) == 1  # the watermark and the pending count
+    # A fold that completes one more pair moves the watermark: the figures follow at once.
+    events_client.post(URL, {"events": [
+        {"agent": slug, "request_key": "late", "kind": kind, "label": "approve", "occurred_at": (T0 + timedelta(hours=2)).isoformat()}
+        for kind in ("agent", "human")]})
+    events_fold()
+    assert rollout_discrepancy(rollout_id=shadow_rollout.pk)["pairs"] == first["pairs"] + 1
