@@ -34,12 +34,26 @@ def human_duration(seconds: float) -> str:
     return f"{minutes}m" if minutes else f"{seconds}s"
 
 
+def _loaded_stage(rollout: Rollout, position: int) -> tuple[bool, RolloutStage | None]:
+    """(whether the rollout's stages were loaded with it, the stage at `position` among them): a page
+    loads them once (rollouts/views.py) rather than once per question asked of them."""
+    if "stages" not in getattr(rollout, "_prefetched_objects_cache", {}):
+        return False, None
+    return True, next((s for s in rollout.stages.all() if s.position == position), None)
+
+
 def current_stage(rollout: Rollout) -> RolloutStage:
-    return rollout.stages.get(position=rollout.stage_index)
+    loaded, stage = _loaded_stage(rollout, rollout.stage_index)
+    if not loaded:
+        return rollout.stages.get(position=rollout.stage_index)
+    if stage is None:
+        raise RolloutStage.DoesNotExist(f"rollout #{rollout.pk} has no stage {rollout.stage_index}")
+    return stage
 
 
 def next_stage(rollout: Rollout) -> RolloutStage | None:
-    return rollout.stages.filter(position=rollout.stage_index + 1).first()
+    loaded, stage = _loaded_stage(rollout, rollout.stage_index + 1)
+    return stage if loaded else rollout.stages.filter(position=rollout.stage_index + 1).first()
 
 
 def guardrail_look(*, rollout: Rollout, stage: RolloutStage, metrics, now: datetime | None = None,

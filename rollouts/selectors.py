@@ -18,9 +18,13 @@ from .models import GuardrailState, PromotionRequest, PromotionStatus, Rollout, 
 OPEN_STATES = (RolloutState.ACTIVE, RolloutState.PAUSED)
 
 
-def rollout_get(*, pk: int) -> Rollout:
-    rollout = (Rollout.objects.select_related("agent", "version", "incumbent_version", "started_by")
-               .filter(pk=pk).first())
+def rollout_get(*, pk: int, with_stages: bool = False) -> Rollout:
+    """One rollout; `with_stages` loads its stages with it, for a page that only reads them (a
+    service that changes them must not be handed this copy)."""
+    rows = Rollout.objects.select_related("agent", "version", "incumbent_version", "started_by")
+    if with_stages:
+        rows = rows.prefetch_related("stages")
+    rollout = rows.filter(pk=pk).first()
     if rollout is None:
         raise NotFound(f"no rollout #{pk}")
     return rollout
@@ -115,10 +119,10 @@ def recent_decisions(limit: int = 20):
 def guardrail_history(rollout: Rollout) -> dict:
     """Hourly live-traffic figures of a rollout (from the telemetry rollups, never raw events) and
     its transitions, for the guardrail chart."""
-    live = rollout.stages.filter(mode=StageMode.LIVE)
-    hourly = stage_hourly(rollout_id=rollout.pk, stages=list(live.values_list("name", flat=True)))
+    live = [stage for stage in rollout.stages.all() if stage.mode == StageMode.LIVE]  # in position order
+    hourly = stage_hourly(rollout_id=rollout.pk, stages=[stage.name for stage in live])
     # Only the transitions of the live period: earlier ones would stretch the time axis.
-    first_live = live.filter(entered_at__isnull=False).order_by("position").values_list("entered_at", flat=True).first()
+    first_live = next((stage.entered_at for stage in live if stage.entered_at is not None), None)
     transitions = rollout.transitions.exclude(action=TransitionAction.START).order_by("at")
     if first_live:
         transitions = transitions.filter(at__gte=first_live)

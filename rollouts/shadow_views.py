@@ -21,8 +21,9 @@ from .models import Rollout, StageMode
 
 
 def _shadow_bar(rollout: Rollout) -> float | None:
-    return (rollout.stages.filter(mode=StageMode.SHADOW, agreement_bar__isnull=False)
-            .values_list("agreement_bar", flat=True).first())
+    """The first shadow stage's agreement bar (the stages as the page loaded them, in position order)."""
+    return next((stage.agreement_bar for stage in rollout.stages.all()
+                 if stage.mode == StageMode.SHADOW and stage.agreement_bar is not None), None)
 
 
 def _against(request) -> str | None:

@@ -16,7 +16,7 @@ from rolloutops.pages import error_text, htmx_partial, page_allows, paginate, re
 
 from . import plan_form, promotions, selectors, services
 from .charts import guardrail_timeline
-from .gates import human_duration, promotion_gates
+from .gates import current_stage, human_duration, promotion_gates
 from .models import PromotionStatus, Rollout, RolloutState, StageMode, TransitionAction
 from .shadow_views import shadow_context
 from .stages import allowed_actions
@@ -60,7 +60,7 @@ def _live_context(request, rollout: Rollout) -> dict:
     """The live figures (polled): state, gate, guardrails, stages; never a form."""
     report = promotion_gates(rollout=rollout)
     figures = report.evidence["stage"]
-    current = rollout.stages.get(position=rollout.stage_index)
+    current = current_stage(rollout)
     promotions = list(rollout.promotions.select_related("requested_by", "decided_by").order_by("-requested_at", "-id")[:20])
     pending = next((p for p in promotions if p.status == PromotionStatus.PENDING), None)
     return {
@@ -107,7 +107,7 @@ def _plan_context(rollout: Rollout, rows: list[dict] | None = None, errors: plan
 
 def _detail_context(request, rollout: Rollout) -> dict:
     context = {**_live_context(request, rollout), **_record_context(rollout)}
-    context["has_shadow"] = rollout.stages.filter(mode=StageMode.SHADOW).exists()
+    context["has_shadow"] = any(stage.mode == StageMode.SHADOW for stage in rollout.stages.all())
     context["plan_editable"] = _plan_editable(request, rollout)
     if context["plan_editable"]:
         context.update(_plan_context(rollout))
@@ -117,7 +117,8 @@ def _detail_context(request, rollout: Rollout) -> dict:
 @require_GET
 @require_action("rollout.read")
 def rollout_detail(request, rollout_id: int):
-    rollout = selectors.rollout_get(pk=rollout_id)
+    # The stages once, with the rollout: the gates, the figures, the charts and the table all ask of them.
+    rollout = selectors.rollout_get(pk=rollout_id, with_stages=True)
     if htmx_partial(request):
         # A poll: the live figures; the actions, history and requests too when they changed since the
         # page's stamp (docs/pages.md). The forms are never re-sent while nothing changed.
@@ -138,7 +139,8 @@ def _detail_page(request, rollout: Rollout, context: dict, status: int = 200):
     history = selectors.guardrail_history(rollout)
     context["has_live"] = bool(history["hourly"])
     if history["hourly"]:
-        live_stage = context["current"] if context["current"].mode == StageMode.LIVE else rollout.stages.filter(mode=StageMode.LIVE).first()
+        live_stage = (context["current"] if context["current"].mode == StageMode.LIVE
+                      else next((s for s in rollout.stages.all() if s.mode == StageMode.LIVE), None))
         evidence = selectors.guardrail_evidence(rollout)
         context["guardrail_evidence"] = bool(evidence["trace"])
         context["guardrail_figure"] = guardrail_timeline(history["hourly"], thresholds=live_stage.guardrails if live_stage else {},
