@@ -211,26 +211,34 @@ DISCREPANCY_CACHE_SECONDS = 30
 
 # An entry cached under a watermark never changes under it, so each process also keeps the entries
 # it computed or read, for the same TTL from then: a view between folds reads them without a round
-# trip to the shared cache or unpickling 720 hours again. Callers never change what they are given.
-_LOCAL_ENTRIES = 256
-_local: dict[str, tuple[float, object]] = {}
+# trip to the shared cache or unpickling 720 hours again. Only the newest watermark's entries of a
+# rollout are kept (a fold makes the older ones unreachable). Callers never change what they are given.
+_LOCAL_ROLLOUTS = 128
+_local: dict[int, tuple[float, dict[str, tuple[float, object]]]] = {}  # rollout -> (watermark, key -> (until, value))
 _local_lock = threading.Lock()
 
 
-def _local_get(key: str):
-    found = _local.get(key)
+def _local_get(rollout_id: int, mark: float, key: str):
+    held = _local.get(rollout_id)
+    if held is None or held[0] != mark:
+        return None
+    found = held[1].get(key)
     if found is None or found[0] <= time.monotonic():
         return None
     return found[1]
 
 
-def _local_put(key: str, value) -> None:
+def _local_put(rollout_id: int, mark: float, key: str, value) -> None:
     with _local_lock:
-        if len(_local) >= _LOCAL_ENTRIES:
-            now = time.monotonic()
-            for stale in [k for k, (until, _) in _local.items() if until <= now] or list(_local)[:_LOCAL_ENTRIES // 4]:
-                del _local[stale]
-        _local[key] = (time.monotonic() + DISCREPANCY_CACHE_SECONDS, value)
+        held = _local.get(rollout_id)
+        if held is not None and held[0] > mark:
+            return  # a view that read an older watermark than another's: nothing to keep
+        if held is None or held[0] != mark:
+            if held is None and len(_local) >= _LOCAL_ROLLOUTS:
+                del _local[next(iter(_local))]  # the rollout whose entries are oldest
+            _local.pop(rollout_id, None)
+            held = _local[rollout_id] = (mark, {})
+        held[1][key] = (time.monotonic() + DISCREPANCY_CACHE_SECONDS, value)
 
 
 def rollups_cache_clear() -> None:
@@ -239,17 +247,18 @@ def rollups_cache_clear() -> None:
         _local.clear()
 
 
-def _watermarked(key: str, compute, *, shared: bool = True):
-    """`compute()` under `key` (which holds a fold watermark): this process's copy, else the shared
-    cache's (unless not `shared`: an intermediate cheaper to compute than to fetch), else computed."""
-    found = _local_get(key)
+def _watermarked(rollout_id: int, watermark: datetime | None, key: str, compute, *, shared: bool = True):
+    """`compute()` under `key` (which holds the rollout's fold watermark): this process's copy, else
+    the shared cache's (unless not `shared`: cheaper to compute than to fetch), else computed."""
+    mark = watermark.timestamp() if watermark else 0.0
+    found = _local_get(rollout_id, mark, key)
     if found is None:
         found = cache_get(key) if shared else None  # a cache outage computes, never fails (rolloutops/cache.py)
         if found is None:
             found = compute()
             if shared:
                 cache_set(key, found, DISCREPANCY_CACHE_SECONDS)
-        _local_put(key, found)
+        _local_put(rollout_id, mark, key, found)
     return found
 
 
@@ -259,7 +268,7 @@ def _at_watermark(rollout_id: int, name: str, watermark: datetime | None, comput
     # The name may carry a caller's stage name: digested, so a key stays short and plain whatever it holds.
     digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:24]
     key = f"rollups:v1:{rollout_id}:{digest}:{watermark.timestamp() if watermark else 0}"
-    return _watermarked(key, compute, shared=shared)
+    return _watermarked(rollout_id, watermark, key, compute, shared=shared)
 
 
 def _pair_groups(rollout_id: int) -> dict[str, list[tuple]]:
@@ -306,9 +315,8 @@ def _pair_totals(groups: dict, stage: str, reference: str) -> tuple[int, int]:
 
 
 def reference_pairs(*, rollout_id: int, stage: str | None = None, watermark: datetime | None = None) -> dict[str, int]:
-    """How many pairs each reference has: {"human": n, "incumbent": m}. Cached under the fold
-    watermark (read here unless the caller has it) on its own: a view between folds reads this small
-    entry, not the pair groups it is summed from."""
+    """How many pairs each reference has: {"human": n, "incumbent": m}. Kept in the process under the
+    fold watermark (read here unless the caller has it), summed from the pair groups once a fold."""
     if watermark is None:
         watermark = _computed_at(rollout_id)
 
@@ -319,7 +327,7 @@ def reference_pairs(*, rollout_id: int, stage: str | None = None, watermark: dat
                 counts[ref] += n
         return counts
 
-    return _at_watermark(rollout_id, f"references:{stage or '*'}", watermark, count)
+    return _at_watermark(rollout_id, f"references:{stage or '*'}", watermark, count, shared=False)
 
 
 def default_reference(counts: dict[str, int]) -> str:
@@ -346,9 +354,17 @@ def rollout_discrepancy(*, rollout_id: int, stage: str | None = None, against: s
 
 def _report(*, rollout_id: int, stage: str | None, against: str, watermark: datetime | None) -> dict:
     """The report of one stage (or all) against one reference, cached under the fold watermark."""
+    if stage is None:
+        stages = {row_stage for ref, row_stage, *_ in _groups(rollout_id, watermark)["cells"] if ref == against}
+        if len(stages) == 1:
+            # Every pair against this reference is of one stage (a rollout in its shadow stage): the
+            # report of every stage is that stage's, discrepant pairs included (each is written with
+            # its count, in its stage), computed once for the gates and the panel.
+            return {**_report(rollout_id=rollout_id, stage=stages.pop(), against=against, watermark=watermark),
+                    "stage": None}
     key = f"discrepancy:v2:{rollout_id}:{stage or '*'}:{against}:{watermark.timestamp() if watermark else 0}"
-    return _watermarked(key, lambda: _discrepancy(rollout_id=rollout_id, stage=stage, against=against,
-                                                  computed_at=watermark))
+    return _watermarked(rollout_id, watermark, key,
+                        lambda: _discrepancy(rollout_id=rollout_id, stage=stage, against=against, computed_at=watermark))
 
 
 @functools.lru_cache(maxsize=64)
@@ -448,7 +464,7 @@ def reference_summary(*, rollout_id: int, against: str, stage: str | None = None
                 "agreement": report["agreement"], "interval": report["interval"], "kappa": report["kappa"],
                 "flagged_segments": report["flagged_segments"]}
 
-    return _at_watermark(rollout_id, f"summary:{stage or '*'}:{against}", watermark, summarize)
+    return _at_watermark(rollout_id, f"summary:{stage or '*'}:{against}", watermark, summarize, shared=False)
 
 
 def _local_hours(hourly: list[dict]) -> list[dict]:

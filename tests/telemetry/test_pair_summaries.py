@@ -105,3 +105,17 @@ def test_a_view_between_folds_reads_its_figures_from_its_process_and_the_next_fo
         for kind in ("agent", "human")]})
     events_fold()
     assert rollout_discrepancy(rollout_id=shadow_rollout.pk)["pairs"] == first["pairs"] + 1
+
+
+def test_the_report_of_every_stage_when_all_pairs_are_of_one_is_the_one_computed(events_client, shadow_rollout):
+    from telemetry.selectors import _discrepancy, _fold_state
+
+    events = [e for delivery in _mixed_events(shadow_rollout.agent.slug, 60, seed=11) for e in delivery
+              if e["occurred_at"] >= (T0 + timedelta(hours=2)).isoformat()]  # the shadow stage's only
+    events_client.post(URL, {"events": events})
+    events_fold()
+    watermark, _ = _fold_state(shadow_rollout.pk)
+    shown = rollout_discrepancy(rollout_id=shadow_rollout.pk)  # derived from the shadow stage's report
+    computed = _discrepancy(rollout_id=shadow_rollout.pk, stage=None, against="human", computed_at=watermark)
+    assert shown["pairs"] > 0 and shown["recent_discrepant"] and shown["stage"] is None
+    assert {k: v for k, v in shown.items() if k not in ("references", "pending_events")} == computed
