@@ -13,6 +13,7 @@ from datetime import datetime
 from django.db.models import Count, F, Max, Min, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.html import json_script
 
 from agents.models import AgentVersion
 from rolloutops.cache import cache_get, cache_set
@@ -498,6 +499,11 @@ def shadow_panel_context(*, rollout, bar: float | None, against: str | None = No
         rollout.pk, f"agreement-figure:{report['against']}:{zone}:{bar}", watermark,
         lambda: charts.agreement_over_time(_local_hours(report["hourly"]), bar=bar, zone=timezone.localtime().tzname()),
     ) if has_pairs else None
+    # … and its <script> element (~90 kB of JSON), serialized once in this process, not once a view.
+    agreement_script = _at_watermark(
+        rollout.pk, f"agreement-script:{report['against']}:{zone}:{bar}", watermark,
+        lambda: json_script(agreement_figure, "shadow-agreement"), shared=False,
+    ) if has_pairs else ""
     low, high = report["interval"]
     segment_urls = ([drill_url(against=report["against"], segment=row["segment"]) for row in report["segments"]]
                     if drill_url else None)
@@ -518,6 +524,7 @@ def shadow_panel_context(*, rollout, bar: float | None, against: str | None = No
                 {**row, "occurred_at": datetime.fromisoformat(row["occurred_at"])} for row in report["recent_discrepant"]
             ],
             "agreement_figure": agreement_figure,
+            "agreement_script": agreement_script,
             "confusion_figure": charts.confusion_heatmap(report["confusion"]) if has_pairs else None,
             "segments_figure": charts.segment_bars(report["segments"], bar=bar, urls=segment_urls) if has_pairs else None,
             "disagreements": disagreement_cells(report["confusion"]) if has_pairs else [],

@@ -1,7 +1,7 @@
 """PairCell and AgreementHour: the pair rollup summed over its hours and over its label pairs, kept
 by the fold beside PairHour (telemetry/fold.py) so the shadow figures read a few rows. Filled here
 from PairHour as it stands. Folds by code older than this migration do not keep them: stop the fold
-workers while migrating (docs/architecture.md, "The fold")."""
+workers while migrating (docs/architecture.md, "How a batch of events travels")."""
 
 import django.db.models.deletion
 from django.db import migrations, models
