@@ -82,7 +82,7 @@ def seed(rollout, start: datetime, *, days: int = 30, segments: int = 8, events:
                        "FROM telemetry_pairhour WHERE rollout_id = %s GROUP BY 1, 2, 3, 4", [rollout.pk])
         cursor.execute("INSERT INTO telemetry_rolloutfold (rollout_id, computed_at) VALUES (%s, now())", [rollout.pk])
         cursor.execute("ANALYZE telemetry_pairhour; ANALYZE telemetry_discrepantpair; ANALYZE telemetry_stagehour; "
-                       "ANALYZE telemetry_paircell; ANALYZE telemetry_agreementhour")
+                       "ANALYZE telemetry_paircell; ANALYZE telemetry_agreementhour; ANALYZE telemetry_latencyhour")
     return len(pair_rows)
 
 
