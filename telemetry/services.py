@@ -388,7 +388,7 @@ class _Context:
             agents_sql = (f"SELECT a.slug, a.id, a.production_version_id, v.version, v.id "
                           f"FROM {Agent._meta.db_table} a LEFT JOIN {AgentVersion._meta.db_table} v "
                           f"ON v.agent_id = a.id WHERE a.slug IN ({', '.join(['%s'] * len(slugs))})")
-            if connection.vendor == "postgresql":
+            if connection.vendor == "postgresql" and _can_pipeline():
                 agent_rows, period_rows = _pipelined(agents_sql, list(slugs))
             else:
                 with connection.cursor() as cursor:
@@ -404,6 +404,12 @@ class _Context:
         else:
             self.timelines = _timelines(self.agents.values(), incumbents, period_rows)
         self.adapt_datetime = connection.ops.adapt_datetimefield_value
+
+
+def _can_pipeline() -> bool:
+    import psycopg  # here, not at the top: only PostgreSQL deployments load it
+
+    return psycopg.Pipeline.is_supported()  # libpq 14 or later (psycopg[binary] ships one)
 
 
 def _pipelined(agents_sql: str, slugs: list[str]) -> tuple[list, list]:
