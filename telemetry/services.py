@@ -415,11 +415,11 @@ def _can_pipeline() -> bool:
 def _pipelined(agents_sql: str, slugs: list[str]) -> tuple[list, list]:
     """PostgreSQL: the agents' rows and their routing periods' rows (as `period_timelines` reads
     them, by slug), the two queries sent together."""
+    import psycopg  # here, not at the top: only PostgreSQL deployments load it
+
     periods_sql = (f"SELECT p.agent_id, {', '.join('p.' + name for name in _PERIOD_FIELDS)} "
                    f"FROM {TrafficPeriod._meta.db_table} p JOIN {Agent._meta.db_table} a ON a.id = p.agent_id "
                    f"WHERE a.slug IN ({', '.join(['%s'] * len(slugs))}) ORDER BY p.starts_at, p.id")
-    import psycopg  # here, not at the top: only PostgreSQL deployments load it
-
     connection.ensure_connection()
     raw = connection.connection
     # Server-side binding cursors: Django's client-side binding ones cannot share a pipeline.
