@@ -70,9 +70,6 @@ def bench_rollout(slug: str, start: datetime):
                 cursor.execute(f"DELETE FROM {table} WHERE rollout_id IN (SELECT id FROM rollouts_rollout WHERE agent_id = %s)",
                                [old.pk])
             cursor.execute("DELETE FROM telemetry_event WHERE agent_id = %s", [old.pk])
-            cursor.execute("SELECT to_regclass('telemetry_waitinghalf') IS NOT NULL")  # halves waiting for a partner
-            if cursor.fetchone()[0]:
-                cursor.execute("DELETE FROM telemetry_waitinghalf WHERE agent_id = %s", [old.pk])
             cursor.execute("SELECT to_regclass('telemetry_eventkey') IS NOT NULL")  # telemetry/partitions.py
             if cursor.fetchone()[0]:
                 cursor.execute("DELETE FROM telemetry_eventkey WHERE agent_id = %s", [old.pk])
@@ -228,9 +225,6 @@ def main() -> None:
         # The previous run's rows were just deleted: clean up after them as autovacuum would
         # in time, so neither side pays for them. This run's rows stay as ingestion leaves them.
         cursor.execute("VACUUM telemetry_event, telemetry_unfoldedevent")
-        cursor.execute("SELECT to_regclass('telemetry_waitinghalf') IS NOT NULL")
-        if cursor.fetchone()[0]:
-            cursor.execute("VACUUM telemetry_waitinghalf")
         cursor.execute("SELECT to_regclass('telemetry_eventkey') IS NOT NULL")
         if cursor.fetchone()[0]:
             cursor.execute("VACUUM telemetry_eventkey")

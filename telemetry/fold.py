@@ -6,7 +6,7 @@ import time
 from django.db import connection, transaction
 from django.utils import timezone
 
-from .models import DiscrepantPair, Event, LatencyHour, PairHour, RolloutFold, StageHour, UnfoldedEvent, WaitingHalf
+from .models import DiscrepantPair, Event, LatencyHour, PairHour, RolloutFold, StageHour, UnfoldedEvent
 from .statistics import LATENCY_BUCKETS_MS
 
 # Events a transaction. PostgreSQL's fold is set-based (a grouping, merges and hashes), so big
@@ -43,7 +43,7 @@ def _latency_case(column: str) -> str:
     return f"CASE {whens} ELSE {len(LATENCY_BUCKETS_MS) - 1} END"
 
 
-def _requests(batch: str, text_order: str = "", waiting: bool = False) -> str:
+def _requests(batch: str, text_order: str = "") -> str:
     """One row per request with an event in the batch: which halves the batch holds, and their columns.
 
     A grouping rather than a self-join: it costs the same whatever the planner guesses the batch
@@ -55,16 +55,13 @@ def _requests(batch: str, text_order: str = "", waiting: bool = False) -> str:
     locale's (a fifth of a batch's grouping).
     """
     c, h, i = (f"FILTER (WHERE {_HALVES[x]})" for x in "chi")
-    # What a half's WaitingHalf row needs besides (PostgreSQL): its event and time.
-    waiting = (f", MAX(id) {c} AS c_id, MAX(id) {h} AS h_id, MAX(occurred_at) {h} AS h_at, MAX(id) {i} AS i_id, "
-               f"MAX(occurred_at) {i} AS i_at") if waiting else ""
     return f"""
         SELECT agent_id, request_key, COUNT(*) {c} AS cs, COUNT(*) {h} AS hs, COUNT(*) {i} AS incs,
                MAX(rollout_id) {c} AS rollout_id, MAX(stage{text_order}) {c} AS stage,
                MAX(occurred_at) {c} AS occurred_at, MAX(segment{text_order}) {c} AS c_segment,
                MAX(label{text_order}) {c} AS c_label, MAX(label{text_order}) {h} AS h_label,
                MAX(segment{text_order}) {h} AS h_segment, MAX(label{text_order}) {i} AS i_label,
-               MAX(segment{text_order}) {i} AS i_segment{waiting}
+               MAX(segment{text_order}) {i} AS i_segment
         FROM {batch} GROUP BY agent_id, request_key"""
 
 
@@ -120,106 +117,7 @@ def _completed(*, requests: str, lateral: bool) -> str:
     return "\n        UNION ALL".join(parts)
 
 
-def _waiting_pairs() -> str:
-    """PostgreSQL: the CTEs that pair the batch's `requests` and end as `completed` (one row per
-    pair, the columns of `_completed`), keeping WaitingHalf: a pair that completes deletes its
-    waiting row, a half left without its partner gets one.
-
-    The halves of a pair meet once, whichever is folded second: in the batch, or a half of the
-    batch with its partner's waiting row, joined as sets (`seeks`, `found`: each seek finds its
-    partner's row or none). A candidate's decision without a human's in the batch seeks a
-    waiting human half, and without an incumbent half an incumbent one, where its agent has any
-    stored (see `_agents`: no row can wait where none is, and a candidate folded before any
-    human of its agent spends no probe); a human half without a candidate in the batch seeks a
-    waiting candidate. An incumbent half folded after its candidate looks the candidate up (`looked`, as
-    before the table: one index probe a partition): a candidate row per request waiting for an
-    incumbent that never comes (shadow beside people) would cost every fold a write per event.
-    A half that found nothing, and a reference half the batch could not pair, waits (`waits`).
-    Folds are serialized (the advisory lock), so each sees every earlier fold's rows.
-    """
-    waiting = WaitingHalf._meta.db_table
-    queue = UnfoldedEvent._meta.db_table
-    c_ok = "(r.cs = 1 AND r.rollout_id IS NOT NULL)"
-    candidate = " AND ".join(f"a.{part.strip()}" for part in _HALVES["c"].split(" AND "))
-    pair = "rollout_id, stage, occurred_at, agent_id, request_key, reference, segment, agent_label, reference_label"
-    # A reference half of the batch that neither pairs in it nor seeks (a candidate of no rollout,
-    # or two, on its request): it waits as it is.
-    unpaired = f"r.cs <> 0 AND NOT {c_ok}"
-    columns = "agent_id, request_key, half, event_id, occurred_at, rollout_id, stage, segment, label"
-    return f"""
-        seeks AS MATERIALIZED (
-            SELECT r.*, 'h' AS seek FROM requests r WHERE {c_ok} AND r.hs = 0
-              AND r.agent_id IN (SELECT agent_id FROM agents WHERE has_h)
-            UNION ALL
-            SELECT r.*, 'i' FROM requests r
-            WHERE {c_ok} AND r.incs = 0 AND r.agent_id IN (SELECT agent_id FROM agents WHERE has_i)
-            UNION ALL
-            SELECT r.*, 'c' FROM requests r WHERE r.cs = 0 AND r.hs = 1
-        ),
-        found AS MATERIALIZED (
-            SELECT s.*, w.ctid AS waiting_row, w.rollout_id AS w_rollout_id, w.stage AS w_stage,
-                   w.occurred_at AS w_occurred_at, w.segment AS w_segment, w.label AS w_label
-            FROM seeks s LEFT JOIN {waiting} w
-              ON w.agent_id = s.agent_id AND w.request_key = s.request_key COLLATE "C" AND w.half = s.seek
-        ),
-        looked AS MATERIALIZED (
-            SELECT r.*, a.*
-            FROM (SELECT * FROM requests r WHERE r.cs = 0 AND r.incs = 1 OFFSET 0) r
-            LEFT JOIN LATERAL (
-                SELECT a.rollout_id AS a_rollout_id, a.stage AS a_stage, a.occurred_at AS a_occurred_at,
-                       a.segment AS a_segment, a.label AS a_label FROM {_EVENT} a
-                WHERE a.agent_id = r.agent_id AND a.request_key = r.request_key AND {candidate}
-                  AND a.rollout_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {queue} q WHERE q.event_id = a.id)
-                LIMIT 1 OFFSET 0) a ON TRUE
-        ),
-        completed AS MATERIALIZED (
-            SELECT r.rollout_id, r.stage, r.occurred_at, r.agent_id, r.request_key, 'human' AS reference,
-                   CASE WHEN r.c_segment <> '' THEN r.c_segment ELSE r.h_segment END AS segment,
-                   r.c_label AS agent_label, r.h_label AS reference_label
-            FROM requests r WHERE {c_ok} AND r.hs = 1
-            UNION ALL
-            SELECT r.rollout_id, r.stage, r.occurred_at, r.agent_id, r.request_key, 'incumbent',
-                   CASE WHEN r.c_segment <> '' THEN r.c_segment ELSE r.i_segment END, r.c_label, r.i_label
-            FROM requests r WHERE {c_ok} AND r.incs = 1
-            UNION ALL
-            SELECT r.rollout_id, r.stage, r.occurred_at, r.agent_id, r.request_key,
-                   CASE r.seek WHEN 'h' THEN 'human' ELSE 'incumbent' END,
-                   CASE WHEN r.c_segment <> '' THEN r.c_segment ELSE r.w_segment END, r.c_label, r.w_label
-            FROM found r WHERE r.waiting_row IS NOT NULL AND r.seek <> 'c'
-            UNION ALL
-            SELECT r.w_rollout_id, r.w_stage, r.w_occurred_at, r.agent_id, r.request_key, 'human',
-                   CASE WHEN r.w_segment <> '' THEN r.w_segment ELSE r.h_segment END, r.w_label, r.h_label
-            FROM found r WHERE r.waiting_row IS NOT NULL AND r.seek = 'c'
-            UNION ALL
-            SELECT r.a_rollout_id, r.a_stage, r.a_occurred_at, r.agent_id, r.request_key, 'incumbent',
-                   CASE WHEN r.a_segment <> '' THEN r.a_segment ELSE r.i_segment END, r.a_label, r.i_label
-            FROM looked r WHERE r.a_rollout_id IS NOT NULL
-        ),
-        met AS (DELETE FROM {waiting} w WHERE w.ctid = ANY (ARRAY(SELECT waiting_row FROM found WHERE waiting_row IS NOT NULL))),
-        waits AS (
-            INSERT INTO {waiting} ({columns})
-            SELECT r.agent_id, r.request_key, 'c', r.c_id, r.occurred_at, r.rollout_id, r.stage, r.c_segment, r.c_label
-            FROM found r WHERE r.waiting_row IS NULL AND r.seek = 'h'
-            UNION ALL
-            SELECT r.agent_id, r.request_key, 'c', r.c_id, r.occurred_at, r.rollout_id, r.stage, r.c_segment, r.c_label
-            FROM requests r WHERE {c_ok} AND r.hs = 0 AND r.agent_id IN (SELECT agent_id FROM agents WHERE NOT has_h)
-            UNION ALL
-            SELECT r.agent_id, r.request_key, 'h', r.h_id, r.h_at, NULL, '', r.h_segment, r.h_label
-            FROM found r WHERE r.waiting_row IS NULL AND r.seek = 'c'
-            UNION ALL
-            SELECT r.agent_id, r.request_key, 'h', r.h_id, r.h_at, NULL, '', r.h_segment, r.h_label
-            FROM requests r WHERE r.hs = 1 AND {unpaired}
-            UNION ALL
-            SELECT r.agent_id, r.request_key, 'i', r.i_id, r.i_at, NULL, '', r.i_segment, r.i_label
-            FROM looked r WHERE r.a_rollout_id IS NULL
-            UNION ALL
-            SELECT r.agent_id, r.request_key, 'i', r.i_id, r.i_at, NULL, '', r.i_segment, r.i_label
-            FROM requests r WHERE r.incs = 1 AND {unpaired}
-            ON CONFLICT (agent_id, request_key, half) DO NOTHING
-        )"""
-
-
-def _agents(requests: str, halves: str = "hi") -> str:
+def _agents(requests: str) -> str:
     """Per agent of the batch: is any human half (`has_h`) or incumbent-version half (`has_i`) of
     it stored? One probe of a partial index each (event_human_idempotency, event_incumbent_half)."""
     def stored(half: str) -> str:
@@ -228,8 +126,7 @@ def _agents(requests: str, halves: str = "hi") -> str:
         # cost of reading every row); ordered as the index is, a scalar subquery walks the index.
         return (f"COALESCE((SELECT TRUE FROM {_EVENT} e WHERE e.agent_id = a.agent_id AND {condition} "
                 f"ORDER BY e.agent_id, e.request_key LIMIT 1), FALSE)")
-    flags = ", ".join(f"{stored(half)} AS has_{half}" for half in halves)
-    return f"SELECT a.agent_id, {flags} FROM (SELECT DISTINCT agent_id FROM {requests}) a"
+    return f"SELECT a.agent_id, {stored('h')} AS has_h, {stored('i')} AS has_i FROM (SELECT DISTINCT agent_id FROM {requests}) a"
 
 
 def _hourly(*, batch: str, hour) -> str:
@@ -329,9 +226,9 @@ def _postgresql_statements(batch_size: int, now, after: int | None = None) -> li
             RETURNING {columns}
         ),
         hourly AS MATERIALIZED ({_hourly(batch="batch", hour=hour)}),
-        requests AS MATERIALIZED ({_requests("batch", ' COLLATE "C"', waiting=True)}),
-        agents AS MATERIALIZED ({_agents("requests WHERE cs = 1 AND (hs = 0 OR incs = 0)")}),
-        {_waiting_pairs()},
+        requests AS MATERIALIZED ({_requests("batch", ' COLLATE "C"')}),
+        agents AS MATERIALIZED ({_agents("requests")}),
+        completed AS MATERIALIZED ({_completed(requests="requests", lateral=True)}),
         {writes}
         SELECT COUNT(*), (SELECT high FROM bounds) FROM batch"""
     return [

@@ -146,32 +146,6 @@ class UnfoldedEvent(models.Model):
                    **{name: getattr(event, name) for name in cls.FOLD_COLUMNS})
 
 
-class WaitingHalf(models.Model):
-    """A folded half of a pair still waiting for its partner (PostgreSQL's fold; telemetry/fold.py).
-
-    The fold joins a batch's halves to these by hash instead of looking each partner up in every
-    partition of the event table; a pair that completes deletes the row. `half`: "c" the
-    candidate's decision (waiting for a human's), "h" a human's, "i" the incumbent version's
-    (each waiting for the candidate's). A candidate waiting for an incumbent half has no row: an
-    incumbent half folded after its candidate looks the candidate up (telemetry/fold.py). The
-    candidate's row carries what the pair rollup keys on; a reference's, its label and segment.
-    Kept as long as the half's event: the retention deletes a row once its event is gone
-    (telemetry/retention.py). No foreign keys, like the queue: every write would pay their checks.
-    """
-
-    pk = models.CompositePrimaryKey("agent_id", "request_key", "half")  # its one index
-    agent_id = models.BigIntegerField()
-    # PostgreSQL compares it by bytes (COLLATE "C", migration 0015), as the fold's grouping does.
-    request_key = models.CharField(max_length=200)
-    half = models.CharField(max_length=1)
-    event_id = models.BigIntegerField()  # the half's event
-    occurred_at = models.DateTimeField()  # the half's own (its event's partition key)
-    rollout_id = models.BigIntegerField(null=True)  # the candidate's; null for a reference half
-    stage = models.CharField(max_length=40, blank=True, default="")
-    segment = models.CharField(max_length=100, blank=True, default="")
-    label = models.CharField(max_length=200)
-
-
 # --- rollups: what the fold task maintains and every dashboard and gate reads -------------
 # Keys: rollout, stage (the rollout's stage when the event occurred), hour (occurred_at truncated
 # to the hour, UTC) and arm. Events of no rollout, and of arm "other", are not rolled up.

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import connection, transaction
 
-from .models import DiscrepantPair, Event, UnfoldedEvent, WaitingHalf
+from .models import DiscrepantPair, Event, UnfoldedEvent
 from .partitions import KEYS, TABLE, Partition, partitioned, partitions_ensure, partitions_expired
 
 # Rows a transaction: short enough that ingestion never waits long on a deleting transaction.
@@ -93,7 +93,6 @@ def retention_apply(*, now: datetime, batch: int = DELETE_BATCH) -> RetentionDon
         events = _apply_partitioned(cutoff, now, batch)
     else:
         events = _delete_rows(Event._meta.db_table, cutoff, batch)
-    _prune_waiting(cutoff)
     pairs = 0
     while True:
         with transaction.atomic():
@@ -102,19 +101,6 @@ def retention_apply(*, now: datetime, batch: int = DELETE_BATCH) -> RetentionDon
         if len(ids) < batch:
             break
     return RetentionDone(cutoff=cutoff, events=events, discrepant_pairs=pairs, seconds=time.monotonic() - started)
-
-
-def _prune_waiting(cutoff: datetime) -> int:
-    """Delete the fold's waiting halves (WaitingHalf) older than the cutoff whose event is gone:
-    their partner can no longer pair with them, as with the event the fold used to look up.
-    One whose event is kept (an expired month held back by unfolded events) stays with it."""
-    waiting = WaitingHalf._meta.db_table
-    with transaction.atomic(), connection.cursor() as cursor:
-        # The event by its primary key (id, occurred_at): one partition's index on PostgreSQL.
-        cursor.execute(f"DELETE FROM {waiting} WHERE occurred_at < %s AND NOT EXISTS (SELECT 1 FROM "
-                       f"{Event._meta.db_table} e WHERE e.id = {waiting}.event_id AND e.occurred_at = {waiting}.occurred_at)",
-                       [connection.ops.adapt_datetimefield_value(cutoff)])
-        return cursor.rowcount
 
 
 def _apply_partitioned(cutoff: datetime, now: datetime, batch: int) -> int:
