@@ -462,6 +462,28 @@ def ticket_resolve(*, reviewer, ticket: EscalationTicket, label: str, notes: str
         return current
 
 
+def tickets_release_claims_of(user) -> int:
+    """A person removed from the product gives back every claim they hold, in the transaction that
+    removes them: each ticket returns to the queue with a "released" history row and an audit entry
+    naming the former holder (their claimant column would otherwise be emptied on a claimed ticket,
+    which the table refuses). Returns how many were given back."""
+    name = _username(user)
+    now = timezone.now()
+    with transaction.atomic():
+        live = list(EscalationTicket.objects.select_for_update().filter(claimed_by=user, status=TicketStatus.CLAIMED)
+                    .order_by("pk"))
+        for ticket in live:
+            EscalationTicket.objects.filter(pk=ticket.pk).update(
+                status=TicketStatus.OPEN, claimed_by=None, claimed_at=None, lease_expires_at=None)
+            note = f"{name} was removed"
+            TicketEvent.objects.create(ticket=ticket, kind=TicketEventKind.RELEASED, actor=None, at=now,
+                                       detail={"holder": name, "by_manager": False, "note": note})
+            audit_record(actor=None, action="ticket.released", obj=ticket,
+                         before={"status": TicketStatus.CLAIMED, "claimed_by": name},
+                         after={"status": TicketStatus.OPEN, "note": note})
+    return len(live)
+
+
 def tickets_sweep_expired_leases(*, now: datetime | None = None, batch: int = SWEEP_BATCH) -> int:
     """Return every claim whose lease lapsed to the queue, one compare-and-set each; count them."""
     now = now or timezone.now()

@@ -35,8 +35,10 @@ class AuditEntry(models.Model):
 
     at = models.DateTimeField(default=timezone.now, db_index=True)
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
-        db_constraint=False,  # the trail outlives the users it names
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.DO_NOTHING, related_name="+",
+        # The trail outlives the users it names: removing a person leaves their entries as written
+        # (emptying the column would be an UPDATE, which the append-only trail refuses).
+        db_constraint=False,
     )
     actor_label = models.CharField(max_length=200)  # "alice", "alice via token ci-runtime", "system"
     action = models.CharField(max_length=64, db_index=True)

@@ -124,8 +124,10 @@ class UnfoldedEvent(models.Model):
     # deleted by the fold; the ORM still cascades a deleted event or rollout.
     event = models.OneToOneField(Event, on_delete=models.CASCADE, primary_key=True, related_name="+",
                                  db_constraint=False)
+    # No index either: the queue holds a handful of rows between folds, read by rollout only for
+    # `pending_events` (a scan of those rows), and each index cost every ingested event a write.
     rollout = models.ForeignKey("rollouts.Rollout", null=True, on_delete=models.CASCADE, related_name="+",
-                                db_constraint=False)
+                                db_constraint=False, db_index=False)
     # Copies of the event's columns (Event's field definitions), written with it.
     agent_id = models.BigIntegerField(default=0)
     request_key = models.CharField(max_length=200, default="")

@@ -1,5 +1,7 @@
 """Celery tasks of the telemetry app: thin callers of the fold."""
 import logging
+import threading
+import time
 
 from celery import current_app, shared_task
 from django.core.cache import cache
@@ -12,6 +14,9 @@ from .retention import retention_apply
 
 log = logging.getLogger("rolloutops.telemetry")
 GUARDRAIL_DEBOUNCE_S = 5
+# Ingestion asks for a fold at most once per this many seconds a process, the fold to run that long
+# after the ask: every batch committed in between is queued before it starts (fold_soon).
+FOLD_NOTICE_S = 1.0
 PARTITIONS_CHECK_S = 3600
 
 
@@ -26,8 +31,9 @@ PARTITIONS_CHECK_S = 3600
     time_limit=90,
 )
 def fold_events() -> int:
-    # Ingestion enqueues one per batch and beat one every 15 s; a fold that finds another
-    # running, or nothing to do, returns at once. A kill mid-batch rolls that batch back.
+    # Ingestion asks for one at most once a second a process (fold_soon) and beat one every 15 s;
+    # a fold that finds another running, or nothing to do, returns at once. A kill mid-batch rolls
+    # that batch back.
     if cache.add("telemetry:partitions-ensured", 1, timeout=PARTITIONS_CHECK_S):
         # The coming month's partition exists before its first event, whether or not anyone runs
         # `manage.py retention` (which does the same); without it events would land in DEFAULT.
@@ -41,6 +47,31 @@ def fold_events() -> int:
     if folded:
         guardrails_soon()
     return folded
+
+
+_fold_asked = {"until": float("-inf")}
+_fold_lock = threading.Lock()
+
+
+def fold_soon() -> None:
+    """Called after a commit that queued events: a fold runs within FOLD_NOTICE_S (plus the time to
+    fold), one message a process per FOLD_NOTICE_S however many batches commit.
+
+    The message asks for a fold FOLD_NOTICE_S from now; a batch committed before then is queued
+    when that fold starts, so it sends nothing. The queue rows, not the message, are what must not
+    be lost: a message lost with a broker or worker leaves them to the next fold, and beat runs one
+    every 15 s (rolloutops/settings.py, CELERY_BEAT_SCHEDULE)."""
+    now = time.monotonic()
+    with _fold_lock:
+        if now < _fold_asked["until"]:
+            return
+        _fold_asked["until"] = now + FOLD_NOTICE_S
+    try:
+        fold_events.apply_async(countdown=FOLD_NOTICE_S)
+    except Exception:
+        # The batch is stored and queued: the next ask, or beat, folds it. Ask again next time.
+        _fold_asked["until"] = float("-inf")
+        raise
 
 
 def guardrails_soon() -> None:

@@ -19,6 +19,7 @@ from escalations.services import (
     tickets_notify_sla_breaches,
     tickets_sweep_expired_leases,
 )
+from rolloutops.audit import audit_seal, audit_verify
 from rolloutops.exceptions import Conflict, Forbidden
 from rolloutops.models import AuditEntry
 from rollouts.models import Rollout
@@ -142,6 +143,26 @@ def test_release_by_claimant_or_manager_only(make_ticket, reviewer, reviewer2, m
     assert ticket_release(actor=reviewer2, ticket=ticket).status == TicketStatus.OPEN
     with pytest.raises(Conflict, match="not claimed"):
         ticket_release(actor=reviewer2, ticket=ticket)
+
+
+def test_removing_a_person_gives_their_claims_back_to_the_queue(make_ticket, reviewer, reviewer2):
+    held = ticket_claim(reviewer=reviewer, ticket=make_ticket())
+    other = ticket_claim(reviewer=reviewer2, ticket=make_ticket())
+    reviewer.delete()
+    held.refresh_from_db()
+    assert (held.status, held.claimed_by_id, held.lease_expires_at) == (TicketStatus.OPEN, None, None)
+    last = TicketEvent.objects.filter(ticket=held).order_by("pk").last()
+    assert (last.kind, last.detail["holder"], last.detail["note"]) == ("released", "rita", "rita was removed")
+    entry = AuditEntry.objects.get(action="ticket.released", object_id=str(held.pk))
+    assert entry.before == {"status": "claimed", "claimed_by": "rita"} and entry.after["status"] == "open"
+    other.refresh_from_db()
+    assert other.status == TicketStatus.CLAIMED and other.claimed_by_id == reviewer2.pk
+    assert ticket_claim_next(reviewer=reviewer2).pk == held.pk
+    # Their own entries stay as written (on PostgreSQL the trail refuses an UPDATE), and the chain holds.
+    claimed = AuditEntry.objects.filter(action="ticket.claimed", object_id=str(held.pk)).order_by("pk").first()
+    assert claimed.actor_label.startswith("rita")
+    audit_seal()
+    assert audit_verify().intact
 
 
 def test_only_the_claimant_resolves(make_ticket, reviewer, reviewer2):

@@ -3,7 +3,7 @@ from datetime import timedelta
 
 import pytest
 
-from telemetry.models import Event
+from telemetry.models import Event, UnfoldedEvent
 from tests.factories import AgentVersionFactory
 from tests.telemetry.factories import T0
 
@@ -59,6 +59,20 @@ def test_retried_batch_stores_nothing_twice(events_client, shadow_rollout):
     second = events_client.post(URL, body).json()
     assert (second["accepted"], second["duplicates"], second["errors"]) == (0, 3, [])
     assert Event.objects.count() == 2
+
+
+def test_a_full_batch_is_stored_and_queued_once_with_a_repeat_far_from_its_first(events_client, shadow_rollout):
+    # On PostgreSQL the whole batch is one statement (telemetry/services.py); on SQLite statements
+    # of 1,000 rows in one transaction. The repeat of k10 comes 4,989 events after it.
+    slug = shadow_rollout.agent.slug
+    body = {"events": [_event(slug, f"k{i}") for i in range(4999)] + [_event(slug, "k10", label="deny")]}
+    first = events_client.post(URL, body).json()
+    assert (first["accepted"], first["duplicates"], first["errors"]) == (4999, 1, [])
+    assert Event.objects.count() == UnfoldedEvent.objects.count() == 4999
+    assert Event.objects.get(request_key="k10").label == "approve"  # the first of a repeated key is kept
+    second = events_client.post(URL, body).json()
+    assert (second["accepted"], second["duplicates"], second["errors"]) == (0, 5000, [])
+    assert Event.objects.count() == UnfoldedEvent.objects.count() == 4999
 
 
 def test_event_attaches_to_the_stage_current_at_occurred_at(events_client, shadow_rollout):

@@ -141,9 +141,7 @@ def _only_postgres(is_postgres):
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_folds_racing_with_ingestion_count_each_event_and_pair_once(_only_postgres, monkeypatch):
-    from telemetry.tasks import fold_events
-
-    monkeypatch.setattr(fold_events, "delay", lambda: None)  # these threads are the workers
+    monkeypatch.setattr("telemetry.services.fold_soon", lambda: None)  # these threads are the workers
     rollout = rollout_with_history()
     slug = rollout.agent.slug
     posts = []
