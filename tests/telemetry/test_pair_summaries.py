@@ -79,7 +79,7 @@ def test_the_migration_fills_the_sums_from_the_pair_rollup(events_client, shadow
     folded = _pair_groups(shadow_rollout.pk)
     PairCell.objects.all().delete()
     AgreementHour.objects.all().delete()
-    migration = importlib.import_module("telemetry.migrations.0015_pair_summaries")
+    migration = importlib.import_module("telemetry.migrations.0016_pair_summaries")
     with connection.cursor() as cursor:
         for statement in connection.ops.prepare_sql_script(migration.BACKFILL):
             cursor.execute(statement)

@@ -20,7 +20,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('rollouts', '0005_guardrail_state'),
-        ('telemetry', '0014_drop_event_agent_key_index'),
+        ('telemetry', '0015_queue_without_rollout_index'),
     ]
 
     operations = [
