@@ -18,6 +18,7 @@ Ratios: large ÷ empty for the ingestion rate and for each page's p95.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import statistics
@@ -36,8 +37,8 @@ def p95(samples: list[float]) -> float:
     return statistics.quantiles(samples, n=20, method="inclusive")[18]
 
 
-def fresh_database() -> None:
-    """DATABASE_URL's database name + "_scale", dropped if it exists (setup_django creates and migrates it)."""
+def point_database(*, fresh: bool) -> None:
+    """DATABASE_URL's database name + "_scale"; `fresh`: dropped if it exists (setup_django creates and migrates it)."""
     import dj_database_url
     import psycopg
 
@@ -45,6 +46,8 @@ def fresh_database() -> None:
     db = dj_database_url.parse(url)
     name = db["NAME"] if db["NAME"].endswith("_scale") else db["NAME"] + "_scale"
     os.environ["DATABASE_URL"] = url.rsplit("/", 1)[0] + "/" + name
+    if not fresh:
+        return
     admin = psycopg.connect(host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"],
                             password=db["PASSWORD"] or None, dbname="postgres", autocommit=True)
     admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -158,19 +161,35 @@ def filler_load(cursor, rows: int, ids: dict, oldest: datetime, span: timedelta)
     cursor.execute(f"ANALYZE {TABLE}")
     cursor.execute(f"VACUUM ANALYZE {KEYS}")
     print(f"  keys: {len(key_indexes)} indexes built, vacuumed ({time.perf_counter() - t:.0f} s)", flush=True)
+    cursor.execute("CHECKPOINT")  # the load's pages on disk: the measurements start from a steady state
+    print(f"  checkpoint ({time.perf_counter() - t:.0f} s)", flush=True)
+    cursor.execute(f"SELECT COUNT(*) FROM {TABLE}")
+    return cursor.fetchone()[0], sizes(cursor)
+
+
+def sizes(cursor) -> str:
+    """Each partition's and the keys table's size, printed; their total with indexes, pretty."""
+    from telemetry.partitions import KEYS, TABLE
+
     # A partitioned table's own size is 0: its partitions' (and the idempotency keys', telemetry/partitions.py).
-    cursor.execute("SELECT c.relname, pg_table_size(c.oid), pg_indexes_size(c.oid), "
-                   "(SELECT reltuples::bigint FROM pg_class WHERE oid = c.oid) FROM pg_class c "
+    cursor.execute("SELECT c.relname, pg_table_size(c.oid), pg_indexes_size(c.oid), c.reltuples::bigint FROM pg_class c "
                    "WHERE c.oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = %s::regclass) "
                    "OR c.oid = %s::regclass ORDER BY c.relname", [TABLE, KEYS])
     total = 0
     for name, heap, index, estimate in cursor.fetchall():
         total += heap + index
         print(f"  {name:28} ~{max(0, estimate):>12,} rows  {heap / 2**30:6.2f} GB + indexes {index / 2**30:6.2f} GB")
-    cursor.execute(f"SELECT COUNT(*) FROM {TABLE}")
-    count = cursor.fetchone()[0]
     cursor.execute("SELECT pg_size_pretty(%s::bigint)", [total])
-    return count, cursor.fetchone()[0]
+    return cursor.fetchone()[0]
+
+
+def request_key(prefix: str, key: str, order: str) -> str:
+    """The ingested events' request keys. "sequential": prefix-req-i, which sort together, so new keys
+    land on the last pages of the request-keyed indexes; "random": a hash of it, so each lands on a
+    random page of them, as request ids (UUIDs, hashes) from a real deployment do."""
+    if order == "random":
+        return hashlib.sha1(f"{prefix}-{key}".encode()).hexdigest()
+    return f"{prefix}-{key}"
 
 
 def main() -> None:
@@ -178,22 +197,32 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000_000, help="filler events (default 10,000,000)")
     parser.add_argument("--events", type=int, default=20_000, help="events ingested on each table (default 20,000)")
     parser.add_argument("--requests", type=int, default=30, help="requests of each page on each table (default 30)")
+    parser.add_argument("--keys", choices=("sequential", "random"), default="sequential",
+                        help="request keys of the ingested events (default sequential; see request_key)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="measure the large table an earlier run left: no empty phase, no load")
+    parser.add_argument("--baseline", help="with --reuse: a file ending with an earlier run's JSON line, whose "
+                                           "empty-table figures are the baseline (e.g. a --rows 0 run just before)")
     parser.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
     args = parser.parse_args()
-    fresh_database()
+    point_database(fresh=not args.reuse)
     setup_django()
     from django.contrib.auth.models import Group, User
     from django.db import connection, transaction
     from django.test import Client
 
     from rolloutops.tokens import token_issue
+    from rollouts.models import Rollout
     from telemetry.fold import events_fold
 
     now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
     start = now - timedelta(days=2)
     with transaction.atomic():
-        rollout = bench_rollout(SLUG, now - timedelta(days=29))
-        other = bench_rollout(SLUG_OTHER, now - timedelta(days=29))
+        if args.reuse:
+            rollout, other = (Rollout.objects.get(agent__slug=slug) for slug in (SLUG, SLUG_OTHER))
+        else:
+            rollout = bench_rollout(SLUG, now - timedelta(days=29))
+            other = bench_rollout(SLUG_OTHER, now - timedelta(days=29))
         user, _ = User.objects.get_or_create(username="bench-scale")
         user.groups.add(Group.objects.get(name="operator"))
         _, token = token_issue(user=user, scopes="events:write", name="bench")
@@ -203,7 +232,7 @@ def main() -> None:
 
     def ingest(prefix: str) -> float:
         """Events/s of --events new events, after two untimed batches (a process's first requests warm it)."""
-        batch = [dict(e, request_key=f"{prefix}-{e['request_key']}")
+        batch = [dict(e, request_key=request_key(prefix, e["request_key"], args.keys))
                  for e in events(SLUG, args.events + 2 * BATCH, start)]
         bodies = [json.dumps({"events": batch[i:i + BATCH]}).encode() for i in range(0, len(batch), BATCH)]
         for body in bodies[:2]:
@@ -231,40 +260,51 @@ def main() -> None:
             out[what] = samples
         return out
 
-    empty_rate = ingest("empty")
-    events_fold(max_seconds=600)
-    empty_pages = pages()
-    print(f"empty table: {args.events:,} events ingested at {empty_rate:,.0f} events/s")
+    run = f"{now:%Y%m%d%H}-{os.getpid()}"  # keys new on a reused table too
+    if args.reuse:
+        with open(args.baseline) as f:
+            baseline = json.loads(f.read().strip().splitlines()[-1])
+        empty_rate = baseline["ingest"]["empty_events_per_s"]
+        empty = {what: (figures["empty_p50_ms"], figures["empty_p95_ms"]) for what, figures in baseline["pages"].items()}
+        with connection.cursor() as cursor:
+            size = sizes(cursor)
+            cursor.execute("SELECT SUM(reltuples)::bigint FROM pg_class WHERE oid IN "
+                           "(SELECT inhrelid FROM pg_inherits WHERE inhparent = 'telemetry_event'::regclass)")
+            rows = cursor.fetchone()[0]
+        load_s = 0
+        print(f"reused table: ~{rows:,} rows, {size} with indexes and keys; baseline {args.baseline}")
+    else:
+        empty_rate = ingest(f"empty-{run}")
+        events_fold(max_seconds=600)
+        empty = {what: (statistics.median(samples), p95(samples)) for what, samples in pages().items()}
+        print(f"empty table: {args.events:,} events ingested at {empty_rate:,.0f} events/s", flush=True)
+        t = time.perf_counter()
+        with connection.cursor() as cursor:
+            rows, size = filler_load(cursor, args.rows, {
+                "agent": rollout.agent_id, "version": rollout.version_id, "rollout": rollout.pk,
+                "other_agent": other.agent_id, "other_version": other.version_id, "other_rollout": other.pk},
+                oldest=now - timedelta(days=29), span=timedelta(days=29))
+        load_s = time.perf_counter() - t
+        print(f"loaded {args.rows:,} filler rows in {load_s:.0f} s (with indexes, vacuum, analyze and a checkpoint): "
+              f"table {rows:,} rows, {size} with indexes and keys", flush=True)
 
-    t = time.perf_counter()
-    with connection.cursor() as cursor:
-        rows, size = filler_load(cursor, args.rows, {
-            "agent": rollout.agent_id, "version": rollout.version_id, "rollout": rollout.pk,
-            "other_agent": other.agent_id, "other_version": other.version_id, "other_rollout": other.pk},
-            oldest=now - timedelta(days=29), span=timedelta(days=29))
-    load_s = time.perf_counter() - t
-    print(f"loaded {args.rows:,} filler rows in {load_s:.0f} s (with indexes, vacuum and analyze): "
-          f"table {rows:,} rows, {size} with indexes and keys", flush=True)
-
-    large_pages = pages()
-    large_rate = ingest("large")
-    print(f"large table: {args.events:,} events ingested at {large_rate:,.0f} events/s")
+    large = {what: (statistics.median(samples), p95(samples)) for what, samples in pages().items()}
+    large_rate = ingest(f"large-{run}")
+    print(f"large table: {args.events:,} events ingested at {large_rate:,.0f} events/s ({args.keys} keys)")
 
     print(f"{'':26}{'empty p50/p95 ms':>20}{'large p50/p95 ms':>20}{'ratio p95':>11}")
     figures = {}
-    for what in empty_pages:
-        e, g = empty_pages[what], large_pages[what]
-        figures[what] = {"empty_p95_ms": round(p95(e), 1), "large_p95_ms": round(p95(g), 1),
-                         "ratio": round(p95(g) / p95(e), 2)}
-        print(f"{what:26}{statistics.median(e):>10.1f}/{p95(e):<9.1f}{statistics.median(g):>10.1f}/{p95(g):<9.1f}"
-              f"{p95(g) / p95(e):>10.2f}x")
+    for what, (e50, e95) in empty.items():
+        g50, g95 = large[what]
+        figures[what] = {"empty_p50_ms": round(e50, 1), "empty_p95_ms": round(e95, 1), "large_p50_ms": round(g50, 1),
+                         "large_p95_ms": round(g95, 1), "ratio": round(g95 / e95, 2)}
+        print(f"{what:26}{e50:>10.1f}/{e95:<9.1f}{g50:>10.1f}/{g95:<9.1f}{g95 / e95:>10.2f}x")
     ratio = large_rate / empty_rate
     print(f"ingestion large / empty        {ratio:.2f}   (target >= 0.90)")
     if args.json:
-        emit_json("scale", ratio, rows=rows, table_size=size, load_s=round(load_s),
+        emit_json("scale", ratio, rows=rows, table_size=size, load_s=round(load_s), keys=args.keys,
                   ingest={"empty_events_per_s": round(empty_rate), "large_events_per_s": round(large_rate)},
                   pages=figures)
-
 
 if __name__ == "__main__":
     main()
