@@ -183,6 +183,14 @@ def sizes(cursor) -> str:
     return cursor.fetchone()[0]
 
 
+def index_blocks(cursor) -> dict[str, tuple[int, int]]:
+    """Blocks of each event and key index read into shared_buffers, and found there, so far."""
+    cursor.execute("SELECT pg_stat_force_next_flush()")
+    cursor.execute("SELECT indexrelname, idx_blks_read, idx_blks_hit FROM pg_statio_user_indexes "
+                   "WHERE relname LIKE 'telemetry_event%%'")
+    return {name: (read, hit) for name, read, hit in cursor.fetchall()}
+
+
 def request_key(prefix: str, key: str, order: str) -> str:
     """The ingested events' request keys. "sequential": prefix-req-i, which sort together, so new keys
     land on the last pages of the request-keyed indexes; "random": a hash of it, so each lands on a
@@ -289,8 +297,17 @@ def main() -> None:
               f"table {rows:,} rows, {size} with indexes and keys", flush=True)
 
     large = {what: (statistics.median(samples), p95(samples)) for what, samples in pages().items()}
-    large_rate = ingest(f"large-{run}")
-    print(f"large table: {args.events:,} events ingested at {large_rate:,.0f} events/s ({args.keys} keys)")
+    with connection.cursor() as cursor:
+        before = index_blocks(cursor)
+        large_rate = ingest(f"large-{run}")
+        after = index_blocks(cursor)
+    print(f"large table: {args.events:,} events ingested at {large_rate:,.0f} events/s ({args.keys} keys); "
+          f"index blocks read from outside shared_buffers / found in them, per 1,000 events:")
+    per = 1000 / (args.events + 2 * BATCH)
+    for name, (read, hit) in sorted(after.items(), key=lambda item: before.get(item[0], (0, 0))[0] - item[1][0]):
+        read, hit = read - before.get(name, (0, 0))[0], hit - before.get(name, (0, 0))[1]
+        if read + hit:
+            print(f"  {name:48}{read * per:>9,.0f} /{hit * per:>9,.0f}")
 
     print(f"{'':26}{'empty p50/p95 ms':>20}{'large p50/p95 ms':>20}{'ratio p95':>11}")
     figures = {}
