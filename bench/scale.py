@@ -54,8 +54,10 @@ def point_database(*, fresh: bool) -> None:
     admin.close()
 
 
-# Into a standalone copy of a month's partition (no index yet): id, occurred_at and the request key
-# follow g; every key is unique per decider, as ingestion would have made it.
+# Into a standalone copy of a month's partition (no index yet): id and occurred_at follow g; the
+# request key is a hash of g / 2, unique per decider as ingestion would have made it and spread over
+# the key space as request ids (UUIDs, hashes) are: a key prefix shared by all the filler would put
+# every hashed key ingested later on the same few index pages (request_key).
 FILLER = """
 INSERT INTO {table} (id, agent_id, version_id, rollout_id, stage, arm, slow, request_key, kind, label, segment,
                      confidence, latency_ms, outcome, input_hash, trace, has_trace, occurred_at, received_at)
@@ -63,7 +65,7 @@ SELECT %(first_id)s + g, CASE WHEN g %% 4 < 2 THEN %(agent)s ELSE %(other_agent)
        CASE WHEN g %% 2 = 0 THEN CASE WHEN g %% 4 < 2 THEN %(version)s ELSE %(other_version)s END END,
        CASE WHEN g %% 4 < 2 THEN %(rollout)s ELSE %(other_rollout)s END, 'shadow',
        CASE WHEN g %% 2 = 0 THEN 'candidate' ELSE 'control' END, NULL,
-       'fill-' || (g / 2)::text, CASE WHEN g %% 2 = 0 THEN 'agent' ELSE 'human' END,
+       md5('fill-' || (g / 2)::text), CASE WHEN g %% 2 = 0 THEN 'agent' ELSE 'human' END,
        (ARRAY['approve', 'deny', 'refer', 'fraud'])[1 + (g * 7919) %% 4], 'seg-' || (g %% 8)::text,
        CASE WHEN g %% 2 = 0 THEN 0.87 END, CASE WHEN g %% 2 = 0 THEN 100 + (g * 31) %% 900 END, 'ok', 'h',
        CASE WHEN g %% 2 = 0 THEN '{{"steps": [{{"tool": "lookup", "ms": 12}}]}}'::jsonb END, g %% 2 = 0,
