@@ -300,11 +300,13 @@ def main() -> None:
 
     large = {what: (statistics.median(samples), p95(samples)) for what, samples in pages().items()}
     with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('shared_buffers'), current_setting('wal_compression')")
+        shared_buffers, wal_compression = cursor.fetchone()
         before = index_blocks(cursor)
         large_rate = ingest(f"large-{run}")
         after = index_blocks(cursor)
-    print(f"large table: {args.events:,} events ingested at {large_rate:,.0f} events/s ({args.keys} keys); "
-          f"index blocks read from outside shared_buffers / found in them, per 1,000 events:")
+    print(f"large table: {args.events:,} events ingested at {large_rate:,.0f} events/s ({args.keys} keys; "
+          f"shared_buffers {shared_buffers}, wal_compression {wal_compression}); index blocks read from outside shared_buffers / found in them, per 1,000 events:")
     per = 1000 / (args.events + 2 * BATCH)
     for name, (read, hit) in sorted(after.items(), key=lambda item: before.get(item[0], (0, 0))[0] - item[1][0]):
         read, hit = read - before.get(name, (0, 0))[0], hit - before.get(name, (0, 0))[1]
@@ -322,6 +324,7 @@ def main() -> None:
     print(f"ingestion large / empty        {ratio:.2f}   (target >= 0.90)")
     if args.json:
         emit_json("scale", ratio, rows=rows, table_size=size, load_s=round(load_s), keys=args.keys,
+                  settings={"shared_buffers": shared_buffers, "wal_compression": wal_compression},
                   ingest={"empty_events_per_s": round(empty_rate), "large_events_per_s": round(large_rate)},
                   pages=figures)
 
