@@ -272,9 +272,11 @@ def main() -> None:
 
     run = f"{now:%Y%m%d%H}-{os.getpid()}"  # keys new on a reused table too
     if args.reuse:
+        events_fold(max_seconds=3600)  # what earlier runs left in the queue: the pages as after a fold
         with open(args.baseline) as f:
             baseline = json.loads(f.read().strip().splitlines()[-1])
         empty_rate = baseline["ingest"]["empty_events_per_s"]
+        empty_fold = baseline.get("fold_s", {}).get("empty")
         empty = {what: (figures["empty_p50_ms"], figures["empty_p95_ms"]) for what, figures in baseline["pages"].items()}
         with connection.cursor() as cursor:
             size = sizes(cursor)
@@ -285,7 +287,9 @@ def main() -> None:
         print(f"reused table: ~{rows:,} rows, {size} with indexes and keys; baseline {args.baseline}")
     else:
         empty_rate = ingest(f"empty-{run}")
-        events_fold(max_seconds=600)
+        t = time.perf_counter()
+        events_fold(max_seconds=3600)
+        empty_fold = time.perf_counter() - t
         empty = {what: (statistics.median(samples), p95(samples)) for what, samples in pages().items()}
         print(f"empty table: {args.events:,} events ingested at {empty_rate:,.0f} events/s", flush=True)
         t = time.perf_counter()
@@ -305,6 +309,9 @@ def main() -> None:
         before = index_blocks(cursor)
         large_rate = ingest(f"large-{run}")
         after = index_blocks(cursor)
+    t = time.perf_counter()
+    events_fold(max_seconds=3600)  # the fold of the same events, against the empty table's
+    large_fold = time.perf_counter() - t
     print(f"large table: {args.events:,} events ingested at {large_rate:,.0f} events/s ({args.keys} keys; "
           f"shared_buffers {shared_buffers}, wal_compression {wal_compression}); index blocks read from outside shared_buffers / found in them, per 1,000 events:")
     per = 1000 / (args.events + 2 * BATCH)
@@ -322,9 +329,12 @@ def main() -> None:
         print(f"{what:26}{e50:>10.1f}/{e95:<9.1f}{g50:>10.1f}/{g95:<9.1f}{g95 / e95:>10.2f}x")
     ratio = large_rate / empty_rate
     print(f"ingestion large / empty        {ratio:.2f}   (target >= 0.90)")
+    if empty_fold:
+        print(f"fold of the ingested events    {empty_fold:.1f} s / {large_fold:.1f} s = {large_fold / empty_fold:.2f}x")
     if args.json:
         emit_json("scale", ratio, rows=rows, table_size=size, load_s=round(load_s), keys=args.keys,
                   settings={"shared_buffers": shared_buffers, "wal_compression": wal_compression},
+                  fold_s={"empty": empty_fold and round(empty_fold, 2), "large": round(large_fold, 2)},
                   ingest={"empty_events_per_s": round(empty_rate), "large_events_per_s": round(large_rate)},
                   pages=figures)
 
