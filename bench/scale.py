@@ -1,6 +1,6 @@
 """Benchmark: ingestion and the rollout page on a large event table against the same on an empty one.
 
-Run: .venv/bin/python bench/scale.py [--rows 10000000] [--events 20000] [--requests 30] [--json]
+Run: .venv/bin/python bench/scale.py [--rows 10000000] [--events 20000] [--requests 30] [--keys random] [--json]
 (PostgreSQL; its own database, DATABASE_URL's name + "_scale", dropped and created afresh each run).
 
 1. Empty table: POST /api/v1/events (in-process, 1,000 a batch) for one shadow rollout, then the
@@ -10,11 +10,12 @@ Run: .venv/bin/python bench/scale.py [--rows 10000000] [--events 20000] [--reque
    retention, not queued (as if folded long ago), each with its idempotency key. Loaded as a
    restore would be (filler_load): each month's partition rebuilt as a plain table, filled
    without indexes, vacuumed, indexed, attached in place of the old one; the keys' indexes
-   built after their rows. ~14 s a million on the 2-core machine (~25 s with every index in
+   built after their rows. ~16 s a million on the 2-core machine (~25 s with every index in
    place, the way it was loaded before). Row count and sizes printed.
-3. Large table: the same pages (same rollups), then --events more events ingested the same way.
-Ratios: large ÷ empty for the ingestion rate and for each page's p95.
-"""
+3. Large table: the same pages (same rollups), then --events more events ingested the same way
+   (--keys: hashed request keys, or keys sorting after every stored one), and their fold.
+Ratios: large ÷ empty for the ingestion rate and for each page's p95. --reuse re-measures the large
+table an earlier run left against the empty figures of a --baseline run (bench/README.md, "Scale")."""
 from __future__ import annotations
 
 import argparse
@@ -324,7 +325,8 @@ def main() -> None:
         after = index_blocks(cursor)
     large_fold = fold()  # the same events' fold, against the empty table's
     print(f"large table: {args.events:,} events ingested at {large_rate:,.0f} events/s ({args.keys} keys; "
-          f"shared_buffers {shared_buffers}, wal_compression {wal_compression}); index blocks read from outside shared_buffers / found in them, per 1,000 events:")
+          f"shared_buffers {shared_buffers}, wal_compression {wal_compression}); index blocks read from "
+          f"outside shared_buffers / found in them, per 1,000 events:")
     per = 1000 / (args.events + 2 * BATCH)
     for name, (read, hit) in sorted(after.items(), key=lambda item: before.get(item[0], (0, 0))[0] - item[1][0]):
         read, hit = read - before.get(name, (0, 0))[0], hit - before.get(name, (0, 0))[1]
