@@ -101,3 +101,12 @@ def test_an_expired_month_with_unfolded_events_waits_for_the_fold(events_client,
     events_fold()
     assert retention_apply(now=NOW).events == 2
     assert rollout_discrepancy(rollout_id=rollout.pk)["pairs"] == 1
+
+
+def test_autovacuum_clears_the_fold_queue_after_a_fixed_number_of_deleted_rows():
+    # The pages count the queue, walking rows the fold deleted until vacuum clears them: the
+    # threshold must not grow with the table (scale factor 0), or a busy queue is walked for minutes.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = 'telemetry_unfoldedevent'")
+        options = set(cursor.fetchone()[0] or [])
+    assert {"autovacuum_vacuum_scale_factor=0", "autovacuum_vacuum_threshold=10000"} <= options
