@@ -121,6 +121,8 @@ def guardrail_history(rollout: Rollout) -> dict:
     its transitions, for the guardrail chart."""
     live = [stage for stage in rollout.stages.all() if stage.mode == StageMode.LIVE]  # in position order
     hourly = stage_hourly(rollout_id=rollout.pk, stages=[stage.name for stage in live])
+    if not hourly:
+        return {"hourly": [], "marks": []}  # no chart is drawn: its markers are not read
     # Only the transitions of the live period: earlier ones would stretch the time axis.
     first_live = next((stage.entered_at for stage in live if stage.entered_at is not None), None)
     transitions = rollout.transitions.exclude(action=TransitionAction.START).order_by("at")
