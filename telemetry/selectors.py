@@ -492,11 +492,12 @@ def _panel_charts(confusion: dict, segments: dict) -> dict:
 
 def shadow_panel_context(*, rollout, bar: float | None, against: str | None = None,
                          drill_url: Callable[..., str] | None = None,
-                         fold_state: tuple[datetime | None, int] | None = None) -> dict:
+                         fold_state: tuple[datetime | None, int] | None = None,
+                         pair_url: Callable[[str], str] | None = None) -> dict:
     """Context of rollouts/shadow_panel.html: {"rollout", "shadow": figures against one reference,
     charts, recent discrepancies, the disagreeing label pairs, and both references side by side}.
     `drill_url(against=…, segment=…)` is the page listing a segment's discrepant pairs (the caller's
-    URL), which the segment chart's bars open. `fold_state`: (watermark, pending) as the caller's
+    URL), which the segment chart's bars open; `pair_url(request_key)` the page of one pair. `fold_state`: (watermark, pending) as the caller's
     page read them a moment before (stage_metrics' computed_at and pending_events), else read here."""
     # Read once: every figure below is cached under it.
     watermark, pending = fold_state if fold_state is not None else _fold_state(rollout.pk)
@@ -539,9 +540,11 @@ def shadow_panel_context(*, rollout, bar: float | None, against: str | None = No
             "low": low,
             "high": high,
             "computed_at": datetime.fromisoformat(report["computed_at"]) if report["computed_at"] else None,
-            "recent": [
-                {**row, "occurred_at": datetime.fromisoformat(row["occurred_at"])} for row in report["recent_discrepant"]
-            ],
+            "recent": _at_watermark(
+                rollout.pk, f"recent:{report['against']}:{pair_url is not None}", watermark,
+                lambda: [{**row, "occurred_at": datetime.fromisoformat(row["occurred_at"]),
+                          "url": pair_url(row["request_key"]) if pair_url else None}
+                         for row in report["recent_discrepant"]], shared=False),
             "agreement_figure": agreement_figure,
             "agreement_script": agreement_script,
             **charted,
