@@ -8,6 +8,7 @@ import pytest
 from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 
 from rollouts.models import PromotionRequest, PromotionStatus
 from telemetry.fold import events_fold
@@ -58,12 +59,15 @@ def test_the_panels_charts_are_the_uncached_ones_and_move_with_a_fold(client, op
     for figure in FIGURES:
         assert _script(first, figure) == _script(again, figure) == _script(cold, figure)
     assert "apac" not in _script(first, "shadow-segments")
+    late = reverse("rollouts:pair", args=[shadow_rollout.pk, "late/9"])
+    assert reverse("rollouts:pair", args=[shadow_rollout.pk, "claim/36"]) in first and late not in first
 
     _more_pairs(events_client, shadow_rollout.agent.slug)
     after = _page(client, shadow_rollout)  # the fold moved the watermark: nothing cached before is read
     assert "apac" in _script(after, "shadow-segments")
     assert _script(after, "shadow-confusion") != _script(first, "shadow-confusion")
     assert 'data-stat="pairs">50<' in after
+    assert late in after  # the recent discrepant pairs, with their pages
     cold = _cold_page(client, shadow_rollout)
     for figure in FIGURES:
         assert _script(after, figure) == _script(cold, figure)
