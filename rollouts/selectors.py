@@ -27,6 +27,10 @@ def rollout_get(*, pk: int, with_stages: bool = False) -> Rollout:
     rollout = rows.filter(pk=pk).first()
     if rollout is None:
         raise NotFound(f"no rollout #{pk}")
+    if rollout.version.agent_id == rollout.agent_id:
+        # The version's agent is the rollout's, loaded with it: its name ("agent@version", the gates'
+        # evidence and the page's title) needs no query of its own.
+        rollout.version.agent = rollout.agent
     return rollout
 
 

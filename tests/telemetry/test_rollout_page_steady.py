@@ -85,6 +85,9 @@ def test_the_page_reads_the_fold_state_and_the_requests_once(client, operator, e
     # No live stage, no guardrail chart: its transition markers are not read; the history is.
     assert sum('FROM "rollouts_stagetransition"' in q for q in sql) == 1
     assert "Live guardrails over time" not in html and 'id="rollout-history"' in html
+    # The version's agent is the rollout's, read with it: "agent@version" costs no query of its own.
+    assert not any(q.startswith('SELECT "agents_agent"') for q in sql)
+    assert f"{shadow_rollout.agent.slug}@{shadow_rollout.version.version}" in html
 
 
 def test_request_promotion_follows_a_pending_request_older_than_the_list(client, operator, shadow_rollout):
