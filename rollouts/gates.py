@@ -19,6 +19,9 @@ class GateReport:
     unmet: list[str]
     evidence: dict = field(default_factory=dict)
     checks: list[dict] = field(default_factory=list)  # each gate: name, ok, detail — for pages
+    # (the fold watermark, events pending the fold) as the stage's figures were read: a page's other
+    # panels read their figures under the same watermark, without reading it again.
+    fold_state: tuple[datetime | None, int] | None = field(default=None, repr=False, compare=False)
 
     @property
     def passed(self) -> bool:
@@ -224,7 +227,8 @@ def promotion_gates(*, rollout: Rollout, now: datetime | None = None) -> GateRep
         "stage": figures,
         "checks": checks,
     }
-    return GateReport(unmet=unmet, evidence=evidence, checks=checks)
+    return GateReport(unmet=unmet, evidence=evidence, checks=checks,
+                      fold_state=(metrics.computed_at, metrics.pending_events))
 
 
 def rollout_evidence(*, rollout: Rollout, reason: str = "") -> dict:

@@ -27,6 +27,10 @@ def rollout_get(*, pk: int, with_stages: bool = False) -> Rollout:
     rollout = rows.filter(pk=pk).first()
     if rollout is None:
         raise NotFound(f"no rollout #{pk}")
+    if rollout.version.agent_id == rollout.agent_id:
+        # The version's agent is the rollout's, loaded with it: its name ("agent@version", the gates'
+        # evidence and the page's title) needs no query of its own.
+        rollout.version.agent = rollout.agent
     return rollout
 
 
@@ -121,6 +125,8 @@ def guardrail_history(rollout: Rollout) -> dict:
     its transitions, for the guardrail chart."""
     live = [stage for stage in rollout.stages.all() if stage.mode == StageMode.LIVE]  # in position order
     hourly = stage_hourly(rollout_id=rollout.pk, stages=[stage.name for stage in live])
+    if not hourly:
+        return {"hourly": [], "marks": []}  # no chart is drawn: its markers are not read
     # Only the transitions of the live period: earlier ones would stretch the time axis.
     first_live = next((stage.entered_at for stage in live if stage.entered_at is not None), None)
     transitions = rollout.transitions.exclude(action=TransitionAction.START).order_by("at")

@@ -41,10 +41,12 @@ def _drill_url(rollout: Rollout):
     return url
 
 
-def shadow_context(request, rollout: Rollout) -> dict:
-    """The shadow panel's context for a page of this rollout (?against= picks the reference)."""
+def shadow_context(request, rollout: Rollout, fold_state: tuple | None = None) -> dict:
+    """The shadow panel's context for a page of this rollout (?against= picks the reference);
+    `fold_state`: the page's, when it has read it already (telemetry.selectors.shadow_panel_context)."""
     context = shadow_panel_context(rollout=rollout, bar=_shadow_bar(rollout), against=_against(request),
-                                   drill_url=_drill_url(rollout))
+                                   drill_url=_drill_url(rollout), fold_state=fold_state,
+                                   pair_url=lambda key: reverse("rollouts:pair", args=[rollout.pk, key]))
     # Segments are judged once, at the shadow stage's stabilization (docs/decisions.md, "Segments"):
     # until then what the panel shows below the rest is provisional.
     decided = [v for v in selectors.segment_verdicts(rollout).values() if v.get("decided_at")]

@@ -22,6 +22,7 @@ from .shadow_views import shadow_context
 from .stages import allowed_actions
 
 LIST_FILTERS = ("state", "stage", "team", "health", "q", "sort")
+PROMOTIONS_SHOWN = 20  # the rollout page's newest promotion requests
 
 
 @require_GET
@@ -61,7 +62,7 @@ def _live_context(request, rollout: Rollout) -> dict:
     report = promotion_gates(rollout=rollout)
     figures = report.evidence["stage"]
     current = current_stage(rollout)
-    promotions = list(rollout.promotions.select_related("requested_by", "decided_by").order_by("-requested_at", "-id")[:20])
+    promotions = list(rollout.promotions.select_related("requested_by", "decided_by").order_by("-requested_at", "-id")[:PROMOTIONS_SHOWN])
     pending = next((p for p in promotions if p.status == PromotionStatus.PENDING), None)
     return {
         "rollout": rollout,
@@ -79,12 +80,24 @@ def _live_context(request, rollout: Rollout) -> dict:
     }
 
 
-def _record_context(rollout: Rollout) -> dict:
+def _has_pending(rollout: Rollout, promotions: list | None) -> bool:
+    """Whether a promotion request of the rollout waits for a decision; `promotions`, the newest
+    PROMOTIONS_SHOWN requests as the live context read them, answer it without a query unless all of
+    them are decided and there may be older ones."""
+    if promotions is not None:
+        if any(p.status == PromotionStatus.PENDING for p in promotions):
+            return True
+        if len(promotions) < PROMOTIONS_SHOWN:
+            return False
+    return rollout.promotions.filter(status=PromotionStatus.PENDING).exists()
+
+
+def _record_context(rollout: Rollout, promotions: list | None = None) -> dict:
     """What changes only with an action: the actions the state allows (rollouts/stages.py; who may
-    is the template's {% can %}) and the history."""
+    is the template's {% can %}) and the history. `promotions`: the live context's (_has_pending)."""
     actions = allowed_actions(rollout.state)
     return {
-        "can_promote": TransitionAction.PROMOTE in actions and not rollout.promotions.filter(status=PromotionStatus.PENDING).exists(),
+        "can_promote": TransitionAction.PROMOTE in actions and not _has_pending(rollout, promotions),
         "can_pause": TransitionAction.PAUSE in actions,
         "can_resume": TransitionAction.RESUME in actions,
         "can_rollback": TransitionAction.ROLLBACK in actions,
@@ -106,7 +119,8 @@ def _plan_context(rollout: Rollout, rows: list[dict] | None = None, errors: plan
 
 
 def _detail_context(request, rollout: Rollout) -> dict:
-    context = {**_live_context(request, rollout), **_record_context(rollout)}
+    live = _live_context(request, rollout)
+    context = {**live, **_record_context(rollout, live["promotions"])}
     context["has_shadow"] = any(stage.mode == StageMode.SHADOW for stage in rollout.stages.all())
     context["plan_editable"] = _plan_editable(request, rollout)
     if context["plan_editable"]:
@@ -125,7 +139,7 @@ def rollout_detail(request, rollout_id: int):
         context = _live_context(request, rollout)
         context["changed"] = request.GET.get("seen") != context["stamp"]
         if context["changed"]:
-            context.update(_record_context(rollout))
+            context.update(_record_context(rollout, context["promotions"]))
         response = render(request, "rollouts/rollout_detail.html#live-answer", context)
         if context["terminal"]:
             # The rollout has ended: draw the final state once and stop polling.
@@ -147,7 +161,9 @@ def _detail_page(request, rollout: Rollout, context: dict, status: int = 200):
                                                         marks=history["marks"], trace=evidence["trace"],
                                                         boundaries=evidence["boundaries"])
     if context["has_shadow"]:
-        context.update(shadow_context(request, rollout))
+        # The fold state the gates read a moment ago: the panel's figures under the same watermark.
+        report = context.get("report")
+        context.update(shadow_context(request, rollout, fold_state=report.fold_state if report else None))
     return render(request, "rollouts/rollout_detail.html", context, status=status)
 
 
@@ -160,7 +176,8 @@ def _after_action(request, rollout_id: int, message: str | None = None, error: s
         # Everything the action may have changed, out of band: figures, actions, history, requests,
         # the message (the forms answer with hx-swap="none"; docs/pages.md).
         rollout = selectors.rollout_get(pk=rollout_id)
-        context = {**_live_context(request, rollout), **_record_context(rollout), "changed": True}
+        live = _live_context(request, rollout)
+        context = {**live, **_record_context(rollout, live["promotions"]), "changed": True}
         response = render(request, "rollouts/rollout_detail.html#action-answer", context)
         return trigger_client_event(response, "rolloutChanged", {"rollout": rollout_id})
     return redirect("rollouts:detail", rollout_id=rollout_id)

@@ -484,13 +484,23 @@ def disagreement_cells(confusion: dict) -> list[dict]:
     return sorted(cells, key=lambda c: (-c["pairs"], c["agent_label"], c["reference_label"]))
 
 
+def _panel_charts(confusion: dict, segments: dict) -> dict:
+    return {"confusion_figure": confusion, "segments_figure": segments,
+            "confusion_script": json_script(confusion, "shadow-confusion"),
+            "segments_script": json_script(segments, "shadow-segments")}
+
+
 def shadow_panel_context(*, rollout, bar: float | None, against: str | None = None,
-                         drill_url: Callable[..., str] | None = None) -> dict:
+                         drill_url: Callable[..., str] | None = None,
+                         fold_state: tuple[datetime | None, int] | None = None,
+                         pair_url: Callable[[str], str] | None = None) -> dict:
     """Context of rollouts/shadow_panel.html: {"rollout", "shadow": figures against one reference,
     charts, recent discrepancies, the disagreeing label pairs, and both references side by side}.
     `drill_url(against=…, segment=…)` is the page listing a segment's discrepant pairs (the caller's
-    URL), which the segment chart's bars open."""
-    watermark, pending = _fold_state(rollout.pk)  # read once: every figure below is cached under it
+    URL), which the segment chart's bars open; `pair_url(request_key)` the page of one pair. `fold_state`: (watermark, pending) as the caller's
+    page read them a moment before (stage_metrics' computed_at and pending_events), else read here."""
+    # Read once: every figure below is cached under it.
+    watermark, pending = fold_state if fold_state is not None else _fold_state(rollout.pk)
     report = rollout_discrepancy(rollout_id=rollout.pk, against=against, watermark=watermark, pending=pending)
     has_pairs = report["pairs"] > 0
     zone = timezone.get_current_timezone_name()
@@ -505,8 +515,18 @@ def shadow_panel_context(*, rollout, bar: float | None, against: str | None = No
         lambda: json_script(agreement_figure, "shadow-agreement"), shared=False,
     ) if has_pairs else ""
     low, high = report["interval"]
-    segment_urls = ([drill_url(against=report["against"], segment=row["segment"]) for row in report["segments"]]
-                    if drill_url else None)
+
+    def segments_figure() -> dict:
+        urls = ([drill_url(against=report["against"], segment=row["segment"]) for row in report["segments"]]
+                if drill_url else None)
+        return charts.segment_bars(report["segments"], bar=bar, urls=urls)
+
+    # The confusion and segment charts and their <script> elements: functions of the report (and the
+    # bar, and whether the bars link) alone, so kept under the watermark beside the hourly chart's.
+    charted = _at_watermark(
+        rollout.pk, f"panel-charts:{report['against']}:{bar}:{drill_url is not None}", watermark,
+        lambda: _panel_charts(charts.confusion_heatmap(report["confusion"]), segments_figure()), shared=False,
+    ) if has_pairs else {"confusion_figure": None, "segments_figure": None, "confusion_script": "", "segments_script": ""}
     return {
         "rollout": rollout,
         "shadow": {
@@ -520,13 +540,14 @@ def shadow_panel_context(*, rollout, bar: float | None, against: str | None = No
             "low": low,
             "high": high,
             "computed_at": datetime.fromisoformat(report["computed_at"]) if report["computed_at"] else None,
-            "recent": [
-                {**row, "occurred_at": datetime.fromisoformat(row["occurred_at"])} for row in report["recent_discrepant"]
-            ],
+            "recent": _at_watermark(
+                rollout.pk, f"recent:{report['against']}:{pair_url is not None}", watermark,
+                lambda: [{**row, "occurred_at": datetime.fromisoformat(row["occurred_at"]),
+                          "url": pair_url(row["request_key"]) if pair_url else None}
+                         for row in report["recent_discrepant"]], shared=False),
             "agreement_figure": agreement_figure,
             "agreement_script": agreement_script,
-            "confusion_figure": charts.confusion_heatmap(report["confusion"]) if has_pairs else None,
-            "segments_figure": charts.segment_bars(report["segments"], bar=bar, urls=segment_urls) if has_pairs else None,
+            **charted,
             "disagreements": disagreement_cells(report["confusion"]) if has_pairs else [],
         },
     }

@@ -62,8 +62,25 @@ def _relative(value, now) -> str:
     return f"{timesince(value, now, depth=1)} ago" if value <= now else f"in {timeuntil(value, now, depth=1)}"
 
 
+# The numeric formats the pages use, as plain string formatting: dateformat's dispatch on each
+# character was most of a `when`, and a page shows dozens. The same digits (Y is %04d, the others
+# %02d); any other format goes through dateformat.
+_NUMERIC = {
+    "Y-m-d H:i": "{0.year:04d}-{0.month:02d}-{0.day:02d} {0.hour:02d}:{0.minute:02d}",
+    "Y-m-d H:i:s": "{0.year:04d}-{0.month:02d}-{0.day:02d} {0.hour:02d}:{0.minute:02d}:{0.second:02d}",
+    "Y-m-d": "{0.year:04d}-{0.month:02d}-{0.day:02d}",
+    "H:i:s": "{0.hour:02d}:{0.minute:02d}:{0.second:02d}",
+    "H:i": "{0.hour:02d}:{0.minute:02d}",
+}
+
+
+def _format(local, fmt: str) -> str:
+    pattern = _NUMERIC.get(fmt)
+    return pattern.format(local) if pattern else date_format(local, fmt)
+
+
 def _full(local) -> str:
-    return f"{date_format(local, 'Y-m-d H:i:s')} {local.tzname()} ({timezone.get_current_timezone_name()})"
+    return f"{_format(local, 'Y-m-d H:i:s')} {local.tzname()} ({timezone.get_current_timezone_name()})"
 
 
 @register.simple_tag
@@ -75,7 +92,7 @@ def when(value, fmt="Y-m-d H:i", relative="auto"):
         return "—"
     local = timezone.localtime(value)
     now = timezone.now()
-    absolute = f"{date_format(local, fmt)} {local.tzname()}"
+    absolute = f"{_format(local, fmt)} {local.tzname()}"
     near = abs(now - value) < RELATIVE_WITHIN
     if relative == "only":
         return format_html('<time datetime="{}" title="{}">{} <span class="rel">({})</span></time>',
@@ -95,7 +112,7 @@ def clock(value):
     local = timezone.localtime(value)
     fmt = "H:i" if local.date() == timezone.localdate() else "Y-m-d H:i"
     return format_html('<time datetime="{}" title="{}">{} {}</time>', value.isoformat(), _full(local),
-                       date_format(local, fmt), local.tzname())
+                       _format(local, fmt), local.tzname())
 
 
 @register.simple_tag

@@ -87,3 +87,15 @@ def test_when_shows_the_zone_abbreviation_and_how_long_ago_within_a_day():
         old = datetime(2026, 1, 15, 12, 0, tzinfo=dt_timezone.utc)
         assert ">2026-01-15 07:00 EST</time>" in render_when(old)  # no relative part a day on
         assert '3\xa0minutes ago <span class="rel">(' in render_when(recent, 'relative="only"')
+
+
+@pytest.mark.parametrize("fmt", ["Y-m-d H:i", "Y-m-d H:i:s", "Y-m-d", "H:i:s", "H:i"])
+def test_the_numeric_formats_are_dateformats_digits(fmt):
+    # The tags format these without django.utils.dateformat: the same text, whatever the time.
+    from django.utils.dateformat import format as date_format
+
+    from rolloutops.templatetags.rolloutops_tags import _format
+    zone = ZoneInfo("America/St_Johns")
+    for value in (datetime(7, 1, 2, 3, 4, 5, tzinfo=dt_timezone.utc), datetime(2026, 11, 29, 23, 59, 59, 999999, tzinfo=zone),
+                  datetime(2026, 3, 8, 0, 0, tzinfo=zone), datetime(9999, 12, 31, 9, 9, 9)):
+        assert _format(value, fmt) == date_format(value, fmt)
