@@ -113,7 +113,10 @@ def log_evidence(S, B):
     terms = S + B + LOG_GRID_WEIGHT
     top = np.max(terms, axis=-1)
     safe = np.where(np.isfinite(top), top, 0.0)
-    return np.where(np.isfinite(top), safe + np.log(np.sum(np.exp(terms - safe[..., None]), axis=-1)), -np.inf)
+    # Where no lane is open (top is -inf) the sum is 0 and its log is discarded by the where: no warning.
+    with np.errstate(divide="ignore"):
+        total = np.log(np.sum(np.exp(terms - safe[..., None]), axis=-1))
+    return np.where(np.isfinite(top), safe + total, -np.inf)
 
 
 def boundary(alpha) -> float:
