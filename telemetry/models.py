@@ -63,10 +63,15 @@ class Event(models.Model):
     """One decision about one request: idempotent on (agent, version, request_key) for an agent's
     decision and on (agent, request_key) for the human one (no version decided it)."""
 
-    agent = models.ForeignKey("agents.Agent", on_delete=models.CASCADE, related_name="+")
+    # No index of their own on agent, version and rollout: each leads an index below (event_request,
+    # event_version_kind_recent, the rollout's), which serves the cascades and the foreign-key
+    # checks, and each of the three cost every stored event one more index write.
+    agent = models.ForeignKey("agents.Agent", on_delete=models.CASCADE, related_name="+", db_index=False)
     # The version that decided (agent events); null for a human's decision.
-    version = models.ForeignKey("agents.AgentVersion", null=True, blank=True, on_delete=models.CASCADE, related_name="events")
-    rollout = models.ForeignKey("rollouts.Rollout", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    version = models.ForeignKey("agents.AgentVersion", null=True, blank=True, on_delete=models.CASCADE, related_name="events",
+                                db_index=False)
+    rollout = models.ForeignKey("rollouts.Rollout", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                db_index=False)
     stage = models.CharField(max_length=40, blank=True)  # the rollout's stage when it occurred
     arm = models.CharField(max_length=9, choices=Arm.choices, default=Arm.OTHER)
     # latency_ms above the stage's p95 limit (exact at any limit); null without a latency or a limit.
