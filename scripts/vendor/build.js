@@ -10,10 +10,10 @@
 // gives byte-identical files.
 //
 // Offline: plotly.js's config has two defaults that point at Plotly's servers (the topojson of geo
-// charts on cdn.plot.ly, the chart-studio upload URL). Neither is used by these traces, but the app
-// must never reach out, so the bundle gets local or empty defaults and the build fails if any URL
-// of a remote host the library could fetch from is left (tests/core/test_offline.py checks the
-// committed files).
+// charts on its CDN, the chart-studio upload URL). Neither is used by these traces, but the app
+// must never reach out, so the bundle gets local or empty defaults, and the build fails if the
+// bundle names any host but those of text a browser never requests (tests/core/test_offline.py
+// holds the committed files to the same rule).
 "use strict";
 
 const fs = require("fs");
@@ -41,24 +41,29 @@ function write(file, text) {
   console.log(`${path.relative(ROOT, file)}  ${(Buffer.byteLength(text) / 1024).toFixed(0)} KiB`);
 }
 
-// Defaults of plotly.js's config that name a remote server, and what they become.
-const REMOTE_DEFAULTS = [
-  ['dflt:"https://cdn.plot.ly/un/"', 'dflt:"/static/vendor/plotly/topojson/"'],
-  ["By default, the topojson files are fetched from cdn.plot.ly.", "This bundle has no geo charts and no topojson."],
-  ['dflt:"https://cloud.plotly.com/newchart"', 'dflt:""'],
-];
-const REMOTE_HOSTS = /cdn\.plot\.ly|cloud\.plotly\.com|chart-studio\.plotly\.com|cdn\.jsdelivr|unpkg\.com|cdnjs\./;
+// plotly.js's config attributes whose default is a remote server's URL, and what they become.
+const REMOTE_DEFAULTS = {
+  topojsonURL: "/static/vendor/plotly/topojson/",
+  plotlyServerURL: "",
+};
+// The hosts an absolute URL in the bundle may name: XML namespace names and the documentation links
+// of error messages, text a browser never requests. Any other host fails the build.
+const TEXT_HOSTS = new Set(["www.w3.org", "plotly.com", "developer.mozilla.org", "github.com"]);
 
 function offline(text) {
-  for (const [from, to] of REMOTE_DEFAULTS) {
-    if (!text.includes(from)) {
-      throw new Error(`plotly.js changed: ${from} is not in the bundle; review REMOTE_DEFAULTS`);
+  for (const [attribute, local] of Object.entries(REMOTE_DEFAULTS)) {
+    const remote = new RegExp(`(${attribute}:\\{[^{}]*?dflt:)"https?://[^"]*"`);
+    if (!remote.test(text)) {
+      throw new Error(`plotly.js changed: ${attribute} has no remote default in the bundle; review REMOTE_DEFAULTS`);
     }
-    text = text.split(from).join(to);
+    text = text.replace(remote, `$1${JSON.stringify(local)}`);
   }
-  const left = text.match(REMOTE_HOSTS);
-  if (left) {
-    throw new Error(`the bundle still names a remote host: ${left[0]}`);
+  // topojsonURL's description says where the files came from; this bundle has none.
+  text = text.replace(/"By default, the topojson files are fetched from [^"]*"/, '"This bundle has no geo charts and no topojson."');
+  for (const [url, host] of text.matchAll(/https?:\/\/([a-z0-9-]+(?:\.[a-z0-9-]+)+)/gi)) {
+    if (!TEXT_HOSTS.has(host.toLowerCase())) {
+      throw new Error(`the bundle names a host it could fetch from: ${url}`);
+    }
   }
   return text;
 }
