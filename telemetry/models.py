@@ -196,19 +196,27 @@ class LatencyHour(models.Model):
         constraints = [models.UniqueConstraint(fields=["rollout", "stage", "hour", "arm", "bucket"], name="latencyhour_key")]
 
 
-class PairHour(models.Model):
-    """Completed pairs per rollout, stage, hour, reference, segment and label pair: the candidate's
+class _PairCounts(models.Model):
+    """Completed pairs per rollout, stage, reference, segment and label pair: the candidate's
     decision against a human's or the incumbent version's on the same request (keyed by the
-    candidate event's rollout, stage and hour)."""
+    candidate event's rollout and stage)."""
 
     rollout = models.ForeignKey("rollouts.Rollout", on_delete=models.CASCADE, related_name="+")
     stage = models.CharField(max_length=40)
-    hour = models.DateTimeField()
     reference = models.CharField(max_length=9, choices=Reference.choices)
     segment = models.CharField(max_length=100)
     agent_label = models.CharField(max_length=200)
     reference_label = models.CharField(max_length=200)
     pairs = models.BigIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class PairHour(_PairCounts):
+    """_PairCounts per hour (of the candidate event)."""
+
+    hour = models.DateTimeField()
 
     class Meta:
         constraints = [
@@ -219,19 +227,10 @@ class PairHour(models.Model):
         ]
 
 
-class PairCell(models.Model):
-    """PairHour summed over its hours: completed pairs per rollout, stage, reference, segment and
-    label pair. Kept by the fold in the statement that upserts PairHour, from the same grouped pairs,
-    so the two always agree; the shadow figures read these few rows, not every hour's
-    (telemetry.selectors._pair_groups)."""
-
-    rollout = models.ForeignKey("rollouts.Rollout", on_delete=models.CASCADE, related_name="+")
-    stage = models.CharField(max_length=40)
-    reference = models.CharField(max_length=9, choices=Reference.choices)
-    segment = models.CharField(max_length=100)
-    agent_label = models.CharField(max_length=200)
-    reference_label = models.CharField(max_length=200)
-    pairs = models.BigIntegerField(default=0)
+class PairCell(_PairCounts):
+    """PairHour summed over its hours. Kept by the fold in the statement that upserts PairHour, from
+    the same grouped pairs, so the two always agree; the shadow figures read these few rows, not
+    every hour's (telemetry.selectors._pair_groups)."""
 
     class Meta:
         constraints = [
