@@ -75,7 +75,9 @@ def _completed(*, requests: str, lateral: bool) -> str:
     A pair (the candidate's decision with a human's, or with the incumbent version's, on the same
     request) completes when its second half is folded: when the batch holds both halves, or one
     half whose partner was folded earlier (stored and no longer queued; a partner outside the
-    batch that is still queued completes the pair when its own batch is folded). Folds are
+    batch that is still queued completes the pair when its own batch is folded). On PostgreSQL a
+    partner whose id is below the lowest queued one is known unqueued without probing the queue:
+    in shadow mode people decide after the agent, so the usual partner was folded long before. Folds are
     serialized, so each pair counts once; the partner lookup does not depend on the queue, so a
     partner committed late is still found by the fold of the other half (its commit precedes
     that fold). Only halves without their partner in the batch cost an index lookup, and only
@@ -87,9 +89,14 @@ def _completed(*, requests: str, lateral: bool) -> str:
 
     def partner(alias: str, half: str, columns: str) -> str:
         condition = " AND ".join(f"{alias}.{part.strip()}" for part in _HALVES[half].split(" AND "))
+        unqueued = f"NOT EXISTS (SELECT 1 FROM {queue} q WHERE q.event_id = {alias}.id)"
+        if lateral:
+            # PostgreSQL: a partner below the lowest queued id (`queue_floor`, read in the same
+            # snapshot) is not queued, without a probe of the queue (OR evaluates in order).
+            unqueued = f"({alias}.id < (SELECT low FROM queue_floor) OR {unqueued})"
         where = (f"{alias}.agent_id = r.agent_id AND {alias}.request_key = r.request_key AND {condition}"
                  f"{f' AND {alias}.rollout_id IS NOT NULL' if half == 'c' else ''}"
-                 f" AND NOT EXISTS (SELECT 1 FROM {queue} q WHERE q.event_id = {alias}.id)")
+                 f" AND {unqueued}")
         if lateral:
             # PostgreSQL: one index lookup per lonely half, forced (LATERAL … OFFSET 0): the
             # planner knows nothing of the batch's size and could otherwise hash the event table.
@@ -259,6 +266,7 @@ def _postgresql_statements(batch_size: int, now, after: int | None = None) -> li
                 SELECT MIN(event_id) AS low FROM {queue} {"WHERE event_id > %(after)s" if after is not None else ""}
             ) first_queued
         ),
+        queue_floor AS MATERIALIZED (SELECT MIN(event_id) AS low FROM {queue}),
         batch AS (
             DELETE FROM {queue} t
             WHERE t.event_id BETWEEN (SELECT low FROM bounds) AND (SELECT high FROM bounds)
