@@ -76,7 +76,23 @@ def test_claim_next_of_a_lapsed_claim_records_the_lapse_then_the_claim(make_tick
     assert kinds == [("opened", "olivia"), ("claimed", "rita"), ("lease_expired", None), ("claimed", "ravi")]
     actions = list(AuditEntry.objects.filter(object_id=str(held.pk)).order_by("id").values_list("action", flat=True))
     assert actions == ["ticket.opened", "ticket.claimed", "ticket.lease_expired", "ticket.claimed"]
-    assert AuditEntry.objects.get(action="ticket.lease_expired").before == {"status": "claimed", "claimed_by": "rita"}
+    # Every column of both rows, so that PostgreSQL's one statement and SQLite's step-by-step path
+    # (the same test on each database) are held to the same records.
+    lapse, claim = TicketEvent.objects.filter(ticket=held).order_by("id")[2:]
+    assert (lapse.kind, lapse.actor_id, lapse.at, lapse.detail) == ("lease_expired", None, taken.claimed_at,
+                                                                      {"holder": "rita"})
+    assert (claim.kind, claim.actor_id, claim.at, claim.detail) == (
+        "claimed", reviewer2.pk, taken.claimed_at, {"lease_expires_at": taken.lease_expires_at.isoformat()})
+    entry = AuditEntry.objects.get(action="ticket.lease_expired")
+    stored = EscalationTicket.objects.get(pk=held.pk)
+    assert (entry.actor_id, entry.actor_label, entry.object_type, entry.object_id, entry.object_repr) == (
+        None, "system", "escalations.escalationticket", str(held.pk), str(stored))
+    assert abs(entry.at - taken.claimed_at) < timedelta(seconds=1)
+    assert (entry.before, entry.after) == ({"status": "claimed", "claimed_by": "rita"}, {"status": "open"})
+    claimed = AuditEntry.objects.filter(action="ticket.claimed").latest("id")
+    assert claimed.id > entry.id and (claimed.actor_label, claimed.before) == ("ravi", {"status": "open"})
+    audit_seal()
+    assert audit_verify().intact
 
 
 def test_the_claim_statements_queues_are_the_claimable_rule(make_ticket, reviewer):
