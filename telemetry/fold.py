@@ -77,10 +77,10 @@ def _completed(*, requests: str, lateral: bool) -> str:
     half whose partner was folded earlier (stored and no longer queued; a partner outside the
     batch that is still queued completes the pair when its own batch is folded). On PostgreSQL a
     partner whose id is below the lowest queued one is known unqueued without probing the queue:
-    in shadow mode people decide after the agent, so the usual partner was folded long before. Folds are
-    serialized, so each pair counts once; the partner lookup does not depend on the queue, so a
-    partner committed late is still found by the fold of the other half (its commit precedes
-    that fold). Only halves without their partner in the batch cost an index lookup, and only
+    in shadow mode people decide after the agent, so the usual partner was folded long before.
+    Folds are serialized, so each pair counts once; the partner lookup does not depend on the
+    queue, so a partner committed late is still found by the fold of the other half (its commit
+    precedes that fold). Only halves without their partner in the batch cost an index lookup, and only
     where such a partner can exist: `agents` (see `_agents`) says, per agent of the batch, whether
     any human or incumbent half of it is stored at all (in shadow beside people, no incumbent
     version decides, and a candidate's decisions folded before any human one need not look).
@@ -92,7 +92,8 @@ def _completed(*, requests: str, lateral: bool) -> str:
         unqueued = f"NOT EXISTS (SELECT 1 FROM {queue} q WHERE q.event_id = {alias}.id)"
         if lateral:
             # PostgreSQL: a partner below the lowest queued id (`queue_floor`, read in the same
-            # snapshot) is not queued, without a probe of the queue (OR evaluates in order).
+            # snapshot) cannot be queued. Either arm alone gives the same answer; written first,
+            # the comparison spares the probe (the executor evaluates OR's arms in order).
             unqueued = f"({alias}.id < (SELECT low FROM queue_floor) OR {unqueued})"
         where = (f"{alias}.agent_id = r.agent_id AND {alias}.request_key = r.request_key AND {condition}"
                  f"{f' AND {alias}.rollout_id IS NOT NULL' if half == 'c' else ''}"
