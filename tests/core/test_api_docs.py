@@ -20,6 +20,13 @@ def test_docs_page_loads_nothing_from_other_sites(client):
         assert client.get(path).status_code == 200, path
 
 
+def test_docs_page_asks_no_online_validator(client):
+    # Swagger UI's default fetches a validity badge from validator.swagger.io for any host but
+    # localhost: the settings the page renders must switch it off.
+    html = client.get("/api/v1/docs").content.decode()
+    assert re.search(r'"validatorUrl":\s*null', html), "Swagger UI would fetch validator.swagger.io"
+
+
 def _operations(doc):
     for path, item in doc["paths"].items():
         for method, operation in item.items():

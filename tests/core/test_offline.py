@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 import pytest
+from django.contrib.staticfiles import finders
 
 ROOT = Path(__file__).resolve().parents[2]
 # The hosts an absolute URL in a served file may name (scripts/vendor/build.js, TEXT_HOSTS): XML
@@ -44,3 +45,22 @@ def test_no_template_loads_a_script_style_or_font_from_elsewhere():
     for template in ROOT.glob("*/templates/**/*.html"):
         text = template.read_text(encoding="utf-8")
         assert not re.search(r'<(script|link|img)[^>]+(src|href)="(https?:)?//', text), template
+
+
+def _served_by_django():
+    """Every file /static/ can answer with: the project's static/ and the installed apps' own."""
+    for finder in finders.get_finders():
+        for path, storage in finder.list(["CVS", ".*", "*~"]):
+            yield path, Path(storage.path(path))
+
+
+def test_only_static_and_the_installed_apps_files_are_served():
+    # What the virtualenv holds besides the installed apps' static files — the Jupyter extension
+    # the plotly package ships, example pages inside libraries (werkzeug, rich) — is never served.
+    served = dict(_served_by_django())
+    assert "vendor/plotly/plotly-partial.min.js" in served
+    for path, full in served.items():
+        assert "labextensions" not in full.parts and full.suffix != ".py", path
+        assert full.is_relative_to(ROOT / "static") or "static" in full.parts, path
+    for name in ("0.03957c7088ad5ed0.js", "testapp.py", "_export_format.py"):
+        assert not any(Path(path).name == name for path in served), name
