@@ -397,12 +397,17 @@ def ticket_release(*, actor, ticket: EscalationTicket, note: str = "") -> Escala
                    .update(status=TicketStatus.OPEN, claimed_by=None, claimed_at=None, lease_expires_at=None))
         if not changed:
             raise Conflict(f"ticket #{current.pk} changed meanwhile; reload it")
-        TicketEvent.objects.create(ticket=current, kind=TicketEventKind.RELEASED, actor=actor, at=now,
-                                   detail={"holder": _username(holder), "by_manager": by_manager, "note": note[:500]})
-        audit_record(actor=actor, action="ticket.released", obj=current,
-                     before={"status": TicketStatus.CLAIMED, "claimed_by": _username(holder)},
-                     after={"status": TicketStatus.OPEN, **({"note": note[:500]} if note else {})})
+        _record_release(current, actor=actor, holder=_username(holder), by_manager=by_manager, note=note[:500], at=now)
         return _reload(current.pk)
+
+
+def _record_release(ticket, *, actor, holder: str | None, by_manager: bool, note: str, at: datetime) -> None:
+    """A released claim's history row and audit entry (the ticket is back in the queue)."""
+    TicketEvent.objects.create(ticket=ticket, kind=TicketEventKind.RELEASED, actor=actor, at=at,
+                               detail={"holder": holder, "by_manager": by_manager, "note": note})
+    audit_record(actor=actor, action="ticket.released", obj=ticket,
+                 before={"status": TicketStatus.CLAIMED, "claimed_by": holder},
+                 after={"status": TicketStatus.OPEN, **({"note": note} if note else {})})
 
 
 def resolution_label(*, agent: Agent, label: str, new_label: bool = False) -> str:
@@ -472,15 +477,10 @@ def tickets_release_claims_of(user) -> int:
     with transaction.atomic():
         live = list(EscalationTicket.objects.select_for_update().filter(claimed_by=user, status=TicketStatus.CLAIMED)
                     .order_by("pk"))
+        EscalationTicket.objects.filter(pk__in=[ticket.pk for ticket in live]).update(
+            status=TicketStatus.OPEN, claimed_by=None, claimed_at=None, lease_expires_at=None)
         for ticket in live:
-            EscalationTicket.objects.filter(pk=ticket.pk).update(
-                status=TicketStatus.OPEN, claimed_by=None, claimed_at=None, lease_expires_at=None)
-            note = f"{name} was removed"
-            TicketEvent.objects.create(ticket=ticket, kind=TicketEventKind.RELEASED, actor=None, at=now,
-                                       detail={"holder": name, "by_manager": False, "note": note})
-            audit_record(actor=None, action="ticket.released", obj=ticket,
-                         before={"status": TicketStatus.CLAIMED, "claimed_by": name},
-                         after={"status": TicketStatus.OPEN, "note": note})
+            _record_release(ticket, actor=None, holder=name, by_manager=False, note=f"{name} was removed", at=now)
     return len(live)
 
 

@@ -10,7 +10,6 @@ import contextvars
 import hashlib
 import json
 import logging
-import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from datetime import timezone as dt_timezone
@@ -22,6 +21,7 @@ from django.utils import timezone
 
 from .audit_keys import current_key, known_keys, mac, mac_matches
 from .models import AuditCheckpoint, AuditEntry
+from .throttle import ProcessWindow
 
 log = logging.getLogger("rolloutops.audit")
 
@@ -133,7 +133,7 @@ def audit_inserted() -> None:
     transaction.on_commit(request_seal, robust=True)
 
 
-_next_request_at = 0.0  # monotonic time from which this process asks for sealing again
+_seal_window = ProcessWindow()  # this process asks for sealing at most once per SEAL_DELAY_SECONDS
 
 
 def request_seal() -> None:
@@ -141,18 +141,15 @@ def request_seal() -> None:
     in between: the run asked for is delayed by more than that window, so it starts after every
     commit that this process skipped asking for, and sees their entries. Beat is the safety net
     (a lost message, a worker whose clock runs ahead)."""
-    global _next_request_at
-    now = time.monotonic()
-    if now < _next_request_at:
-        return
     delay = settings.AUDIT_SEAL_DELAY_SECONDS
-    _next_request_at = now + delay
+    if not _seal_window.open(delay):
+        return
     from .celery import app
 
     try:
         app.send_task(SEAL_TASK, countdown=delay * 1.5, retry=False)
     except Exception as exc:  # noqa: BLE001 (broker down: the next write or beat asks again)
-        _next_request_at = 0.0
+        _seal_window.reset()
         log.warning("could not queue audit sealing; beat will seal", extra={"error": f"{type(exc).__name__}: {exc}"})
 
 

@@ -1,12 +1,12 @@
 """Celery tasks of the telemetry app: thin callers of the fold."""
 import logging
-import threading
-import time
 
 from celery import current_app, shared_task
 from django.core.cache import cache
 from django.db import DatabaseError, OperationalError
 from django.utils import timezone
+
+from rolloutops.throttle import ProcessWindow
 
 from .fold import events_fold
 from .partitions import partitions_ensure
@@ -49,8 +49,7 @@ def fold_events() -> int:
     return folded
 
 
-_fold_asked = {"until": float("-inf")}
-_fold_lock = threading.Lock()
+_fold_window = ProcessWindow()
 
 
 def fold_soon() -> None:
@@ -61,16 +60,13 @@ def fold_soon() -> None:
     when that fold starts, so it sends nothing. The queue rows, not the message, are what must not
     be lost: a message lost with a broker or worker leaves them to the next fold, and beat runs one
     every 15 s (rolloutops/settings.py, CELERY_BEAT_SCHEDULE)."""
-    now = time.monotonic()
-    with _fold_lock:
-        if now < _fold_asked["until"]:
-            return
-        _fold_asked["until"] = now + FOLD_NOTICE_S
+    if not _fold_window.open(FOLD_NOTICE_S):
+        return
     try:
         fold_events.apply_async(countdown=FOLD_NOTICE_S)
     except Exception:
         # The batch is stored and queued: the next ask, or beat, folds it. Ask again next time.
-        _fold_asked["until"] = float("-inf")
+        _fold_window.reset()
         raise
 
 

@@ -24,7 +24,7 @@ def worker(settings):
 def test_a_burst_of_audited_writes_is_sealed_by_one_worker_run(worker, settings, monkeypatch):
     process, log = worker
     settings.AUDIT_SEAL_DELAY_SECONDS = 0.5
-    monkeypatch.setattr(audit, "_next_request_at", 0.0)
+    audit._seal_window.reset()
     for i in range(5):
         with transaction.atomic():  # five commits, each asking for sealing
             audit_record(actor=None, action="test.burst", object_repr=f"write {i}")

@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 @pytest.fixture
 def worker(monkeypatch):
     # A fold asked for by an earlier test of this process went to no worker: this test's batches ask anew.
-    monkeypatch.setitem(tasks._fold_asked, "until", float("-inf"))
+    tasks._fold_window.reset()
     with celery_worker(log_prefix="h_telemetry_worker_") as running:
         yield running
 
