@@ -39,9 +39,12 @@ def claimable_q(now: datetime) -> Q:
 
 def claimable_queues_sql(now: datetime) -> list[tuple[str, list]]:
     """`claimable_q` as the two SQL conditions the claim statement picks from (escalations/services.py),
-    one for each partial index that keeps them cheap: open tickets; claims whose lease has lapsed."""
-    return [("status = %s", [TicketStatus.OPEN]),
-            ("status = %s AND lease_expires_at <= %s", [TicketStatus.CLAIMED, now])]
+    one for each partial index that keeps them cheap: open tickets; claims whose lease has lapsed.
+    The statuses are written into the SQL, not bound: a prepared claim is planned once for every
+    call (docs/scaling.md, "Prepared statements"), and only a literal status tells that plan which
+    partial index holds the queue."""
+    return [(f"status = '{TicketStatus.OPEN.value}'", []),
+            (f"status = '{TicketStatus.CLAIMED.value}' AND lease_expires_at <= %s", [now])]
 
 
 def sla_breached(ticket, now: datetime) -> bool:

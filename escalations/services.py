@@ -15,6 +15,7 @@ from django.utils import timezone
 from agents.models import Agent, AgentVersion
 from rolloutops import policy
 from rolloutops.audit import audit_columns, audit_inserted, audit_record
+from rolloutops.db import server_binding_cursor
 from rolloutops.models import AuditEntry
 from rolloutops.exceptions import Conflict, Forbidden, Invalid
 from rolloutops.notifications import notify
@@ -270,7 +271,8 @@ def _claim_statement(filters: dict, *, reviewer, now: datetime, lease: datetime)
                  ORDER BY priority, created_at, id LIMIT 1),
         taken AS (UPDATE {_TICKET} t SET status = %s, claimed_by_id = %s, claimed_at = %s, lease_expires_at = %s
                   FROM pick WHERE t.id = pick.id
-                  RETURNING t.*, pick.status AS prev_status, pick.claimed_by_id AS prev_holder_id),
+                  RETURNING {_columns(EscalationTicket, 't')}, pick.status AS prev_status,
+                            pick.claimed_by_id AS prev_holder_id),
         history AS (INSERT INTO {_EVENT} (ticket_id, kind, actor_id, at, detail)
                     SELECT id, %s, %s, %s, %s::jsonb FROM taken WHERE prev_status = %s),
         audit AS (INSERT INTO {_AUDIT} ({", ".join(_AUDIT_COLUMNS)}, object_id, object_repr, prev_hash, alg)
@@ -299,8 +301,10 @@ def _claim_next_one_statement(filters: dict, *, reviewer) -> EscalationTicket | 
     now = timezone.now()
     lease = now + lease_duration()
     with transaction.atomic():  # FOR UPDATE compiles only inside a transaction
-        with connection.cursor() as cursor:
-            cursor.execute(*_claim_statement(filters, reviewer=reviewer, now=now, lease=lease))
+        # Prepared where the connection allows it (rolloutops/db.py): planning this statement
+        # cost about as much database time as running it.
+        with server_binding_cursor() as cursor:
+            cursor.execute(*_claim_statement(filters, reviewer=reviewer, now=now, lease=lease), prepare=True)
             row = cursor.fetchone()
         if row is None:
             return None

@@ -135,9 +135,28 @@ DATABASES = {
 }
 if env_bool("DB_TRANSACTION_POOLING", False) and DATABASES["default"]["ENGINE"].endswith("postgresql"):
     # Behind PgBouncer in transaction mode (docs/scaling.md): no server-side cursors, whose named
-    # cursor outlives the statement's transaction. (Prepared statements are already off: Django
-    # opens psycopg connections with prepare_threshold=None.)
+    # cursor outlives the statement's transaction.
     DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+
+
+def _prepare_threshold(pooling: bool) -> int | None:
+    """psycopg's prepare_threshold: after how many runs a statement of our server-binding cursors
+    (rolloutops/db.py: the claim, ingestion's insert) is prepared, so that the server plans it once
+    a connection (docs/scaling.md, "Prepared statements"). Django's own cursors never prepare.
+    Off behind a transaction pooler unless DB_PREPARE_THRESHOLD says otherwise: PgBouncer keeps
+    prepared statements from 1.21 on, and only with max_prepared_statements set."""
+    raw = os.environ.get("DB_PREPARE_THRESHOLD", "").strip().lower()
+    if raw in {"off", "none"} or (raw == "" and pooling):
+        return None
+    threshold = env_int("DB_PREPARE_THRESHOLD", 5)
+    if threshold < 0:
+        raise ImproperlyConfigured(f"DB_PREPARE_THRESHOLD must be a count >= 0 or 'off', got {raw!r}")
+    return threshold
+
+
+if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = _prepare_threshold(
+        env_bool("DB_TRANSACTION_POOLING", False))
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;",

@@ -17,6 +17,7 @@ from django.utils import timezone
 from agents.models import Agent, AgentVersion
 from rolloutops import policy
 from rolloutops.bucketing import bucket, goes_to_candidate
+from rolloutops.db import server_binding_cursor
 from rolloutops.exceptions import DomainError
 
 from .models import Arm, Event, EventKind, Outcome, TrafficPeriod, UnfoldedEvent
@@ -611,17 +612,11 @@ def _insert_rows(rows: list[tuple]) -> int:
 
 
 def _bulk_cursor():
-    """Django's cursor, except on PostgreSQL a server-side-binding one on the same connection.
-
-    Django's psycopg cursors bind client-side (quoting every value into the SQL text); for
-    16 arrays of 1,000 values that quoting costs more than the INSERT itself.
-    """
+    """Django's cursor, except on PostgreSQL a server-side-binding one on the same connection
+    (rolloutops/db.py says why)."""
     if connection.vendor != "postgresql":
         return connection.cursor()
-    import psycopg  # here, not at the top: only PostgreSQL deployments load it
-
-    connection.ensure_connection()
-    return psycopg.Cursor(connection.connection)
+    return server_binding_cursor()
 
 
 def _schedule_fold() -> None:

@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # Everything the settings read; each test starts from none of them, then sets its own.
 SETTINGS_ENV = ("DATABASE_URL", "SECRET_KEY", "AUDIT_CHECKPOINT_KEY", "DEBUG", "ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS", "CELERY_BROKER_URL",
                 "CACHE_URL", "SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE",
-                "SECURE_HSTS_SECONDS", "STATIC_MANIFEST", "SQLITE_TEST_NAME", "DJANGO_ALLOW_ASYNC_UNSAFE")
+                "SECURE_HSTS_SECONDS", "STATIC_MANIFEST", "SQLITE_TEST_NAME", "DJANGO_ALLOW_ASYNC_UNSAFE",
+                "DB_TRANSACTION_POOLING", "DB_PREPARE_THRESHOLD")
 
 
 def manage(*args, env: dict[str, str], tmp_path) -> subprocess.CompletedProcess:
@@ -126,3 +127,41 @@ def test_an_explicit_secret_key_wins_and_nothing_is_written(tmp_path):
                     tmp_path=tmp_path, env={"SECRET_KEY": "from-the-environment-" + "x" * 40})
     assert result.stdout.strip().splitlines()[-1] == "from-the-environment-" + "x" * 40
     assert not (tmp_path / "var" / "secret_key").exists()
+
+
+@pytest.mark.parametrize(("env", "threshold"), [
+    ({}, 5),                                                            # straight to PostgreSQL: prepare
+    ({"DB_TRANSACTION_POOLING": "true"}, None),                         # a pooler may not keep them
+    ({"DB_TRANSACTION_POOLING": "true", "DB_PREPARE_THRESHOLD": "0"}, 0),  # PgBouncer >= 1.21, said so
+    ({"DB_PREPARE_THRESHOLD": "off"}, None),
+    ({"DB_PREPARE_THRESHOLD": "2"}, 2),
+])
+def test_prepared_statements_follow_the_pooling_setting(monkeypatch, env, threshold):
+    from rolloutops.settings import _prepare_threshold
+
+    monkeypatch.delenv("DB_PREPARE_THRESHOLD", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert _prepare_threshold(env.get("DB_TRANSACTION_POOLING") == "true") == threshold
+
+
+@pytest.mark.parametrize("raw", ["-1", "soon"])
+def test_a_bad_prepare_threshold_refuses_to_start(monkeypatch, raw):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from rolloutops.settings import _prepare_threshold
+
+    monkeypatch.setenv("DB_PREPARE_THRESHOLD", raw)
+    with pytest.raises(ImproperlyConfigured, match="DB_PREPARE_THRESHOLD"):
+        _prepare_threshold(False)
+
+
+def test_postgresql_connections_get_the_threshold_and_sqlite_none(tmp_path):
+    show = "from django.conf import settings as s; print(s.DATABASES['default']['OPTIONS'].get('prepare_threshold', '-'))"
+    postgres = manage("shell", "-c", show, tmp_path=tmp_path, env={
+        "DATABASE_URL": "postgres://nobody@127.0.0.1:1/none", "SECRET_KEY": random_secret(),
+        "DB_TRANSACTION_POOLING": "true", "DB_PREPARE_THRESHOLD": "3"})
+    assert postgres.returncode == 0, postgres.stderr
+    assert postgres.stdout.strip().splitlines()[-1] == "3"
+    sqlite = manage("shell", "-c", show, tmp_path=tmp_path, env={})
+    assert sqlite.stdout.strip().splitlines()[-1] == "-"
