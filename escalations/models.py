@@ -89,7 +89,8 @@ class TicketEventKind(models.TextChoices):
 class TicketEvent(models.Model):
     """One change in a ticket's life: who claimed, released, let the lease lapse, resolved."""
 
-    ticket = models.ForeignKey(EscalationTicket, on_delete=models.CASCADE, related_name="events")
+    # Indexed by ticketevent_by_ticket, which leads with it (migration 0004).
+    ticket = models.ForeignKey(EscalationTicket, on_delete=models.CASCADE, related_name="events", db_index=False)
     kind = models.CharField(max_length=16, choices=TicketEventKind.choices)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     at = models.DateTimeField(default=timezone.now)

@@ -28,6 +28,19 @@ def test_no_single_column_index_duplicates_a_composite_prefix(indexes):
     assert indexes["ticket_by_claimant"] == ["claimed_by_id", "status"]
 
 
+def test_a_tickets_history_is_indexed_once(postgres_only, make_ticket, reviewer):
+    from escalations.models import TicketEvent
+    from escalations.services import ticket_claim_next
+
+    with connection.cursor() as cursor:
+        history = [index["columns"] for index in connection.introspection.get_constraints(
+            cursor, TicketEvent._meta.db_table).values() if index["index"] and "ticket_id" in index["columns"]]
+    assert history == [["ticket_id", "at"]]
+    ticket = make_ticket()
+    ticket_claim_next(reviewer=reviewer)
+    assert "ticketevent_by_ticket" in plan(TicketEvent.objects.filter(ticket=ticket).order_by("at"))
+
+
 def test_a_reviewers_claims_are_found_through_the_claimant_index(postgres_only, make_ticket, operator):
     make_ticket()
     explained = plan(tickets_list(status="all", claimed_by=operator))
