@@ -301,10 +301,10 @@ def _claim_next_one_statement(filters: dict, *, reviewer) -> EscalationTicket | 
     now = timezone.now()
     lease = now + lease_duration()
     with transaction.atomic():  # FOR UPDATE compiles only inside a transaction
-        # Prepared where the connection allows it (rolloutops/db.py): planning this statement
-        # cost about as much database time as running it.
+        # Prepared once a kept connection has run it a few times (rolloutops/db.py): planning this
+        # statement cost about as much database time as running it.
         with server_binding_cursor() as cursor:
-            cursor.execute(*_claim_statement(filters, reviewer=reviewer, now=now, lease=lease), prepare=True)
+            cursor.execute(*_claim_statement(filters, reviewer=reviewer, now=now, lease=lease))
             row = cursor.fetchone()
         if row is None:
             return None

@@ -27,16 +27,27 @@ def test_the_queues_statuses_are_written_into_the_sql():
     assert lapsed_sql.startswith("status = 'claimed' AND ") and len(lapsed_params) == 1
 
 
-def test_the_claim_is_prepared_once_and_reused(postgres_only, make_ticket, reviewer):
-    for _ in range(8):
+def test_the_claim_is_prepared_after_a_few_runs_and_reused(postgres_only, make_ticket, reviewer, settings):
+    threshold = settings.DATABASES["default"]["OPTIONS"]["prepare_threshold"]
+    assert threshold == 5  # the default straight to PostgreSQL (rolloutops/settings.py)
+    for _ in range(12):
         make_ticket()
-    for _ in range(7):
+    for _ in range(threshold):
+        assert ticket_claim_next(reviewer=reviewer) is not None
+    assert prepared_claims() == []  # a connection dropped after each request would never gain
+    for _ in range(12 - threshold):
         assert ticket_claim_next(reviewer=reviewer) is not None
     [(_, generic, custom)] = prepared_claims()
-    assert generic + custom == 7  # one statement, planned for its first runs, then reused
+    assert generic + custom == 12 - threshold  # one statement, reused from then on
 
 
-def test_under_the_generic_plan_claims_go_by_priority_then_age_from_both_queues(postgres_only, make_ticket,
+@pytest.fixture
+def prepare_at_once(postgres_only, db, monkeypatch):
+    connection.ensure_connection()
+    monkeypatch.setattr(connection.connection, "prepare_threshold", 0)
+
+
+def test_under_the_generic_plan_claims_go_by_priority_then_age_from_both_queues(prepare_at_once, make_ticket,
                                                                                 reviewer, reviewer2):
     with connection.cursor() as cursor:
         cursor.execute("SET plan_cache_mode = force_generic_plan")
@@ -59,7 +70,7 @@ def test_under_the_generic_plan_claims_go_by_priority_then_age_from_both_queues(
             cursor.execute("RESET plan_cache_mode")
 
 
-def test_the_generic_plan_reads_both_partial_indexes(postgres_only, make_ticket, reviewer):
+def test_the_generic_plan_reads_both_partial_indexes(prepare_at_once, make_ticket, reviewer):
     make_ticket()
     assert ticket_claim_next(reviewer=reviewer) is not None
     [(name, _, _)] = prepared_claims()
