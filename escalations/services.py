@@ -250,27 +250,30 @@ _AUDIT_COLUMNS = ("at", "actor_id", "actor_label", "action", "object_type", "bef
 _AUDIT_VALUES = ("%s", "%s", "%s", "%s", "%s", "%s::jsonb", "%s::jsonb", "%s::inet")
 # The ticket's columns, then what it was before the claim, then its agent's and its version's columns.
 _CLAIM_RESULT = (f"{_columns(EscalationTicket, 'taken')}, taken.prev_status, taken.prev_holder_id, "
-                 f"{_columns(Agent, 'a')}, {_columns(AgentVersion, 'v')}")
+                 f"{_columns(Agent, 'a')}, {_columns(AgentVersion, 'v')}, pick.status")
 
 
-def _claim_statement(filters: dict, *, reviewer, now: datetime, lease: datetime) -> tuple[str, list]:
+def _claim_statement(filters: dict, *, reviewer, now: datetime, lease: datetime,
+                     open_only: bool = False) -> tuple[str, list]:
     """One statement: pick the first ticket of each claimable queue (claims.claimable_queues_sql,
     narrowed by `filters`, column = value) by priority then age, locked FOR UPDATE SKIP LOCKED;
-    take the first of the two; write its "claimed" history row when it was open (a lapsed claim's
-    two rows are written afterwards, in order) and its audit entry (audit_columns' rules; the object's
-    id and repr, str(ticket), from the row taken); return it with its agent and version."""
+    take the first of the two (`open_only`: only if it is open); write its "claimed" history row
+    when it was open (a lapsed claim's two rows are written afterwards, in order) and its audit
+    entry (audit_columns' rules; the object's id and repr, str(ticket), from the row taken); return
+    it with its agent and version, and the status of the ticket picked (no row: none claimable)."""
     narrowing = "".join(f" AND {column} = %s" for column in filters)
     queues, params = [], []
     for condition, queue_params in claimable_queues_sql(now):
         queues.append(f"SELECT id, status, claimed_by_id, priority, created_at FROM {_TICKET} "
                       f"WHERE {condition}{narrowing} ORDER BY priority, created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED")
         params += [*queue_params, *filters.values()]
+    only_open = f" AND pick.status = '{TicketStatus.OPEN.value}'" if open_only else ""
     statement = f"""
         WITH open_queue AS ({queues[0]}), lapsed_queue AS ({queues[1]}),
         pick AS (SELECT * FROM (SELECT * FROM open_queue UNION ALL SELECT * FROM lapsed_queue) c
                  ORDER BY priority, created_at, id LIMIT 1),
         taken AS (UPDATE {_TICKET} t SET status = %s, claimed_by_id = %s, claimed_at = %s, lease_expires_at = %s
-                  FROM pick WHERE t.id = pick.id
+                  FROM pick WHERE t.id = pick.id{only_open}
                   RETURNING {_columns(EscalationTicket, 't')}, pick.status AS prev_status,
                             pick.claimed_by_id AS prev_holder_id),
         history AS (INSERT INTO {_EVENT} (ticket_id, kind, actor_id, at, detail)
@@ -279,7 +282,8 @@ def _claim_statement(filters: dict, *, reviewer, now: datetime, lease: datetime)
                   SELECT {", ".join(_AUDIT_VALUES)}, id::text, left('ticket #' || id || ' ' || request_key, 300), '', ''
                   FROM taken WHERE prev_status = %s)
         SELECT {_CLAIM_RESULT}
-        FROM taken JOIN {Agent._meta.db_table} a ON a.id = taken.agent_id
+        FROM pick LEFT JOIN taken ON taken.id = pick.id
+        LEFT JOIN {Agent._meta.db_table} a ON a.id = taken.agent_id
         LEFT JOIN {AgentVersion._meta.db_table} v ON v.id = taken.version_id"""  # noqa: S608 (names are ours)
     detail = json.dumps(_claimed_detail(lease))
     entry = audit_columns(actor=reviewer, action="ticket.claimed", object_type=EscalationTicket._meta.label_lower,
@@ -295,33 +299,51 @@ def _claim_next_one_statement(filters: dict, *, reviewer) -> EscalationTicket | 
     """PostgreSQL: pick and take in one statement. Each queue (open; claimed with a lapsed lease)
     gives its first ticket by priority then age, locked FOR UPDATE SKIP LOCKED, so concurrent
     claimers pass each other's rows instead of waiting; the first of the two becomes ours, and the
-    statement returns it with its agent and version, having written its history row and audit entry
-    (one round trip). The row lock is the guard: a ticket another transaction took and committed in
-    the meantime fails the queue's condition when it is locked, and is passed over."""
+    statement returns it with its agent and version, having written its history row and audit entry.
+    The row lock is the guard: a ticket another transaction took and committed in the meantime fails
+    the queue's condition when it is locked, and is passed over.
+
+    The usual claim, an open ticket, is that statement alone: outside a caller's transaction it is
+    a transaction of its own, committed as it returns, with no BEGIN and COMMIT round trips (the
+    statement is atomic; its deferred foreign keys are checked as it ends). A lapsed claim first in
+    line is left to a transaction that takes it and then writes its two history rows and audit
+    entries in order (`_record_claim`)."""
+    ticket, picked = _claim_once(filters, reviewer=reviewer, open_only=True)
+    if ticket is not None or picked is None:  # taken, or nothing claimable
+        return ticket
+    with transaction.atomic():
+        ticket, _ = _claim_once(filters, reviewer=reviewer, open_only=False)
+        return ticket
+
+
+def _claim_once(filters: dict, *, reviewer, open_only: bool) -> tuple[EscalationTicket | None, str | None]:
+    """Run the claim statement: (the ticket taken or None, the status of the ticket picked or None)."""
     now = timezone.now()
     lease = now + lease_duration()
-    with transaction.atomic():  # FOR UPDATE compiles only inside a transaction
-        # Prepared once a kept connection has run it a few times (rolloutops/db.py): planning this
-        # statement cost about as much database time as running it.
-        with server_binding_cursor() as cursor:
-            cursor.execute(*_claim_statement(filters, reviewer=reviewer, now=now, lease=lease))
-            row = cursor.fetchone()
-        if row is None:
-            return None
-        n_ticket, n_agent = len(EscalationTicket._meta.concrete_fields), len(Agent._meta.concrete_fields)
-        ticket = _from_row(EscalationTicket, row[:n_ticket])
-        prev_status, prev_holder_id = row[n_ticket], row[n_ticket + 1]
-        rest = row[n_ticket + 2:]
-        ticket.agent = _from_row(Agent, rest[:n_agent])
-        if ticket.version_id is not None:
-            ticket.version = _from_row(AgentVersion, rest[n_agent:])
-        ticket.claimed_by = reviewer
-        if prev_status == TicketStatus.OPEN:  # its history row and audit entry are written
-            audit_inserted()
-        else:
-            prev_holder = get_user_model().objects.filter(pk=prev_holder_id).first() if prev_holder_id else None
-            _record_claim(ticket=ticket, reviewer=reviewer, now=now, prev_status=prev_status, prev_holder=prev_holder)
-        return ticket
+    # Prepared once a kept connection has run it a few times (rolloutops/db.py): planning this
+    # statement cost about as much database time as running it.
+    with server_binding_cursor() as cursor:
+        cursor.execute(*_claim_statement(filters, reviewer=reviewer, now=now, lease=lease, open_only=open_only))
+        row = cursor.fetchone()
+    if row is None:
+        return None, None
+    n_ticket, n_agent, n_version = (len(model._meta.concrete_fields) for model in (EscalationTicket, Agent, AgentVersion))
+    picked = row[-1]
+    if row[0] is None:  # a lapsed claim was first, and open_only left it
+        return None, picked
+    ticket = _from_row(EscalationTicket, row[:n_ticket])
+    prev_status, prev_holder_id = row[n_ticket], row[n_ticket + 1]
+    rest = row[n_ticket + 2:-1]
+    ticket.agent = _from_row(Agent, rest[:n_agent])
+    if ticket.version_id is not None:
+        ticket.version = _from_row(AgentVersion, rest[n_agent:n_agent + n_version])
+    ticket.claimed_by = reviewer
+    if prev_status == TicketStatus.OPEN:  # its history row and audit entry are written
+        audit_inserted()
+    else:
+        prev_holder = get_user_model().objects.filter(pk=prev_holder_id).first() if prev_holder_id else None
+        _record_claim(ticket=ticket, reviewer=reviewer, now=now, prev_status=prev_status, prev_holder=prev_holder)
+    return ticket, picked
 
 
 def ticket_claim_next(*, reviewer, agent: str | Agent | None = None, reason: str | None = None,

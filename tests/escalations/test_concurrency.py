@@ -57,6 +57,41 @@ def test_parallel_claim_next_gives_every_ticket_to_exactly_one_reviewer(postgres
     assert report.intact and report.checked == AuditEntry.objects.count()
 
 
+def test_parallel_claim_next_over_open_tickets_and_lapsed_claims(postgres_only, make_ticket):
+    # An open ticket is taken by one autocommitted statement; a lapsed claim first in line by a
+    # transaction that also writes its lapse: both ways at once, every ticket exactly once.
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from escalations.models import TicketEvent
+
+    tickets = [make_ticket(priority=f"P{1 + i % 4}") for i in range(40)]
+    gone = UserFactory(username="gone", roles=["reviewer"])
+    lapsed = tickets[::4]  # every priority
+    EscalationTicket.objects.filter(pk__in=[t.pk for t in lapsed]).update(
+        status=TicketStatus.CLAIMED, claimed_by=gone, claimed_at=timezone.now() - timedelta(hours=1),
+        lease_expires_at=timezone.now() - timedelta(minutes=1))
+    reviewers = [UserFactory(username=f"rev{i}", roles=["reviewer"]) for i in range(8)]
+
+    def claim_until_empty(i):
+        got = []
+        while (ticket := ticket_claim_next(reviewer=reviewers[i])) is not None:
+            got.append(ticket.pk)
+        return got
+
+    claimed = [pk for got in run_in_threads(8, claim_until_empty) for pk in got]
+    assert sorted(claimed) == sorted(t.pk for t in tickets)
+    assert Counter(claimed).most_common(1)[0][1] == 1
+    assert not EscalationTicket.objects.filter(claimed_by=gone).exists()
+    assert AuditEntry.objects.filter(action="ticket.claimed").count() == 40
+    assert sorted(int(pk) for pk in AuditEntry.objects.filter(action="ticket.lease_expired")
+                  .values_list("object_id", flat=True)) == sorted(t.pk for t in lapsed)
+    assert TicketEvent.objects.filter(kind="lease_expired").count() == len(lapsed)
+    audit_seal()
+    assert audit_verify().intact
+
+
 def test_parallel_claims_of_one_ticket_have_one_winner(postgres_only, make_ticket):
     ticket = make_ticket()
     reviewers = [UserFactory(username=f"rev{i}", roles=["reviewer"]) for i in range(8)]
