@@ -5,15 +5,23 @@ from __future__ import annotations
 
 import logging
 
+import json
+
 from django.core.exceptions import BadRequest, PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.db import DataError, InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponseBase
+from django.urls import path
+from django.views.decorators.csrf import csrf_exempt
 from ninja import Swagger
 from ninja.errors import AuthenticationError, ValidationError
+from pydantic import ValidationError as SchemaError
 
 from agents.api import router as agents_router
+from escalations import services as escalation_services
+from escalations.api import ClaimNextIn, TicketOut, ticket_out
 from escalations.api import router as escalations_router
 from rolloutops.api import router as audit_router
-from rolloutops.auth import BearerToken, BrowserSession
+from rolloutops.auth import BearerToken, BrowserSession, Principal, bearer_token, refusal
 from rolloutops.exceptions import DomainError
 from rolloutops.openapi import DocumentedAPI
 from rolloutops.probes import RETRY_AFTER_SECONDS, UNAVAILABLE, dependency_down
@@ -40,6 +48,10 @@ api.add_router("", telemetry_router)
 api.add_router("", otlp_router)
 api.add_router("", escalations_router)
 api.add_router("", audit_router)
+
+# The API's URL patterns, built once: console/urls.py mounts them, and claim_next_view hands them
+# every call it does not answer itself.
+api_patterns = path("api/v1/", api.urls)
 
 
 @api.exception_handler(DomainError)
@@ -116,3 +128,66 @@ def _bad_request(request, exc):
 def _unhandled(request, exc):
     _log.error("unhandled error in an API call", exc_info=exc, extra={"path": request.path})
     return api.create_response(request, {"detail": "internal error; it has been logged"}, status=500)
+
+
+# POST /api/v1/escalations/claim-next is every reviewer's and reviewing runtime's hot path. Its
+# usual call (a bearer token that may claim, a JSON body of filters or none) is answered by the plain
+# view below, mounted ahead of the API (console/urls.py): django-ninja's dispatch, authentication
+# loop and response model cost a third of such a call's web CPU (bench/README.md, "Escalation
+# claims"). Every other call — a session (its CSRF rule), no or a refused token, any other body,
+# method or content type — goes to the operation itself, and so does every error, through the
+# API's own handlers: the answers are the operation's by construction, and
+# tests/escalations/test_claim_next_view.py asks both, case by case, for the same status and body.
+_CLAIM_FILTERS = frozenset(ClaimNextIn.model_fields)
+
+
+@csrf_exempt  # as django-ninja's own views: a session's call is checked by the operation (BrowserSession)
+def claim_next_view(request: HttpRequest) -> HttpResponseBase:
+    try:
+        served = _claim_next_served(request)
+    except Exception as exc:  # noqa: BLE001 - answered as the operation would (the API's handlers)
+        return api.on_exception(request, exc)
+    if served is not None:
+        return served
+    match = api_patterns.resolve(request.path_info.lstrip("/"))
+    return match.func(request, *match.args, **match.kwargs)
+
+
+def _claim_next_served(request: HttpRequest) -> HttpResponseBase | None:
+    """The usual call's answer, or None for the operation to answer."""
+    if request.method != "POST" or request.content_type not in ("application/json", ""):
+        return None
+    body = request.body
+    if not request.content_type and body:
+        return None
+    token = bearer_token(request)
+    if token is None or refusal(Principal(token.user, token), "escalation.work") is not None:
+        return None
+    filters = _claim_filters(body)
+    if filters is None:
+        return None
+    request.user = token.user
+    ticket = escalation_services.ticket_claim_next(reviewer=token.user, **filters)
+    if ticket is None:
+        response = api.create_temporal_response(request)
+        response.status_code = 204
+        return response
+    return api.create_response(request, TicketOut.model_validate(ticket_out(ticket)).model_dump(), status=200)
+
+
+def _claim_filters(body: bytes) -> dict | None:
+    """The filters of a body the operation would take as they are: none, or a JSON object of
+    valid filters only (anything else: None, for the operation to judge)."""
+    if body == b"":
+        return {"agent": None, "reason": None, "priority": None}
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or not data.keys() <= _CLAIM_FILTERS:
+        return None
+    try:
+        filters = ClaimNextIn.model_validate(data)
+    except SchemaError:
+        return None
+    return {"agent": filters.agent, "reason": filters.reason, "priority": filters.priority}

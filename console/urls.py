@@ -5,7 +5,7 @@ from django.urls import include, path
 from rollouts.api import route_view
 
 from . import views
-from .api import api
+from .api import api_patterns, claim_next_view
 
 handler403 = "rolloutops.views.forbidden"
 handler404 = "rolloutops.views.not_found"  # JSON under /api/, the page elsewhere
@@ -13,12 +13,13 @@ handler500 = "rolloutops.views.server_error"  # JSON under /api/; 503 + Retry-Af
 
 urlpatterns = [
     path("api/v1/route", route_view),  # the hot path: first, and ahead of django-ninja (rollouts/api.py says why)
+    path("api/v1/escalations/claim-next", claim_next_view),  # the reviewers' hot path (console/api.py says why)
     path("", views.overview, name="overview"),
     path("metrics", views.metrics, name="metrics"),
     path("", include("rolloutops.urls")),
     path("agents/", include("agents.urls")),
     path("rollouts/", include("rollouts.urls")),
     path("escalations/", include("escalations.urls")),
-    path("api/v1/", api.urls),
+    api_patterns,
     path("admin/", admin.site.urls),
 ]
