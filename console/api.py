@@ -3,9 +3,8 @@ errors to their `{"detail": …}` shapes. Who is calling lives in rolloutops/aut
 what in rolloutops/policy.py."""
 from __future__ import annotations
 
-import logging
-
 import json
+import logging
 
 from django.core.exceptions import BadRequest, PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.db import DataError, InterfaceError, OperationalError
@@ -131,13 +130,14 @@ def _unhandled(request, exc):
 
 
 # POST /api/v1/escalations/claim-next is every reviewer's and reviewing runtime's hot path. Its
-# usual call (a bearer token that may claim, a JSON body of filters or none) is answered by the plain
-# view below, mounted ahead of the API (console/urls.py): django-ninja's dispatch, authentication
-# loop and response handling cost about a quarter of such a call's CPU in-process (bench/README.md,
-# "Escalation claims": a plain view for the usual call). Every other call — a session (its CSRF rule), no or a refused token, any other body,
-# method or content type — goes to the operation itself, and so does every error, through the
-# API's own handlers: the answers are the operation's by construction, and
-# tests/escalations/test_claim_next_view.py asks both, case by case, for the same status and body.
+# usual call (a bearer token that may claim, a JSON body of filters or none) is answered by the
+# plain view below, mounted ahead of the API (console/urls.py): django-ninja's dispatch,
+# authentication loop and response handling cost about a quarter of such a call's CPU in-process
+# (bench/README.md, "Escalation claims": a plain view for the usual call). Every other call (a
+# session and its CSRF rule, no or a refused token, any other body, method or content type) goes to
+# the operation itself, and so does every error, through the API's own handlers: those answers are
+# the operation's by construction, and tests/escalations/test_claim_next_view.py asks both, case
+# by case, for the same status and body.
 _CLAIM_FILTERS = frozenset(ClaimNextIn.model_fields)
 
 
