@@ -178,16 +178,13 @@ def _claim_next_served(request: HttpRequest) -> HttpResponseBase | None:
 def _claim_filters(body: bytes) -> dict | None:
     """The filters of a body the operation would take as they are: none, or a JSON object of
     valid filters only (anything else: None, for the operation to judge)."""
-    if body == b"":
-        return {"agent": None, "reason": None, "priority": None}
     try:
-        data = json.loads(body)
+        data = json.loads(body) if body else {}
     except ValueError:
         return None
     if not isinstance(data, dict) or not data.keys() <= _CLAIM_FILTERS:
         return None
     try:
-        filters = ClaimNextIn.model_validate(data)
+        return ClaimNextIn.model_validate(data).model_dump()
     except SchemaError:
         return None
-    return {"agent": filters.agent, "reason": filters.reason, "priority": filters.priority}

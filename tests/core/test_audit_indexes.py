@@ -7,6 +7,7 @@ from django.db import connection
 from rolloutops.audit import audit_record, audit_seal
 from rolloutops.models import AuditEntry
 from rolloutops.selectors import audit_entries
+from tests.plans import index_plan
 
 
 @pytest.fixture
@@ -16,14 +17,6 @@ def indexes(db):
     with connection.cursor() as cursor:
         cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s", [AuditEntry._meta.db_table])
         return dict(cursor.fetchall())
-
-
-def plan(queryset) -> str:
-    sql, params = queryset.query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_seqscan = off")  # tiny test tables: ask what an index can serve
-        cursor.execute(f"EXPLAIN {sql}", params)
-        return "\n".join(row[0] for row in cursor.fetchall())
 
 
 def test_eight_indexes_and_no_copy_of_another(indexes):
@@ -39,11 +32,11 @@ def test_eight_indexes_and_no_copy_of_another(indexes):
     ({"object_type": "escalations.escalationticket"}, "rolloutops__object__dc740a_idx"),
 ])
 def test_the_audit_logs_filters_use_an_index(indexes, filters, index):
-    assert index in plan(audit_entries(**filters))
+    assert index in index_plan(audit_entries(**filters))
 
 
 def test_an_action_is_found_by_equality_too(indexes):
-    assert "audit_action" in plan(AuditEntry.objects.filter(action="ticket.claimed"))
+    assert "audit_action" in index_plan(AuditEntry.objects.filter(action="ticket.claimed"))
 
 
 def test_entries_are_still_sealed_into_unique_hashes(indexes, operator):

@@ -37,9 +37,10 @@ def run_in_threads(count: int, work) -> list:
     return results
 
 
-def test_parallel_claim_next_gives_every_ticket_to_exactly_one_reviewer(postgres_only, make_ticket):
-    tickets = [make_ticket(priority=f"P{1 + i % 4}") for i in range(50)]
-    reviewers = [UserFactory(username=f"rev{i}", roles=["reviewer"]) for i in range(8)]
+def drain_with_reviewers(count: int) -> list[int]:
+    """`count` reviewers, each on its own connection, claim next until the queue is empty: every
+    ticket id they got, in one list."""
+    reviewers = [UserFactory(username=f"rev{i}", roles=["reviewer"]) for i in range(count)]
 
     def claim_until_empty(i):
         got = []
@@ -47,7 +48,12 @@ def test_parallel_claim_next_gives_every_ticket_to_exactly_one_reviewer(postgres
             got.append(ticket.pk)
         return got
 
-    claimed = [pk for got in run_in_threads(8, claim_until_empty) for pk in got]
+    return [pk for got in run_in_threads(count, claim_until_empty) for pk in got]
+
+
+def test_parallel_claim_next_gives_every_ticket_to_exactly_one_reviewer(postgres_only, make_ticket):
+    tickets = [make_ticket(priority=f"P{1 + i % 4}") for i in range(50)]
+    claimed = drain_with_reviewers(8)
     assert sorted(claimed) == sorted(t.pk for t in tickets)
     assert Counter(claimed).most_common(1)[0][1] == 1
     assert EscalationTicket.objects.filter(status=TicketStatus.CLAIMED).count() == 50
@@ -72,15 +78,7 @@ def test_parallel_claim_next_over_open_tickets_and_lapsed_claims(postgres_only, 
     EscalationTicket.objects.filter(pk__in=[t.pk for t in lapsed]).update(
         status=TicketStatus.CLAIMED, claimed_by=gone, claimed_at=timezone.now() - timedelta(hours=1),
         lease_expires_at=timezone.now() - timedelta(minutes=1))
-    reviewers = [UserFactory(username=f"rev{i}", roles=["reviewer"]) for i in range(8)]
-
-    def claim_until_empty(i):
-        got = []
-        while (ticket := ticket_claim_next(reviewer=reviewers[i])) is not None:
-            got.append(ticket.pk)
-        return got
-
-    claimed = [pk for got in run_in_threads(8, claim_until_empty) for pk in got]
+    claimed = drain_with_reviewers(8)
     assert sorted(claimed) == sorted(t.pk for t in tickets)
     assert Counter(claimed).most_common(1)[0][1] == 1
     assert not EscalationTicket.objects.filter(claimed_by=gone).exists()

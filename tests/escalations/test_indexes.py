@@ -5,14 +5,7 @@ from django.db import connection
 
 from escalations.models import EscalationTicket
 from escalations.selectors import tickets_list
-
-
-def plan(queryset) -> str:
-    sql, params = queryset.query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_seqscan = off")  # tiny test tables: ask what an index can serve
-        cursor.execute(f"EXPLAIN {sql}", params)
-        return "\n".join(row[0] for row in cursor.fetchall())
+from tests.plans import index_plan
 
 
 @pytest.fixture
@@ -38,16 +31,16 @@ def test_a_tickets_history_is_indexed_once(postgres_only, make_ticket, reviewer)
     assert history == [["ticket_id", "at"]]
     ticket = make_ticket()
     ticket_claim_next(reviewer=reviewer)
-    assert "ticketevent_by_ticket" in plan(TicketEvent.objects.filter(ticket=ticket).order_by("at"))
+    assert "ticketevent_by_ticket" in index_plan(TicketEvent.objects.filter(ticket=ticket).order_by("at"))
 
 
 def test_a_reviewers_claims_are_found_through_the_claimant_index(postgres_only, make_ticket, operator):
     make_ticket()
-    explained = plan(tickets_list(status="all", claimed_by=operator))
+    explained = index_plan(tickets_list(status="all", claimed_by=operator))
     assert "ticket_by_claimant" in explained
 
 
 def test_an_agents_tickets_are_found_through_the_one_per_request_index(postgres_only, agent, make_ticket):
     make_ticket()
-    explained = plan(EscalationTicket.objects.filter(agent=agent))
+    explained = index_plan(EscalationTicket.objects.filter(agent=agent))
     assert "ticket_one_per_request" in explained

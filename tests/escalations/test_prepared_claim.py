@@ -13,6 +13,15 @@ from escalations.services import _claim_statement, ticket_claim_next
 from rolloutops.audit import audit_seal, audit_verify
 
 
+@pytest.fixture(autouse=True)
+def _fresh_connection(db):
+    # Each test counts the statements prepared on its own connection.
+    if connection.vendor == "postgresql" and connection.connection is not None:
+        with connection.cursor() as cursor:
+            cursor.execute("DEALLOCATE ALL")  # psycopg forgets its own names too, seeing it
+    yield
+
+
 def prepared_claims() -> list[tuple[str, int, int]]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT name, generic_plans, custom_plans FROM pg_prepared_statements "
@@ -83,12 +92,3 @@ def test_the_generic_plan_reads_both_partial_indexes(prepare_at_once, make_ticke
         cursor.execute(f"EXPLAIN EXECUTE {name}({', '.join(['%s'] * len(params))})", params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "ticket_open_queue" in plan and "ticket_claimed_leases" in plan, plan
-
-
-@pytest.fixture(autouse=True)
-def _fresh_connection(db):
-    # Each test counts the statements prepared on its own connection.
-    if connection.vendor == "postgresql" and connection.connection is not None:
-        with connection.cursor() as cursor:
-            cursor.execute("DEALLOCATE ALL")  # psycopg forgets its own names too, seeing it
-    yield
