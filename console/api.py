@@ -17,7 +17,7 @@ from pydantic import ValidationError as SchemaError
 
 from agents.api import router as agents_router
 from escalations import services as escalation_services
-from escalations.api import ClaimNextIn, TicketOut, ticket_out
+from escalations.api import ClaimNextIn, ticket_out
 from escalations.api import router as escalations_router
 from rolloutops.api import router as audit_router
 from rolloutops.auth import BearerToken, BrowserSession, Principal, bearer_token, refusal
@@ -139,6 +139,7 @@ def _unhandled(request, exc):
 # the operation's by construction, and tests/escalations/test_claim_next_view.py asks both, case
 # by case, for the same status and body.
 _CLAIM_FILTERS = frozenset(ClaimNextIn.model_fields)
+_NO_FILTERS = ClaimNextIn().model_dump()
 
 
 @csrf_exempt  # as django-ninja's own views: a session's call is checked by the operation (BrowserSession)
@@ -172,14 +173,18 @@ def _claim_next_served(request: HttpRequest) -> HttpResponseBase | None:
         response = api.create_temporal_response(request)
         response.status_code = 204
         return response
-    return api.create_response(request, TicketOut.model_validate(ticket_out(ticket)).model_dump(), status=200)
+    # ticket_out's dictionary is TicketOut's shape with TicketOut's types (the operation validates
+    # the same dictionary against it); rendered as it is, without a second pass through the schema.
+    return api.create_response(request, ticket_out(ticket), status=200)
 
 
 def _claim_filters(body: bytes) -> dict | None:
     """The filters of a body the operation would take as they are: none, or a JSON object of
     valid filters only (anything else: None, for the operation to judge)."""
+    if body in (b"", b"{}"):  # the usual call: no filters (what the schema gives for none)
+        return dict(_NO_FILTERS)
     try:
-        data = json.loads(body) if body else {}
+        data = json.loads(body)
     except ValueError:
         return None
     if not isinstance(data, dict) or not data.keys() <= _CLAIM_FILTERS:

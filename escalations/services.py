@@ -2,6 +2,7 @@
 resolve (which records the human decision), and the two sweeps (lapsed leases, SLA breaches)."""
 from __future__ import annotations
 
+import functools
 import json
 from datetime import datetime
 from datetime import timezone as dt_timezone
@@ -248,27 +249,29 @@ _EVENT = TicketEvent._meta.db_table
 _AUDIT = AuditEntry._meta.db_table
 _AUDIT_COLUMNS = ("at", "actor_id", "actor_label", "action", "object_type", "before", "after", "source_ip")
 _AUDIT_VALUES = ("%s", "%s", "%s", "%s", "%s", "%s::jsonb", "%s::jsonb", "%s::inet")
-# The ticket's columns, then what it was before the claim, then its agent's and its version's columns.
+# What a claim answers needs of the ticket's agent and version: the API shows their slug and
+# version string, the page links by id. The instances the claim returns hold these fields and
+# load any other on access (Django's deferred fields), instead of every column of both rows.
+# (In the model's column order, as Model.from_db takes a subset of the columns.)
+_AGENT_FIELDS = tuple(f.attname for f in Agent._meta.concrete_fields if f.attname in {"id", "slug", "name"})
+_VERSION_FIELDS = tuple(f.attname for f in AgentVersion._meta.concrete_fields if f.attname in {"id", "agent_id", "version"})
+# The ticket's columns, then what it was before the claim, then its agent's and its version's fields.
 _CLAIM_RESULT = (f"{_columns(EscalationTicket, 'taken')}, taken.prev_status, taken.prev_holder_id, "
-                 f"{_columns(Agent, 'a')}, {_columns(AgentVersion, 'v')}, pick.status")
+                 f"{', '.join(f'a.{name}' for name in _AGENT_FIELDS)}, "
+                 f"{', '.join(f'v.{name}' for name in _VERSION_FIELDS)}, pick.status")
 
 
-def _claim_statement(filters: dict, *, reviewer, now: datetime, lease: datetime,
-                     open_only: bool = False) -> tuple[str, list]:
-    """One statement: pick the first ticket of each claimable queue (claims.claimable_queues_sql,
-    narrowed by `filters`, column = value) by priority then age, locked FOR UPDATE SKIP LOCKED;
-    take the first of the two (`open_only`: only if it is open); write its "claimed" history row
-    when it was open (a lapsed claim's two rows are written afterwards, in order) and its audit
-    entry (audit_columns' rules; the object's id and repr, str(ticket), from the row taken); return
-    it with its agent and version, and the status of the ticket picked (no row: none claimable)."""
-    narrowing = "".join(f" AND {column} = %s" for column in filters)
-    queues, params = [], []
-    for condition, queue_params in claimable_queues_sql(now):
-        queues.append(f"SELECT id, status, claimed_by_id, priority, created_at FROM {_TICKET} "
-                      f"WHERE {condition}{narrowing} ORDER BY priority, created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED")
-        params += [*queue_params, *filters.values()]
+@functools.lru_cache(maxsize=64)
+def _claim_sql(filter_columns: tuple[str, ...], open_only: bool) -> str:
+    """The claim statement's text for these filters (see _claim_statement): built once per shape,
+    as its text is the same for every call with them and only the values change."""
+    narrowing = "".join(f" AND {column} = %s" for column in filter_columns)
+    # The queues' conditions are the same text at any moment; only their bound values change.
+    queues = [f"SELECT id, status, claimed_by_id, priority, created_at FROM {_TICKET} "
+              f"WHERE {condition}{narrowing} ORDER BY priority, created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED"
+              for condition, _ in claimable_queues_sql(timezone.now())]
     only_open = f" AND pick.status = '{TicketStatus.OPEN.value}'" if open_only else ""
-    statement = f"""
+    return f"""
         WITH open_queue AS ({queues[0]}), lapsed_queue AS ({queues[1]}),
         pick AS (SELECT * FROM (SELECT * FROM open_queue UNION ALL SELECT * FROM lapsed_queue) c
                  ORDER BY priority, created_at, id LIMIT 1),
@@ -285,6 +288,20 @@ def _claim_statement(filters: dict, *, reviewer, now: datetime, lease: datetime,
         FROM pick LEFT JOIN taken ON taken.id = pick.id
         LEFT JOIN {Agent._meta.db_table} a ON a.id = taken.agent_id
         LEFT JOIN {AgentVersion._meta.db_table} v ON v.id = taken.version_id"""  # noqa: S608 (names are ours)
+
+
+def _claim_statement(filters: dict, *, reviewer, now: datetime, lease: datetime,
+                     open_only: bool = False) -> tuple[str, list]:
+    """One statement: pick the first ticket of each claimable queue (claims.claimable_queues_sql,
+    narrowed by `filters`, column = value) by priority then age, locked FOR UPDATE SKIP LOCKED;
+    take the first of the two (`open_only`: only if it is open); write its "claimed" history row
+    when it was open (a lapsed claim's two rows are written afterwards, in order) and its audit
+    entry (audit_columns' rules; the object's id and repr, str(ticket), from the row taken); return
+    it with its agent's and version's fields, and the status of the ticket picked (no row: none
+    claimable)."""
+    params = []
+    for _, queue_params in claimable_queues_sql(now):
+        params += [*queue_params, *filters.values()]
     detail = json.dumps(_claimed_detail(lease))
     entry = audit_columns(actor=reviewer, action="ticket.claimed", object_type=EscalationTicket._meta.label_lower,
                           at=now, **_claim_change(reviewer=reviewer, lease=lease))
@@ -292,7 +309,7 @@ def _claim_statement(filters: dict, *, reviewer, now: datetime, lease: datetime,
     params += [TicketStatus.CLAIMED, reviewer.pk, now, lease,
                TicketEventKind.CLAIMED, reviewer.pk, now, detail, TicketStatus.OPEN,
                *(entry[column] for column in _AUDIT_COLUMNS), TicketStatus.OPEN]
-    return statement, params
+    return _claim_sql(tuple(filters), open_only), params
 
 
 def _claim_next_one_statement(filters: dict, *, reviewer) -> EscalationTicket | None:
@@ -327,16 +344,16 @@ def _claim_once(filters: dict, *, reviewer, open_only: bool) -> tuple[Escalation
         row = cursor.fetchone()
     if row is None:
         return None, None
-    n_ticket, n_agent, n_version = (len(model._meta.concrete_fields) for model in (EscalationTicket, Agent, AgentVersion))
+    n_ticket, n_agent = len(EscalationTicket._meta.concrete_fields), len(_AGENT_FIELDS)
     picked = row[-1]
     if row[0] is None:  # a lapsed claim was first, and open_only left it
         return None, picked
     ticket = _from_row(EscalationTicket, row[:n_ticket])
     prev_status, prev_holder_id = row[n_ticket], row[n_ticket + 1]
     rest = row[n_ticket + 2:-1]
-    ticket.agent = _from_row(Agent, rest[:n_agent])
+    ticket.agent = Agent.from_db(connection.alias, _AGENT_FIELDS, rest[:n_agent])
     if ticket.version_id is not None:
-        ticket.version = _from_row(AgentVersion, rest[n_agent:n_agent + n_version])
+        ticket.version = AgentVersion.from_db(connection.alias, _VERSION_FIELDS, rest[n_agent:])
     ticket.claimed_by = reviewer
     if prev_status == TicketStatus.OPEN:  # its history row and audit entry are written
         audit_inserted()

@@ -67,6 +67,18 @@ def test_claim_next_returns_the_ticket_as_stored_with_its_history_row_and_audit_
     assert entry.after == {"status": "claimed", "claimed_by": "rita", "lease_expires_at": lease}
 
 
+def test_claim_next_answers_with_its_agent_and_version_whole(make_ticket, version, reviewer):
+    """The claim reads only the agent's and version's fields its answer shows; any other loads on use."""
+    version.notes = "retrained on the March tickets"
+    version.save(update_fields=["notes"])
+    opened = make_ticket(version=version.version)
+    claimed = ticket_claim_next(reviewer=reviewer)
+    assert claimed.pk == opened.pk
+    assert (claimed.agent.slug, claimed.version.version) == ("claims-triage", "1.4.0")
+    assert claimed.agent.owner_team == version.agent.owner_team
+    assert (claimed.version.notes, claimed.version.agent_id) == ("retrained on the March tickets", version.agent_id)
+
+
 def test_claim_next_of_a_lapsed_claim_records_the_lapse_then_the_claim(make_ticket, reviewer, reviewer2):
     held = ticket_claim(reviewer=reviewer, ticket=make_ticket())
     EscalationTicket.objects.filter(pk=held.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
