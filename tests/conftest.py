@@ -113,5 +113,16 @@ def api_client_for():
 
 
 @pytest.fixture
+def bearer_headers():
+    """bearer_headers(user, "route:read") → {"Authorization": "Bearer …"} with a fresh token of those scopes."""
+
+    def make(user, scopes="user", name=None):
+        _, raw = token_issue(user=user, scopes=scopes, name=name or f"test-{user.username}-{scopes}")
+        return {"Authorization": f"Bearer {raw}"}
+
+    return make
+
+
+@pytest.fixture
 def is_postgres():
     return connection.vendor == "postgresql"

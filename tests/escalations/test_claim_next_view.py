@@ -53,14 +53,10 @@ def queue(make_ticket, reviewer2):
     return tickets
 
 
-def test_the_served_claim_answers_as_the_specified_operation(queue, agent, reviewer, operator):
-    from rolloutops.tokens import token_issue
-
-    tokens = {}
-    for name, user, scopes in (("reviewer", reviewer, "user"), ("events", reviewer, "events:write"),
-                               ("operator", operator, "user"),
-                               ("no-role", UserFactory(username="nobody", roles=[]), "user")):
-        tokens[name] = {"Authorization": f"Bearer {token_issue(user=user, scopes=scopes, name=name)[1]}"}
+def test_the_served_claim_answers_as_the_specified_operation(queue, agent, reviewer, operator, bearer_headers):
+    tokens = {name: bearer_headers(user, scopes, name) for name, user, scopes in (
+        ("reviewer", reviewer, "user"), ("events", reviewer, "events:write"), ("operator", operator, "user"),
+        ("no-role", UserFactory(username="nobody", roles=[]), "user"))}
     rita = tokens["reviewer"]
     cases = [
         (b"{}", rita), (b"", rita), (b'{"priority": "P1"}', rita), (b'{"priority": "P2"}', rita),

@@ -39,15 +39,11 @@ def live(fast_rollout):
     return fast_rollout
 
 
-def test_the_served_route_answers_as_the_specified_operation(live, operator, api_client_for):
-    from rolloutops.tokens import token_issue
-
+def test_the_served_route_answers_as_the_specified_operation(live, operator, bearer_headers):
     slug = live.agent.slug
-    tokens = {}
-    for name, user, scopes in (("runtime", operator, "route:read"), ("user", operator, "user"),
-                               ("events", operator, "events:write"),
-                               ("no-role", UserFactory(username="nobody", roles=[]), "route:read")):
-        tokens[name] = {"Authorization": f"Bearer {token_issue(user=user, scopes=scopes, name=name)[1]}"}
+    tokens = {name: bearer_headers(user, scopes, name) for name, user, scopes in (
+        ("runtime", operator, "route:read"), ("user", operator, "user"), ("events", operator, "events:write"),
+        ("no-role", UserFactory(username="nobody", roles=[]), "route:read"))}
     runtime = tokens["runtime"]
     cases = [
         ({"agent": slug, "key": f"req-{i}"}, runtime) for i in range(40)  # both handlers at 25 %
