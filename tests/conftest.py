@@ -101,13 +101,17 @@ class ApiClient(Client):
                             headers=self._headers(headers), **kw)
 
 
+def _fresh_token(user, scopes: str, name: str | None = None) -> str:
+    """A new API token of `user` with `scopes`, as its raw secret."""
+    return token_issue(user=user, scopes=scopes, name=name or f"test-{user.username}-{scopes}")[1]
+
+
 @pytest.fixture
 def api_client_for():
     """api_client_for(user, "user,events:write") → a client with a fresh token of those scopes."""
 
     def make(user, scopes="user"):
-        _, raw = token_issue(user=user, scopes=scopes, name=f"test-{user.username}-{scopes}")
-        return ApiClient(token=raw)
+        return ApiClient(token=_fresh_token(user, scopes))
 
     return make
 
@@ -117,8 +121,7 @@ def bearer_headers():
     """bearer_headers(user, "route:read") → {"Authorization": "Bearer …"} with a fresh token of those scopes."""
 
     def make(user, scopes="user", name=None):
-        _, raw = token_issue(user=user, scopes=scopes, name=name or f"test-{user.username}-{scopes}")
-        return {"Authorization": f"Bearer {raw}"}
+        return {"Authorization": f"Bearer {_fresh_token(user, scopes, name)}"}
 
     return make
 

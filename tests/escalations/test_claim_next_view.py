@@ -121,11 +121,8 @@ def test_the_served_claim_is_recorded_as_the_operations(queue, reviewer, api_cli
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_database_outage_is_503_with_retry_after(queue, reviewer, database_down):  # noqa: F811
-    from rolloutops.tokens import token_issue
-
-    _, raw = token_issue(user=reviewer, scopes="user", name="runtime")
-    runtime = Client(headers={"Authorization": f"Bearer {raw}"})
+def test_a_database_outage_is_503_with_retry_after(queue, reviewer, database_down, bearer_headers):  # noqa: F811
+    runtime = Client(headers=bearer_headers(reviewer, "user", "runtime"))
     assert runtime.post(PATH, b"{}", content_type="application/json").status_code == 200
     database_down()
     response = runtime.post(PATH, b"{}", content_type="application/json")

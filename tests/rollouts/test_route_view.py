@@ -85,11 +85,8 @@ def test_a_signed_in_person_gets_the_same_answer_as_the_specified_operation(live
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_database_outage_is_503_with_retry_after(live, operator, database_down):  # noqa: F811
-    from rolloutops.tokens import token_issue
-
-    _, raw = token_issue(user=operator, scopes="route:read", name="runtime")
-    runtime = Client(headers={"Authorization": f"Bearer {raw}"})
+def test_a_database_outage_is_503_with_retry_after(live, operator, database_down, bearer_headers):  # noqa: F811
+    runtime = Client(headers=bearer_headers(operator, "route:read", "runtime"))
     assert runtime.get("/api/v1/route", {"agent": live.agent.slug, "key": "k"}).status_code == 200
     routing_cache_clear()  # as a freshly started web process: it must read the routing generation
     database_down()
