@@ -1,5 +1,5 @@
 """POST /api/v1/events: validation by index, partial acceptance, idempotence, limits, scopes."""
-from datetime import timedelta
+from datetime import timedelta, timezone
 
 import pytest
 
@@ -161,3 +161,23 @@ def test_a_body_that_is_not_an_events_object_is_422(events_client):
         response = events_client.post(URL, body)
         assert response.status_code == 422, body
         assert response.json()["detail"]
+
+
+def test_numbers_flags_and_moments_of_a_batch_are_stored_exactly(events_client, shadow_rollout):
+    # A batch's number, flag and moment columns travel as one text each (telemetry/services.py,
+    # `_joined`): every value comes back as sent, to the microsecond and the last bit of a float.
+    slug = shadow_rollout.agent.slug
+    moment = T0 + timedelta(hours=2, microseconds=123457)
+    sent = [
+        _event(slug, "a", confidence=1e-07, latency_ms=0.1 + 0.2, occurred_at=moment.isoformat(), trace=[]),
+        _event(slug, "b", confidence=1, latency_ms=86_400_000, segment="", input_hash="",
+               occurred_at=moment.astimezone(timezone(timedelta(hours=5, minutes=30))).isoformat()),
+        _event(slug, "c", kind="human", occurred_at=(moment + timedelta(microseconds=1)).isoformat().replace("+00:00", "Z")),
+    ]
+    assert events_client.post(URL, {"events": sent}).json() == {"accepted": 3, "duplicates": 0, "errors": []}
+    a, b, c = (Event.objects.get(request_key=key) for key in "abc")
+    assert (a.confidence, a.latency_ms, a.occurred_at, a.has_trace, a.trace) == (1e-07, 0.1 + 0.2, moment, False, [])
+    assert (b.confidence, b.latency_ms, b.occurred_at, b.segment, b.input_hash) == (1.0, 86_400_000.0, moment, "", "")
+    assert (c.confidence, c.latency_ms, c.version_id, c.slow, c.trace) == (None, None, None, None, None)
+    assert c.occurred_at == moment + timedelta(microseconds=1)
+    assert a.received_at == b.received_at == c.received_at
