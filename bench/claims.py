@@ -30,7 +30,7 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
-from common import emit_json
+from common import emit_json, wait_until_healthy
 from cpu import CpuMeter, children, database_backends, per_request_ms
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -147,17 +147,7 @@ def start_server(args) -> subprocess.Popen:
          "-b", f"127.0.0.1:{args.port}", "--backlog", "256"],
         cwd=ROOT, env=server_env(args), stdout=log, stderr=subprocess.STDOUT,
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", args.port, timeout=2)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                return server
-        except OSError:
-            time.sleep(0.2)
-    server.terminate()
-    raise SystemExit(f"gunicorn did not answer on port {args.port}; see var/bench-claims-gunicorn.log")
+    return wait_until_healthy(server, args.port, "var/bench-claims-gunicorn.log")
 
 
 def start_worker(args) -> subprocess.Popen:

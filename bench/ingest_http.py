@@ -19,7 +19,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from common import emit_json
+from common import emit_json, wait_until_healthy
 from fold import bench_rollout, setup_django
 from ingest import BATCH, events
 
@@ -33,17 +33,7 @@ def serve(port: int, freeze: bool) -> subprocess.Popen:
     log = open(ROOT / "var" / "bench-ingest-http-gunicorn.log", "a")  # noqa: SIM115 (closed with the process)
     server = subprocess.Popen([str(ROOT / ".venv" / "bin" / "gunicorn"), "rolloutops.wsgi", "-w", "2",
                                "-b", f"127.0.0.1:{port}"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                return server
-        except OSError:
-            time.sleep(0.2)
-    server.terminate()
-    raise SystemExit("gunicorn did not answer; see var/bench-ingest-http-gunicorn.log")
+    return wait_until_healthy(server, port, "var/bench-ingest-http-gunicorn.log")
 
 
 def post_all(port: int, token: str, bodies: list[bytes]) -> float:
