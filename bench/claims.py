@@ -30,7 +30,7 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
-from common import emit_json, wait_until_healthy
+from common import emit_json, log_file, wait_until_healthy
 from cpu import CpuMeter, children, database_backends, per_request_ms
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -134,14 +134,8 @@ def prepare(args) -> tuple[list[tuple[int, str]], list[int]]:
     return reviewers, [t.pk for t in created]
 
 
-def _log_file(name: str):
-    """A log under var/ (git-ignored; a fresh clone has no var/ until something writes there)."""
-    (ROOT / "var").mkdir(exist_ok=True)
-    return open(ROOT / "var" / name, "w")  # noqa: SIM115 (closed with the process)
-
-
 def start_server(args) -> subprocess.Popen:
-    log = _log_file("bench-claims-gunicorn.log")
+    log = log_file("bench-claims-gunicorn.log")
     server = subprocess.Popen(
         [str(ROOT / ".venv" / "bin" / "gunicorn"), "rolloutops.wsgi", "-w", str(args.web_workers),
          "-b", f"127.0.0.1:{args.port}", "--backlog", "256"],
@@ -152,7 +146,7 @@ def start_server(args) -> subprocess.Popen:
 
 def start_worker(args) -> subprocess.Popen:
     """One worker process, as a small deployment runs: it seals audit entries while claims go on."""
-    log = _log_file("bench-claims-worker.log")
+    log = log_file("bench-claims-worker.log")
     return subprocess.Popen(
         [str(ROOT / ".venv" / "bin" / "celery"), "-A", "rolloutops", "worker", "-l", "WARNING", "--pool", "solo",
          "--without-gossip", "--without-mingle", "--without-heartbeat"],

@@ -6,12 +6,21 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def emit_json(bench: str, ratio: float, **figures) -> None:
     """Print one JSON line: the benchmark's name, its ratio against the same run's baseline, its figures."""
     sys.stdout.write(json.dumps({"bench": bench, "ratio": round(ratio, 3), **figures}, default=str) + "\n")
     sys.stdout.flush()
+
+
+def log_file(name: str, mode: str = "w"):
+    """A log under var/ (git-ignored; a fresh clone has no var/ until something writes there)."""
+    (ROOT / "var").mkdir(exist_ok=True)
+    return open(ROOT / "var" / name, mode)  # noqa: SIM115 (closed with the process)
 
 
 def wait_until_healthy(server: subprocess.Popen, port: int, log: str, seconds: float = 30) -> subprocess.Popen:

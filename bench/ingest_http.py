@@ -19,7 +19,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from common import emit_json, wait_until_healthy
+from common import emit_json, log_file, wait_until_healthy
 from fold import bench_rollout, setup_django
 from ingest import BATCH, events
 
@@ -29,8 +29,7 @@ CLIENTS = 2
 
 def serve(port: int, freeze: bool) -> subprocess.Popen:
     env = dict(os.environ, GC_FREEZE="1" if freeze else "0", DB_CONN_MAX_AGE="60", ALLOWED_HOSTS="127.0.0.1")
-    (ROOT / "var").mkdir(exist_ok=True)
-    log = open(ROOT / "var" / "bench-ingest-http-gunicorn.log", "a")  # noqa: SIM115 (closed with the process)
+    log = log_file("bench-ingest-http-gunicorn.log", "a")
     server = subprocess.Popen([str(ROOT / ".venv" / "bin" / "gunicorn"), "rolloutops.wsgi", "-w", "2",
                                "-b", f"127.0.0.1:{port}"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     return wait_until_healthy(server, port, "var/bench-ingest-http-gunicorn.log")

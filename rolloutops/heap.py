@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gc
-import os
+
+from django.conf import settings
+from django.urls import get_resolver
 
 
 def freeze_start_up_heap() -> bool:
@@ -11,9 +13,8 @@ def freeze_start_up_heap() -> bool:
     collector's permanent generation: a full collection walks only what requests left behind,
     not the ~120,000 objects of Django, the apps and their libraries. `GC_FREEZE=0` leaves the
     collector as Python sets it. True if frozen."""
-    if os.environ.get("GC_FREEZE", "1").strip().lower() in {"0", "false", "no", "off"}:
+    if not settings.GC_FREEZE:
         return False
-    from django.urls import get_resolver
 
     get_resolver().url_patterns  # noqa: B018 (imported on first use otherwise: the first request's cost)
     gc.collect()

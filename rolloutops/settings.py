@@ -202,6 +202,8 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 # Production runs collectstatic and sets STATIC_MANIFEST=true (so does `manage.py demo`): hashed
 # names, which WhiteNoise serves gzipped with a year's immutable caching.
 STATIC_MANIFEST = env_bool("STATIC_MANIFEST", False)
+# Web processes freeze their start-up heap out of the garbage collector's scans (rolloutops/heap.py).
+GC_FREEZE = env_bool("GC_FREEZE", True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

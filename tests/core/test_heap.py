@@ -22,7 +22,6 @@ print(json.dumps({{"frozen": gc.get_freeze_count(), "tracked": len(gc.get_object
 
 def start_up(module: str, tmp_path, **env) -> dict:
     clean = {k: v for k, v in os.environ.items() if k not in SETTINGS_ENV and not k.startswith("PYTEST")}
-    clean.pop("GC_FREEZE", None)
     clean.update({"ROLLOUTOPS_VAR_DIR": str(tmp_path / "var"), "DJANGO_SETTINGS_MODULE": "rolloutops.settings", **env})
     result = subprocess.run([sys.executable, "-c", PROBE.format(module=module)], cwd=ROOT, env=clean,
                             capture_output=True, text=True, timeout=120)
