@@ -401,7 +401,9 @@ class _Context:
                 incumbents[agent_id] = incumbent_id
                 if version_id is not None:
                     self.versions[(agent_id, version)] = version_id
-        if period_rows is None:
+        if not self.agents:
+            self.timelines = {}  # no event can be attributed: nothing to read
+        elif period_rows is None:
             self.timelines = period_timelines(agent_ids=list(self.agents.values()), incumbents=incumbents)
         else:
             self.timelines = _timelines(self.agents.values(), incumbents, period_rows)
@@ -532,10 +534,10 @@ def _split(column: str) -> str:
     return "','" if kind == "timestamptz" else "',', 'null'"
 
 
-def _joined(columns: list[tuple]) -> list[str] | None:
+def _joined(names: list[str], columns: list[tuple]) -> list[str] | None:
     """The columns as texts `string_to_array` splits, or None if a text value holds the separator."""
     out = []
-    for name, values in zip(_COLUMNS, columns):
+    for name, values in zip(names, columns):
         kind = _PG_TYPES[name]
         if kind == "text":
             text = _SEP.join(["" if value is None else value for value in values] if name == "trace" else values)
@@ -548,6 +550,17 @@ def _joined(columns: list[tuple]) -> list[str] | None:
         out.append(text)
     return out
 
+
+_KEY_COLUMN = _COLUMNS.index("request_key")
+
+
+def _same(values: tuple) -> bool:
+    """Whether a column holds one value only (compared in C: `count` with ==)."""
+    first = values[0]
+    if values.count(first) != len(values):
+        return False
+    # 0.0 == -0.0, but each is stored as sent: zeros of both signs are two values.
+    return not (type(first) is float and first == 0.0 and len({math.copysign(1.0, v) for v in values}) > 1)
 
 # What a stored event's queue row holds: its id, then the columns the fold reads.
 _QUEUED = ("id", "rollout_id", *UnfoldedEvent.FOLD_COLUMNS)
@@ -563,23 +576,32 @@ def _insert_statement(rows: list[tuple]) -> tuple[str, list]:
     conflict = f"ON CONFLICT DO NOTHING RETURNING {', '.join(_QUEUED)}"
     if connection.vendor == "postgresql":
         columns = list(zip(*rows))
+        # A column whose value is the same in every row (a runtime's batch: one agent, rollout and
+        # stage, one arrival time, mostly one outcome) is bound once, not split and cast a
+        # thousand times; only the others are unnested.
+        same = [len(rows) > 1 and _same(values) for values in columns]
+        same[_KEY_COLUMN] = False  # something to unnest, even in a batch of one event repeated
+        names = [name for name, constant in zip(_COLUMNS, same) if not constant]
+        varying = [values for values, constant in zip(columns, same) if not constant]
         # One row: string_to_array('') is an empty array, not one empty string.
-        params = _joined(columns) if len(rows) > 1 else None
+        params = _joined(names, varying) if len(rows) > 1 else None
         if params is not None:
-            arrays = ", ".join(
-                f"string_to_array(%s, {_split(column)})::{_PG_TYPES[column]}[]" for column in _COLUMNS)
+            arrays = ", ".join(f"string_to_array(%s, {_split(name)})::{_PG_TYPES[name]}[]" for name in names)
         else:
             # %b: each column one array bound in binary (no quoting of 18,000 values into text).
-            arrays = ", ".join(f"%b::{_PG_TYPES[column]}[]" for column in _COLUMNS)
-            params = [list(column) for column in columns]
+            arrays = ", ".join(f"%b::{_PG_TYPES[name]}[]" for name in names)
+            params = [list(values) for values in varying]
+        constants = [(name, values[0]) for name, values, constant in zip(_COLUMNS, columns, same) if constant]
+        bound = "".join(f", %s::{_PG_TYPES[name]} AS {name}" for name, _ in constants)
+        params = [value for _, value in constants] + params
         select = ", ".join("u.trace::jsonb" if column == "trace" else f"u.{column}" for column in _COLUMNS)
         # The event table is partitioned (telemetry/partitions.py) and so holds no unique index:
         # the idempotency keys are a table of their own. Each row gets its event id first; the
         # keys new to that table (the first of a key repeated in the batch, as ON CONFLICT takes
         # rows in order) return the ids of the events to store.
         sequence = f"(SELECT pg_get_serial_sequence('{table}', 'id'))::regclass"
-        sql = (f"WITH u AS MATERIALIZED (SELECT nextval({sequence}) AS id, * FROM unnest({arrays}) WITH ORDINALITY "
-               f"AS u({', '.join(_COLUMNS)}, n)), "
+        sql = (f"WITH u AS MATERIALIZED (SELECT nextval({sequence}) AS id{bound}, u.* FROM unnest({arrays}) "
+               f"WITH ORDINALITY AS u({', '.join(names)}, n)), "
                f"keys AS (INSERT INTO {KEYS} (agent_id, version_id, request_key, kind, occurred_at, event_id) "
                f"SELECT agent_id, version_id, request_key, kind, occurred_at, id FROM u ORDER BY n "
                f"ON CONFLICT DO NOTHING RETURNING event_id), "

@@ -1,4 +1,5 @@
 """POST /api/v1/events: validation by index, partial acceptance, idempotence, limits, scopes."""
+import math
 from datetime import timedelta, timezone
 
 import pytest
@@ -181,3 +182,37 @@ def test_numbers_flags_and_moments_of_a_batch_are_stored_exactly(events_client, 
     assert (c.confidence, c.latency_ms, c.version_id, c.slow, c.trace) == (None, None, None, None, None)
     assert c.occurred_at == moment + timedelta(microseconds=1)
     assert a.received_at == b.received_at == c.received_at
+
+
+def test_a_column_the_same_in_every_event_is_stored_as_sent(events_client, shadow_rollout):
+    # A column whose value every event of a batch shares is bound once on PostgreSQL instead of
+    # travelling as a column (telemetry/services.py, `_insert_statement`): whatever the mix of
+    # shared and varying columns, NULL and "" included, each event comes back as sent.
+    slug = shadow_rollout.agent.slug
+    moment = (T0 + timedelta(hours=3, microseconds=5)).isoformat()
+    shared = {"occurred_at": moment, "confidence": 0.25, "latency_ms": 7.5, "segment": "", "input_hash": "h",
+              "trace": {"steps": [{"tool": "x"}]}, "outcome": "timeout"}
+    sent = [_event(slug, f"s{i}", label=label, **shared) for i, label in enumerate(["approve", "deny", "approve"])]
+    assert events_client.post(URL, {"events": sent}).json() == {"accepted": 3, "duplicates": 0, "errors": []}
+    humans = [_event(slug, f"s{i}", kind="human", label="deny", occurred_at=moment) for i in range(3)]
+    assert events_client.post(URL, {"events": humans}).json()["accepted"] == 3
+    for i, label in enumerate(["approve", "deny", "approve"]):
+        agent = Event.objects.get(request_key=f"s{i}", kind="agent")
+        human = Event.objects.get(request_key=f"s{i}", kind="human")
+        assert (agent.label, agent.confidence, agent.latency_ms, agent.segment, agent.input_hash, agent.outcome) == (
+            label, 0.25, 7.5, "", "h", "timeout")
+        assert agent.trace == {"steps": [{"tool": "x"}]} and agent.has_trace
+        assert agent.occurred_at == human.occurred_at == T0 + timedelta(hours=3, microseconds=5)
+        assert (human.label, human.confidence, human.latency_ms, human.trace, human.has_trace, human.version_id) == (
+            "deny", None, None, None, False, None)
+        assert (agent.rollout_id, agent.stage, agent.arm) == (shadow_rollout.pk, "shadow", "candidate")
+        assert UnfoldedEvent.objects.filter(event_id__in=[agent.pk, human.pk]).count() == 2
+    # Zeros of both signs are two values, each stored as sent.
+    zeros = [_event(slug, f"z{i}", latency_ms=latency, occurred_at=moment) for i, latency in enumerate([0.0, -0.0, 0.0])]
+    assert events_client.post(URL, {"events": zeros}).json()["accepted"] == 3
+    assert [math.copysign(1.0, Event.objects.get(request_key=f"z{i}").latency_ms) for i in range(3)] == [1.0, -1.0, 1.0]
+    # One event sent three times: every column the same, the key too. It is stored once.
+    same = _event(slug, "once", **shared)
+    assert events_client.post(URL, {"events": [same, same, same]}).json() == {
+        "accepted": 1, "duplicates": 2, "errors": []}
+    assert Event.objects.filter(request_key="once").count() == 1
