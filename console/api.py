@@ -25,6 +25,7 @@ from rolloutops.exceptions import DomainError
 from rolloutops.openapi import DocumentedAPI
 from rolloutops.probes import RETRY_AFTER_SECONDS, UNAVAILABLE, dependency_down
 from rollouts.api import router as rollouts_router
+from telemetry import services as telemetry_services
 from telemetry.api import router as telemetry_router
 from telemetry.api_otlp import router as otlp_router
 
@@ -193,3 +194,35 @@ def _claim_filters(body: bytes) -> dict | None:
         return ClaimNextIn.model_validate(data).model_dump()
     except SchemaError:
         return None
+
+
+# POST /api/v1/events is every runtime's hot path, and a batch's whole answer is three numbers and
+# its refused events: its usual call (a bearer token that may write events, a JSON body) is answered
+# by the plain view below, mounted ahead of the API (console/urls.py) as claim-next's is, for the
+# same reason (bench/README.md, "Ingestion": what django-ninja's dispatch cost a batch). Every other
+# call and every error goes to the operation and the API's own handlers, so those answers are the
+# operation's by construction; tests/telemetry/test_events_view.py asks both, case by case.
+@csrf_exempt  # as django-ninja's own views: a session's call is checked by the operation (BrowserSession)
+def events_view(request: HttpRequest) -> HttpResponseBase:
+    try:
+        served = _events_served(request)
+    except Exception as exc:  # noqa: BLE001 - answered as the operation would (the API's handlers)
+        return api.on_exception(request, exc)
+    if served is not None:
+        return served
+    match = api_patterns.resolve(request.path_info.lstrip("/"))
+    return match.func(request, *match.args, **match.kwargs)
+
+
+def _events_served(request: HttpRequest) -> HttpResponseBase | None:
+    """The usual call's answer, or None for the operation to answer."""
+    if request.method != "POST" or request.content_type != "application/json":
+        return None
+    token = bearer_token(request)
+    if token is None or refusal(Principal(token.user, token), "events.write") is not None:
+        return None
+    request.user = token.user
+    result = telemetry_services.events_ingest_json(body=request.body, actor=token.user)
+    # EventsOut's shape (the operation validates the same dictionary against it).
+    return api.create_response(
+        request, {"accepted": result.accepted, "duplicates": result.duplicates, "errors": result.errors}, status=200)

@@ -5,7 +5,7 @@ from django.urls import include, path
 from rollouts.api import route_view
 
 from . import views
-from .api import api_patterns, claim_next_view
+from .api import api_patterns, claim_next_view, events_view
 
 handler403 = "rolloutops.views.forbidden"
 handler404 = "rolloutops.views.not_found"  # JSON under /api/, the page elsewhere
@@ -14,6 +14,7 @@ handler500 = "rolloutops.views.server_error"  # JSON under /api/; 503 + Retry-Af
 urlpatterns = [
     path("api/v1/route", route_view),  # the hot path: first, and ahead of django-ninja (rollouts/api.py says why)
     path("api/v1/escalations/claim-next", claim_next_view),  # the reviewers' hot path (console/api.py says why)
+    path("api/v1/events", events_view),  # the runtimes' hot path (console/api.py says why)
     path("", views.overview, name="overview"),
     path("metrics", views.metrics, name="metrics"),
     path("", include("rolloutops.urls")),
