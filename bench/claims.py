@@ -12,7 +12,9 @@ claims/s and p50/p99 latency beside a baseline: GET /healthz from the same clien
     .venv/bin/python bench/claims.py --json           # … and one JSON line at the end
 
 The baseline is measured before and after the claims (their mean is the ratio's denominator), and
-each phase reports the CPU milliseconds a request costs the web workers, the database and the sealer.
+each phase reports the CPU milliseconds a request costs the web workers, the database, the sealer,
+this script's own client threads, and the whole machine (every core's busy time, /proc/stat: what
+the tiers named leave out — the cache, the kernel, PostgreSQL's own processes — is the difference).
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from common import emit_json, log_file, wait_until_healthy
-from cpu import CpuMeter, children, database_backends, per_request_ms
+from cpu import CpuMeter, MachineMeter, children, database_backends, per_request_ms
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/rolloutops_bench_claims"
@@ -242,7 +244,8 @@ def main() -> None:
     worker = None if args.no_worker else start_worker(args)
     database = urlparse(args.database_url).path.lstrip("/")
     meters = {"web": CpuMeter(lambda: children(server.pid)), "database": CpuMeter(lambda: database_backends(database)),
-              "sealer": CpuMeter(lambda: [worker.pid] if worker else [])}
+              "sealer": CpuMeter(lambda: [worker.pid] if worker else []),
+              "clients": CpuMeter(lambda: [os.getpid()]), "machine": MachineMeter()}
 
     def cpu_now() -> dict:
         return {name: meter.read() for name, meter in meters.items()}

@@ -54,3 +54,22 @@ def per_request_ms(before: float | None, after: float | None, requests: int) -> 
     if before is None or after is None or not requests:
         return None
     return round((after - before) / requests * 1000, 3)
+
+
+def machine_busy_seconds() -> float | None:
+    """CPU seconds every core of the machine has spent busy (all but idle and I/O wait), now: the
+    whole cost of a phase, whoever paid it (clients, web, database, cache, kernel)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except OSError:
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / _TICK  # user nice system idle iowait irq softirq steal
+
+
+class MachineMeter:
+    """CpuMeter's reading for the whole machine."""
+
+    def read(self) -> float | None:
+        return machine_busy_seconds()
