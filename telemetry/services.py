@@ -606,7 +606,7 @@ def _insert_statement(rows: list[tuple]) -> tuple[str, list]:
                f"SELECT agent_id, version_id, request_key, kind, occurred_at, id FROM u ORDER BY n "
                f"ON CONFLICT DO NOTHING RETURNING event_id), "
                f"new AS (INSERT INTO {table} (id, {', '.join(_COLUMNS)}) SELECT u.id, {select} "
-               f"FROM u WHERE u.id IN (SELECT event_id FROM keys) RETURNING {', '.join(_QUEUED)}), "
+               f"FROM u JOIN keys ON keys.event_id = u.id RETURNING {', '.join(_QUEUED)}), "
                f"queued AS (INSERT INTO {queue} (event_id, {', '.join(_QUEUED[1:])}) SELECT * FROM new) "
                f"SELECT COUNT(*) FROM new")
         return sql, params
