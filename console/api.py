@@ -199,9 +199,9 @@ def _claim_filters(body: bytes) -> dict | None:
 # POST /api/v1/events is every runtime's hot path, and a batch's whole answer is three numbers and
 # its refused events: its usual call (a bearer token that may write events, a JSON body) is answered
 # by the plain view below, mounted ahead of the API (console/urls.py) as claim-next's is, for the
-# same reason (bench/README.md, "Ingestion": what django-ninja's dispatch cost a batch). Every other
-# call and every error goes to the operation and the API's own handlers, so those answers are the
-# operation's by construction; tests/telemetry/test_events_view.py asks both, case by case.
+# same reason (bench/README.md, "Shared columns bound once, a plain view, the keys joined"). Every
+# other call and every error goes to the operation and the API's own handlers, so those answers are
+# the operation's by construction; tests/telemetry/test_events_view.py asks both, case by case.
 @csrf_exempt  # as django-ninja's own views: a session's call is checked by the operation (BrowserSession)
 def events_view(request: HttpRequest) -> HttpResponseBase:
     try:

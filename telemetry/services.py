@@ -562,6 +562,7 @@ def _same(values: tuple) -> bool:
     # 0.0 == -0.0, but each is stored as sent: zeros of both signs are two values.
     return not (type(first) is float and first == 0.0 and len({math.copysign(1.0, v) for v in values}) > 1)
 
+
 # What a stored event's queue row holds: its id, then the columns the fold reads.
 _QUEUED = ("id", "rollout_id", *UnfoldedEvent.FOLD_COLUMNS)
 

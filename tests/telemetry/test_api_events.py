@@ -208,7 +208,8 @@ def test_a_column_the_same_in_every_event_is_stored_as_sent(events_client, shado
         assert (agent.rollout_id, agent.stage, agent.arm) == (shadow_rollout.pk, "shadow", "candidate")
         assert UnfoldedEvent.objects.filter(event_id__in=[agent.pk, human.pk]).count() == 2
     # Zeros of both signs are two values, each stored as sent.
-    zeros = [_event(slug, f"z{i}", latency_ms=latency, occurred_at=moment) for i, latency in enumerate([0.0, -0.0, 0.0])]
+    zeros = [_event(slug, f"z{i}", latency_ms=latency, occurred_at=moment)
+             for i, latency in enumerate([0.0, -0.0, 0.0])]
     assert events_client.post(URL, {"events": zeros}).json()["accepted"] == 3
     assert [math.copysign(1.0, Event.objects.get(request_key=f"z{i}").latency_ms) for i in range(3)] == [1.0, -1.0, 1.0]
     # One event sent three times: every column the same, the key too. It is stored once.
