@@ -143,16 +143,27 @@ _CLAIM_FILTERS = frozenset(ClaimNextIn.model_fields)
 _NO_FILTERS = ClaimNextIn().model_dump()
 
 
-@csrf_exempt  # as django-ninja's own views: a session's call is checked by the operation (BrowserSession)
-def claim_next_view(request: HttpRequest) -> HttpResponseBase:
-    try:
-        served = _claim_next_served(request)
-    except Exception as exc:  # noqa: BLE001 - answered as the operation would (the API's handlers)
-        return api.on_exception(request, exc)
-    if served is not None:
-        return served
-    match = api_patterns.resolve(request.path_info.lstrip("/"))
-    return match.func(request, *match.args, **match.kwargs)
+def _served_first(serve):
+    """A plain view ahead of an API operation: `serve(request)` answers the operation's usual call,
+    or returns None for the operation itself to answer; whatever it raises is answered by the API's
+    own handlers, as the operation's would be."""
+
+    @csrf_exempt  # as django-ninja's own views: a session's call is checked by the operation (BrowserSession)
+    def view(request: HttpRequest) -> HttpResponseBase:
+        try:
+            served = serve(request)
+        except Exception as exc:  # noqa: BLE001 - answered as the operation would (the API's handlers)
+            return api.on_exception(request, exc)
+        if served is not None:
+            return served
+        match = api_patterns.resolve(request.path_info.lstrip("/"))
+        return match.func(request, *match.args, **match.kwargs)
+
+    return view
+
+
+# Each looks its function up by name at every call, so a test can watch which calls it answered.
+claim_next_view = _served_first(lambda request: _claim_next_served(request))
 
 
 def _claim_next_served(request: HttpRequest) -> HttpResponseBase | None:
@@ -202,16 +213,7 @@ def _claim_filters(body: bytes) -> dict | None:
 # same reason (bench/README.md, "Shared columns bound once, a plain view, the keys joined"). Every
 # other call and every error goes to the operation and the API's own handlers, so those answers are
 # the operation's by construction; tests/telemetry/test_events_view.py asks both, case by case.
-@csrf_exempt  # as django-ninja's own views: a session's call is checked by the operation (BrowserSession)
-def events_view(request: HttpRequest) -> HttpResponseBase:
-    try:
-        served = _events_served(request)
-    except Exception as exc:  # noqa: BLE001 - answered as the operation would (the API's handlers)
-        return api.on_exception(request, exc)
-    if served is not None:
-        return served
-    match = api_patterns.resolve(request.path_info.lstrip("/"))
-    return match.func(request, *match.args, **match.kwargs)
+events_view = _served_first(lambda request: _events_served(request))
 
 
 def _events_served(request: HttpRequest) -> HttpResponseBase | None:

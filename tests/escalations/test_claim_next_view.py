@@ -5,42 +5,24 @@ from datetime import datetime, timedelta, timezone as dt_timezone
 from unittest import mock
 
 import pytest
-from django.db import transaction
-from django.test import Client, override_settings
-from django.urls import path
+from django.test import Client
 
 import console.api as console_api
-from console.api import api
 from escalations.models import EscalationTicket, TicketStatus
 from tests.core.test_outages import database_down  # noqa: F401 - fixture
 from tests.factories import UserFactory
+from tests.served_first import served_and_specified
 
 pytestmark = pytest.mark.django_db
 
-# This module is also a URLconf: the API alone, so the path reaches the ninja operation.
-urlpatterns = [path("api/v1/", api.urls)]
-NINJA_ONLY = __name__
 PATH = "/api/v1/escalations/claim-next"
 MOMENT = datetime(2026, 11, 29, 12, 0, 0, 123456, tzinfo=dt_timezone.utc)
 
 
-def _ask(client, body, headers, content_type, method):
-    # Each answer from the same queue: whatever it claims is rolled back before the next asks.
-    with transaction.atomic():
-        if method == "post":
-            response = client.post(PATH, body, content_type=content_type, headers=headers)
-        else:
-            response = getattr(client, method)(PATH, headers=headers)
-        transaction.set_rollback(True)
-    return response.status_code, response.get("Content-Type"), response.content, response.get("Allow")
-
-
 def _both(client, body=b"{}", headers=None, *, content_type="application/json", method="post"):
+    # Both from the same queue at the same moment.
     with mock.patch("django.utils.timezone.now", return_value=MOMENT):
-        served = _ask(client, body, headers or {}, content_type, method)
-        with override_settings(ROOT_URLCONF=NINJA_ONLY):
-            specified = _ask(client, body, headers or {}, content_type, method)
-    return served, specified
+        return served_and_specified(client, PATH, body, headers, content_type=content_type, method=method)
 
 
 @pytest.fixture

@@ -1,46 +1,27 @@
 """POST /api/v1/events: its usual call is answered by a plain view ahead of django-ninja, everything
-else by the operation (console/api.py). Every case here is asked of both, against the same database
-at the same moment, and must get the same status, content type and body."""
+else by the operation (console/api.py). Every case here is asked of both, against the same database,
+and must get the same status, content type and body."""
 import json
 from datetime import timedelta
 from unittest import mock
 
 import pytest
-from django.db import transaction
-from django.test import Client, override_settings
-from django.urls import path
+from django.test import Client
 
 import console.api as console_api
-from console.api import api
 from telemetry.models import Event
 from telemetry.services import MAX_BATCH
 from tests.factories import UserFactory
+from tests.served_first import served_and_specified
 from tests.telemetry.factories import T0
 
 pytestmark = pytest.mark.django_db
 
-# This module is also a URLconf: the API alone, so the path reaches the ninja operation.
-urlpatterns = [path("api/v1/", api.urls)]
-NINJA_ONLY = __name__
 PATH = "/api/v1/events"
 
 
-def _ask(client, body, headers, content_type, method):
-    # Each answer from the same database: whatever it stores is rolled back before the next asks.
-    with transaction.atomic():
-        if method == "post":
-            response = client.post(PATH, body, content_type=content_type, headers=headers)
-        else:
-            response = getattr(client, method)(PATH, headers=headers)
-        transaction.set_rollback(True)
-    return response.status_code, response.get("Content-Type"), response.content, response.get("Allow")
-
-
-def _both(client, body, headers=None, *, content_type="application/json", method="post"):
-    served = _ask(client, body, headers or {}, content_type, method)
-    with override_settings(ROOT_URLCONF=NINJA_ONLY):
-        specified = _ask(client, body, headers or {}, content_type, method)
-    return served, specified
+def _both(client, body, headers=None, **how):
+    return served_and_specified(client, PATH, body, headers, **how)
 
 
 def _event(slug, key, **extra):
