@@ -207,7 +207,7 @@ def _claim_filters(body: bytes) -> dict | None:
         return None
 
 
-# POST /api/v1/events is every runtime's hot path, and a batch's whole answer is three numbers and
+# POST /api/v1/events is every runtime's hot path, and a batch's whole answer is two counts and
 # its refused events: its usual call (a bearer token that may write events, a JSON body) is answered
 # by the plain view below, mounted ahead of the API (console/urls.py) as claim-next's is, for the
 # same reason (bench/README.md, "Shared columns bound once, a plain view, the keys joined"). Every
