@@ -29,13 +29,11 @@ import threading
 import time
 from collections import Counter
 from datetime import timedelta
-from pathlib import Path
 from urllib.parse import urlparse
 
-from common import emit_json, log_file, wait_until_healthy
+from common import ROOT, emit_json, log_file, wait_until_healthy
 from cpu import CpuMeter, MachineMeter, children, database_backends, per_request_ms
 
-ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/rolloutops_bench_claims"
 
 

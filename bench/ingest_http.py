@@ -17,13 +17,11 @@ import subprocess
 import threading
 import time
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
-from common import emit_json, log_file, wait_until_healthy
+from common import ROOT, emit_json, log_file, wait_until_healthy
 from fold import bench_rollout, setup_django
 from ingest import BATCH, events
 
-ROOT = Path(__file__).resolve().parent.parent
 CLIENTS = 2
 
 

@@ -551,9 +551,6 @@ def _joined(names: list[str], columns: list[tuple]) -> list[str] | None:
     return out
 
 
-_KEY_COLUMN = _COLUMNS.index("request_key")
-
-
 def _same(values: tuple) -> bool:
     """Whether a column holds one value only (compared in C: `count` with ==)."""
     first = values[0]
@@ -580,10 +577,14 @@ def _insert_statement(rows: list[tuple]) -> tuple[str, list]:
         # A column whose value is the same in every row (a runtime's batch: one agent, rollout and
         # stage, one arrival time, mostly one outcome) is bound once, not split and cast a
         # thousand times; only the others are unnested.
-        same = [len(rows) > 1 and _same(values) for values in columns]
-        same[_KEY_COLUMN] = False  # something to unnest, even in a batch of one event repeated
-        names = [name for name, constant in zip(_COLUMNS, same) if not constant]
-        varying = [values for values, constant in zip(columns, same) if not constant]
+        names, varying, constants = [], [], []
+        for name, values in zip(_COLUMNS, columns):
+            # The key is always unnested: something to unnest, even in a batch of one event repeated.
+            if len(rows) > 1 and name != "request_key" and _same(values):
+                constants.append((name, values[0]))
+            else:
+                names.append(name)
+                varying.append(values)
         # One row: string_to_array('') is an empty array, not one empty string.
         params = _joined(names, varying) if len(rows) > 1 else None
         if params is not None:
@@ -592,7 +593,6 @@ def _insert_statement(rows: list[tuple]) -> tuple[str, list]:
             # %b: each column one array bound in binary (no quoting of 18,000 values into text).
             arrays = ", ".join(f"%b::{_PG_TYPES[name]}[]" for name in names)
             params = [list(values) for values in varying]
-        constants = [(name, values[0]) for name, values, constant in zip(_COLUMNS, columns, same) if constant]
         bound = "".join(f", %s::{_PG_TYPES[name]} AS {name}" for name, _ in constants)
         params = [value for _, value in constants] + params
         select = ", ".join("u.trace::jsonb" if column == "trace" else f"u.{column}" for column in _COLUMNS)
