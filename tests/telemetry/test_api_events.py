@@ -4,9 +4,13 @@ from datetime import timedelta, timezone
 
 import pytest
 
-from telemetry.models import Event, UnfoldedEvent
+from agents.models import Agent
+from rolloutops.bucketing import bucket, goes_to_candidate
+from rollouts.models import StageMode
+from telemetry.models import Arm, Event, UnfoldedEvent
+from telemetry.periods import traffic_period_record
 from tests.factories import AgentVersionFactory
-from tests.telemetry.factories import T0
+from tests.telemetry.factories import T0, rollout_with_history
 
 pytestmark = pytest.mark.django_db
 
@@ -50,6 +54,39 @@ def test_valid_events_are_stored_and_invalid_ones_reported_by_index(events_clien
     assert (stored.rollout_id, stored.stage, stored.version_id) == (shadow_rollout.pk, "shadow", shadow_rollout.version_id)
     assert stored.has_trace and stored.trace == {"steps": [1]} and stored.segment == "eu" and stored.latency_ms == 12.5
     assert not Event.objects.get(request_key="k7").has_trace
+
+
+def test_each_event_of_a_batch_is_attributed_by_its_own_moment_key_and_latency(events_client):
+    # One batch across staging, shadow, a live 50 % canary (latency limit 3 s) and its pause:
+    # ingestion remembers attributions within a batch, and none may leak from one event to another.
+    v1 = AgentVersionFactory(version="1.0.0")
+    Agent.objects.filter(pk=v1.agent_id).update(production_version=v1)
+    v2 = AgentVersionFactory(agent=Agent.objects.get(pk=v1.agent_id), version="2.0.0")
+    rollout = rollout_with_history(version=v2, stages=(
+        ("staging", StageMode.OFF, 0), ("shadow", StageMode.SHADOW, 0), ("canary", StageMode.LIVE, 50)))
+    traffic_period_record(agent_id=v1.agent_id, at=T0 + timedelta(hours=3), rollout_id=rollout.pk, stage="canary",
+                          mode=StageMode.LIVE, active=False, salt=rollout.salt, candidate_version_id=v2.pk,
+                          incumbent_version_id=v1.pk, latency_limit_ms=3000)  # paused: people act, v2 still timed
+    slug = v1.agent.slug
+    routed = [f"r{i}" for i in range(40)]  # no version given: routing says who acted
+    batch = [_event(slug, key, hours=2.5) for key in routed]
+    timed = {"staging": (0.5, None), "shadow": (1.5, 4000), "c-fast": (2.5, 2000), "c-slow": (2.5, 4000),
+             "c-untimed": (2.5, None), "p-fast": (3.5, 2000), "p-slow": (3.5, 4000)}
+    batch += [_event(slug, key, version="2.0.0", hours=hours, latency_ms=latency)
+              for key, (hours, latency) in timed.items()]
+    assert events_client.post(URL, {"events": batch}).json()["accepted"] == 47
+
+    stored = {e.request_key: e for e in Event.objects.all()}
+    to_candidate = {key for key in routed if goes_to_candidate(bucket(rollout.salt, key), 50)}
+    assert 0 < len(to_candidate) < len(routed)  # both arms in the one batch
+    for key in routed:
+        expected = (v2.pk, Arm.CANDIDATE) if key in to_candidate else (v1.pk, Arm.CONTROL)
+        assert (stored[key].version_id, stored[key].arm, stored[key].stage, stored[key].slow) == (*expected, "canary", None)
+    assert {key: (stored[key].stage, stored[key].arm, stored[key].slow) for key in timed} == {
+        "staging": ("staging", Arm.CANDIDATE, None), "shadow": ("shadow", Arm.CANDIDATE, None),
+        "c-fast": ("canary", Arm.CANDIDATE, False), "c-slow": ("canary", Arm.CANDIDATE, True),
+        "c-untimed": ("canary", Arm.CANDIDATE, None),
+        "p-fast": ("canary", Arm.CANDIDATE, False), "p-slow": ("canary", Arm.CANDIDATE, True)}
 
 
 def test_retried_batch_stores_nothing_twice(events_client, shadow_rollout):
@@ -165,7 +202,7 @@ def test_a_body_that_is_not_an_events_object_is_422(events_client):
 
 
 def test_numbers_flags_and_moments_of_a_batch_are_stored_exactly(events_client, shadow_rollout):
-    # A batch's number, flag and moment columns travel as one text each (telemetry/services.py,
+    # A batch's number, flag and moment columns travel as one parameter each (telemetry/services.py,
     # `_joined`): every value comes back as sent, to the microsecond and the last bit of a float.
     slug = shadow_rollout.agent.slug
     moment = T0 + timedelta(hours=2, microseconds=123457)

@@ -45,6 +45,7 @@ def _hostile() -> dict[str, str]:
         "NaN latency": '"latency_ms": NaN',
         "huge latency": '"latency_ms": 1e300',
         "huge integer confidence": '"confidence": ' + "9" * 400,
+        "empty moment": '"occurred_at": ""',
         "year 9999": '"occurred_at": "9999-12-31T23:59:59-14:00"',
         "year 1": '"occurred_at": "0001-01-01T00:00:00+14:00"',
         "older than retention": f'"occurred_at": "{(datetime.now(timezone.utc) - timedelta(days=31)).isoformat()}"',
