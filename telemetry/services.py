@@ -464,10 +464,11 @@ def _pipelined(agents_sql: str, slugs: list[str], samples: list[tuple[str, str, 
     periods_sql = (f"SELECT p.agent_id, {', '.join('p.' + name for name in _PERIOD_FIELDS)} "
                    f"FROM {TrafficPeriod._meta.db_table} p JOIN {Agent._meta.db_table} a ON a.id = p.agent_id "
                    f"WHERE a.slug IN ({', '.join(['%s'] * len(slugs))}) ORDER BY p.starts_at, p.id")
-    # Each sample one probe of `event_request` (agent, request key) in each partition.
+    # Each sample one probe of `event_request` (agent, request key) in each partition. The agent
+    # as a subquery, not a join: prepared, the join's generic plan took 0.46 ms against 0.12.
     seen_sql = " OR ".join(
-        [f"EXISTS (SELECT FROM {Event._meta.db_table} e JOIN {Agent._meta.db_table} a ON a.id = e.agent_id "
-         f"WHERE a.slug = %s AND e.request_key = %s AND e.kind = %s)"] * len(samples))
+        [f"EXISTS (SELECT FROM {Event._meta.db_table} e WHERE e.agent_id = (SELECT id FROM {Agent._meta.db_table} "
+         f"WHERE slug = %s) AND e.request_key = %s AND e.kind = %s)"] * len(samples))
     connection.ensure_connection()
     raw = connection.connection
     # Server-side binding cursors: Django's client-side binding ones cannot share a pipeline.
