@@ -653,15 +653,20 @@ def _insert_statement(rows: list[tuple], *, repeats: bool = True) -> tuple[str, 
         # the idempotency keys are a table of their own. Each row gets its event id first; the
         # keys new to that table (the first of a key repeated in the batch, as ON CONFLICT takes
         # rows in order) return the ids of the events to store. Expecting no repeat, the keys
-        # are inserted plainly: ON CONFLICT's speculative insertion costs ~2 ms a 1,000 keys more.
+        # are inserted plainly (ON CONFLICT's speculative insertion costs ~2 ms a 1,000 keys more)
+        # and every row is stored: one key stored before fails the whole statement.
         sequence = f"(SELECT pg_get_serial_sequence('{table}', 'id'))::regclass"
-        on_repeat = "ORDER BY n ON CONFLICT DO NOTHING " if repeats else ""
+        if repeats:
+            keys = "ORDER BY n ON CONFLICT DO NOTHING RETURNING event_id"
+            new_ones = "u JOIN keys ON keys.event_id = u.id"
+        else:
+            keys, new_ones = "", "u"
         sql = (f"WITH u AS MATERIALIZED (SELECT nextval({sequence}) AS id{bound}, u.* FROM unnest({arrays}) "
                f"WITH ORDINALITY AS u({', '.join(names)}, n)), "
                f"keys AS (INSERT INTO {KEYS} (agent_id, version_id, request_key, kind, occurred_at, event_id) "
-               f"SELECT agent_id, version_id, request_key, kind, occurred_at, id FROM u {on_repeat}RETURNING event_id), "
+               f"SELECT agent_id, version_id, request_key, kind, occurred_at, id FROM u {keys}), "
                f"new AS (INSERT INTO {table} (id, {', '.join(_COLUMNS)}) SELECT u.id, {select} "
-               f"FROM u JOIN keys ON keys.event_id = u.id RETURNING {', '.join(_QUEUED)}), "
+               f"FROM {new_ones} RETURNING {', '.join(_QUEUED)}), "
                f"queued AS (INSERT INTO {queue} (event_id, {', '.join(_QUEUED[1:])}) SELECT * FROM new) "
                f"SELECT COUNT(*) FROM new")
         return sql, params
