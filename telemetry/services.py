@@ -657,14 +657,14 @@ def _insert_statement(rows: list[tuple], *, repeats: bool = True) -> tuple[str, 
         # and every row is stored: one key stored before fails the whole statement.
         sequence = f"(SELECT pg_get_serial_sequence('{table}', 'id'))::regclass"
         if repeats:
-            keys = "ORDER BY n ON CONFLICT DO NOTHING RETURNING event_id"
+            on_repeat = "ORDER BY n ON CONFLICT DO NOTHING RETURNING event_id"
             new_ones = "u JOIN keys ON keys.event_id = u.id"
         else:
-            keys, new_ones = "", "u"
+            on_repeat, new_ones = "", "u"
         sql = (f"WITH u AS MATERIALIZED (SELECT nextval({sequence}) AS id{bound}, u.* FROM unnest({arrays}) "
                f"WITH ORDINALITY AS u({', '.join(names)}, n)), "
                f"keys AS (INSERT INTO {KEYS} (agent_id, version_id, request_key, kind, occurred_at, event_id) "
-               f"SELECT agent_id, version_id, request_key, kind, occurred_at, id FROM u {keys}), "
+               f"SELECT agent_id, version_id, request_key, kind, occurred_at, id FROM u {on_repeat}), "
                f"new AS (INSERT INTO {table} (id, {', '.join(_COLUMNS)}) SELECT u.id, {select} "
                f"FROM {new_ones} RETURNING {', '.join(_QUEUED)}), "
                f"queued AS (INSERT INTO {queue} (event_id, {', '.join(_QUEUED[1:])}) SELECT * FROM new) "
@@ -687,8 +687,8 @@ _KEY = itemgetter(*(_COLUMNS.index(name) for name in ("agent_id", "version_id", 
 
 
 def _insert_rows(rows: list[tuple], *, seen: bool = True) -> int:
-    """Multi-row INSERT … ON CONFLICT DO NOTHING, and the new rows into the fold queue; returns how
-    many were new. `seen=False`: no sampled row was stored before (`_Context.seen`)."""
+    """Store the rows whose keys are not stored yet and queue them for the fold; returns how many
+    were new. `seen=False`: no sampled row was stored before (`_Context.seen`)."""
     if not rows:
         return 0
     if connection.vendor == "postgresql":
