@@ -615,64 +615,66 @@ def _same(values: tuple) -> bool:
 _QUEUED = ("id", "rollout_id", *UnfoldedEvent.FOLD_COLUMNS)
 
 
-def _insert_statement(rows: list[tuple], *, repeats: bool = True) -> tuple[str, list]:
+def _sqlite_insert_statement(rows: list[tuple]) -> tuple[str, list]:
+    """SQLite: the INSERT of up to INSERT_ROWS rows, returning the new rows' ids for `_queue_statement`."""
+    # No conflict target: either idempotency constraint (agent decisions per version, human
+    # decisions per request) makes a repeat a no-op.
+    one = "(" + ", ".join(["%s"] * len(_COLUMNS)) + ")"
+    sql = (f"INSERT INTO {Event._meta.db_table} ({', '.join(_COLUMNS)}) VALUES {', '.join([one] * len(rows))} "
+           f"ON CONFLICT DO NOTHING RETURNING {', '.join(_QUEUED)}")
+    return sql, [value for row in rows for value in row]
+
+
+def _pg_insert_statement(rows: list[tuple], *, repeats: bool = True) -> tuple[str, list]:
     """PostgreSQL: ONE statement stores the new rows and queues them for the fold, and answers how
     many were new; `repeats=False` for rows of distinct keys none of which can be stored yet (a
-    stored one makes it fail: `_insert_rows`). SQLite: the INSERT alone, returning the new rows'
-    ids for `_queue_statement`."""
+    stored one makes it fail: `_insert_rows`)."""
     table = Event._meta.db_table
     queue = UnfoldedEvent._meta.db_table
-    # SQLite: no conflict target: either idempotency constraint (agent decisions per version,
-    # human decisions per request) makes a repeat a no-op.
-    conflict = f"ON CONFLICT DO NOTHING RETURNING {', '.join(_QUEUED)}"
-    if connection.vendor == "postgresql":
-        columns = list(zip(*rows))
-        # A column whose value is the same in every row (a runtime's batch: one agent, rollout and
-        # stage, one arrival time, mostly one outcome) is bound once, not split and cast a
-        # thousand times; only the others are unnested.
-        names, varying, constants = [], [], []
-        for name, values in zip(_COLUMNS, columns):
-            # The key is always unnested: something to unnest, even in a batch of one event repeated.
-            if len(rows) > 1 and name != "request_key" and _same(values):
-                constants.append((name, values[0]))
-            else:
-                names.append(name)
-                varying.append(values)
-        # One row: string_to_array('') is an empty array, not one empty string.
-        params = _joined(names, varying) if len(rows) > 1 else None
-        if params is not None:
-            arrays = ", ".join(_array_sql(name) for name in names)
+    columns = list(zip(*rows))
+    # A column whose value is the same in every row (a runtime's batch: one agent, rollout and
+    # stage, one arrival time, mostly one outcome) is bound once, not split and cast a
+    # thousand times; only the others are unnested.
+    names, varying, constants = [], [], []
+    for name, values in zip(_COLUMNS, columns):
+        # The key is always unnested: something to unnest, even in a batch of one event repeated.
+        if len(rows) > 1 and name != "request_key" and _same(values):
+            constants.append((name, values[0]))
         else:
-            # %b: each column one array bound in binary (no quoting of 18,000 values into text).
-            arrays = ", ".join(f"%b::{_PG_TYPES[name]}[]" for name in names)
-            params = [list(values) for values in varying]
-        bound = "".join(f", %s::{_PG_TYPES[name]} AS {name}" for name, _ in constants)
-        params = [value for _, value in constants] + params
-        select = ", ".join("u.trace::jsonb" if column == "trace" else f"u.{column}" for column in _COLUMNS)
-        # The event table is partitioned (telemetry/partitions.py) and so holds no unique index:
-        # the idempotency keys are a table of their own. Each row gets its event id first; the
-        # keys new to that table (the first of a key repeated in the batch, as ON CONFLICT takes
-        # rows in order) return the ids of the events to store. Expecting no repeat, the keys
-        # are inserted plainly (ON CONFLICT's speculative insertion costs ~2 ms a 1,000 keys more)
-        # and every row is stored: one key stored before fails the whole statement.
-        sequence = f"(SELECT pg_get_serial_sequence('{table}', 'id'))::regclass"
-        if repeats:
-            on_repeat = "ORDER BY n ON CONFLICT DO NOTHING RETURNING event_id"
-            new_ones = "u JOIN keys ON keys.event_id = u.id"
-        else:
-            on_repeat, new_ones = "", "u"
-        sql = (f"WITH u AS MATERIALIZED (SELECT nextval({sequence}) AS id{bound}, u.* FROM unnest({arrays}) "
-               f"WITH ORDINALITY AS u({', '.join(names)}, n)), "
-               f"keys AS (INSERT INTO {KEYS} (agent_id, version_id, request_key, kind, occurred_at, event_id) "
-               f"SELECT agent_id, version_id, request_key, kind, occurred_at, id FROM u {on_repeat}), "
-               f"new AS (INSERT INTO {table} (id, {', '.join(_COLUMNS)}) SELECT u.id, {select} "
-               f"FROM {new_ones} RETURNING {', '.join(_QUEUED)}), "
-               f"queued AS (INSERT INTO {queue} (event_id, {', '.join(_QUEUED[1:])}) SELECT * FROM new) "
-               f"SELECT COUNT(*) FROM new")
-        return sql, params
-    one = "(" + ", ".join(["%s"] * len(_COLUMNS)) + ")"
-    sql = f"INSERT INTO {table} ({', '.join(_COLUMNS)}) VALUES {', '.join([one] * len(rows))} {conflict}"
-    return sql, [value for row in rows for value in row]
+            names.append(name)
+            varying.append(values)
+    # One row: string_to_array('') is an empty array, not one empty string.
+    params = _joined(names, varying) if len(rows) > 1 else None
+    if params is not None:
+        arrays = ", ".join(_array_sql(name) for name in names)
+    else:
+        # %b: each column one array bound in binary (no quoting of 18,000 values into text).
+        arrays = ", ".join(f"%b::{_PG_TYPES[name]}[]" for name in names)
+        params = [list(values) for values in varying]
+    bound = "".join(f", %s::{_PG_TYPES[name]} AS {name}" for name, _ in constants)
+    params = [value for _, value in constants] + params
+    select = ", ".join("u.trace::jsonb" if column == "trace" else f"u.{column}" for column in _COLUMNS)
+    # The event table is partitioned (telemetry/partitions.py) and so holds no unique index:
+    # the idempotency keys are a table of their own. Each row gets its event id first; the
+    # keys new to that table (the first of a key repeated in the batch, as ON CONFLICT takes
+    # rows in order) return the ids of the events to store. Expecting no repeat, the keys
+    # are inserted plainly (ON CONFLICT's speculative insertion costs ~2 ms a 1,000 keys more)
+    # and every row is stored: one key stored before fails the whole statement.
+    sequence = f"(SELECT pg_get_serial_sequence('{table}', 'id'))::regclass"
+    if repeats:
+        on_repeat = "ORDER BY n ON CONFLICT DO NOTHING RETURNING event_id"
+        new_ones = "u JOIN keys ON keys.event_id = u.id"
+    else:
+        on_repeat, new_ones = "", "u"
+    sql = (f"WITH u AS MATERIALIZED (SELECT nextval({sequence}) AS id{bound}, u.* FROM unnest({arrays}) "
+           f"WITH ORDINALITY AS u({', '.join(names)}, n)), "
+           f"keys AS (INSERT INTO {KEYS} (agent_id, version_id, request_key, kind, occurred_at, event_id) "
+           f"SELECT agent_id, version_id, request_key, kind, occurred_at, id FROM u {on_repeat}), "
+           f"new AS (INSERT INTO {table} (id, {', '.join(_COLUMNS)}) SELECT u.id, {select} "
+           f"FROM {new_ones} RETURNING {', '.join(_QUEUED)}), "
+           f"queued AS (INSERT INTO {queue} (event_id, {', '.join(_QUEUED[1:])}) SELECT * FROM new) "
+           f"SELECT COUNT(*) FROM new")
+    return sql, params
 
 
 def _queue_statement(new: list[tuple]) -> tuple[str, list]:
@@ -701,17 +703,17 @@ def _insert_rows(rows: list[tuple], *, seen: bool = True) -> int:
             # repeats stores the rest. Within a caller's transaction the failure would end it.
             if not seen and not connection.in_atomic_block and len(set(map(_KEY, rows))) == len(rows):
                 try:
-                    cursor.execute(*_insert_statement(rows, repeats=False))
+                    cursor.execute(*_pg_insert_statement(rows, repeats=False))
                     return cursor.fetchone()[0]
                 except UniqueViolation as exc:
                     if exc.diag.table_name != KEYS:
                         raise
-            cursor.execute(*_insert_statement(rows))
+            cursor.execute(*_pg_insert_statement(rows))
             return cursor.fetchone()[0]
     inserted = 0
     with _bulk_cursor() as cursor:
         for start in range(0, len(rows), INSERT_ROWS):
-            cursor.execute(*_insert_statement(rows[start:start + INSERT_ROWS]))
+            cursor.execute(*_sqlite_insert_statement(rows[start:start + INSERT_ROWS]))
             new = cursor.fetchall()
             if new:
                 cursor.execute(*_queue_statement(new))

@@ -223,7 +223,7 @@ def test_numbers_flags_and_moments_of_a_batch_are_stored_exactly(events_client, 
 
 def test_a_column_the_same_in_every_event_is_stored_as_sent(events_client, shadow_rollout, is_postgres):
     # A column whose value every event of a batch shares is bound once on PostgreSQL instead of
-    # travelling as a column (telemetry/services.py, `_insert_statement`): whatever the mix of
+    # travelling as a column (telemetry/services.py, `_pg_insert_statement`): whatever the mix of
     # shared and varying columns, NULL and "" included, each event comes back as sent.
     slug = shadow_rollout.agent.slug
     moment = (T0 + timedelta(hours=3, microseconds=5)).isoformat()

@@ -27,13 +27,13 @@ def _only_postgres(is_postgres, monkeypatch):
 def statements(monkeypatch):
     """Whether each batch statement run expected repeats, in order (the real statements run)."""
     seen = []
-    real = services._insert_statement
+    real = services._pg_insert_statement
 
     def spy(rows, **kwargs):
         seen.append(kwargs.get("repeats", True))
         return real(rows, **kwargs)
 
-    monkeypatch.setattr(services, "_insert_statement", spy)
+    monkeypatch.setattr(services, "_pg_insert_statement", spy)
     return seen
 
 
