@@ -28,8 +28,8 @@ def use_compiled_timestamptz_loader() -> bool:
     psycopg's Python loader, so every date-time a query returns is parsed in Python (then given the
     connection's time zone) even where psycopg's C implementation is installed. Django keeps the
     session's time zone at UTC (USE_TZ, no `TIME_ZONE` in DATABASES), and psycopg's compiled loader
-    then returns the same values, tz-aware in `datetime.timezone.utc`, at a fraction of the cost
-    (bench/README.md, "Escalation claims"). Registered on the adapters template of that one
+    then returns the same values, tz-aware in `datetime.timezone.utc`, at a tenth of the cost
+    (docs/scaling.md, "Date-times read in C"). Registered on the adapters template of that one
     configuration only; any other (a DATABASES `TIME_ZONE`, USE_TZ off, no C implementation) keeps
     Django's loader. True when installed."""
     from datetime import timezone as tz
