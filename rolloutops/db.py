@@ -32,7 +32,7 @@ def use_compiled_timestamptz_loader() -> bool:
     (docs/scaling.md, "Date-times read in C"). Registered on the adapters template of that one
     configuration only; any other (a DATABASES `TIME_ZONE`, USE_TZ off, no C implementation) keeps
     Django's loader. True when installed."""
-    from datetime import timezone as tz
+    from datetime import datetime, timezone as tz
 
     from django.conf import settings
 
@@ -41,8 +41,15 @@ def use_compiled_timestamptz_loader() -> bool:
     import psycopg
     from django.db.backends.postgresql.psycopg_any import get_adapters_template
 
-    compiled = psycopg.adapters.get_loader(psycopg.postgres.types["timestamptz"].oid, psycopg.pq.Format.TEXT)
+    oid = psycopg.postgres.types["timestamptz"].oid
+    compiled = psycopg.adapters.get_loader(oid, psycopg.pq.Format.TEXT)
     if compiled is None or not compiled.__module__.startswith(("psycopg_binary", "psycopg_c")):
+        return False
+    try:  # a psycopg whose compiled loader no longer works this way keeps Django's
+        sample = compiled(oid, None).load(b"2000-01-02 03:04:05.06+01")
+    except Exception:  # noqa: BLE001 - any failure here only means: not installed
+        return False
+    if sample != datetime(2000, 1, 2, 2, 4, 5, 60000, tzinfo=tz.utc) or sample.tzinfo is not tz.utc:
         return False
 
     class UtcTimestamptzLoader(psycopg.adapt.Loader):
