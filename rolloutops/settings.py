@@ -199,6 +199,12 @@ STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
 # Our CSS and JS, and static/vendor/: htmx's morph extension and the partial plotly.js bundle
 # (scripts/build-vendor). htmx itself comes with django-htmx.
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# The installed apps' files through a finder that leaves out the ones no page loads
+# (rolloutops/staticfiles.py: django-ninja's Redoc bundle, which names a CDN).
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "rolloutops.staticfiles.InstalledAppsFinder",
+]
 # Production runs collectstatic and sets STATIC_MANIFEST=true (so does `manage.py demo`): hashed
 # names, which WhiteNoise serves gzipped with a year's immutable caching.
 STATIC_MANIFEST = env_bool("STATIC_MANIFEST", False)

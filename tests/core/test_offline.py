@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.staticfiles import finders
+from django.core.management import call_command
 
 ROOT = Path(__file__).resolve().parents[2]
 # The hosts an absolute URL in a served file may name (scripts/vendor/build.js, TEXT_HOSTS): XML
@@ -64,3 +65,27 @@ def test_only_static_and_the_installed_apps_files_are_served():
         assert full.is_relative_to(ROOT / "static") or "static" in full.parts, path
     for name in ("0.03957c7088ad5ed0.js", "testapp.py", "_export_format.py"):
         assert not any(Path(path).name == name for path in served), name
+
+
+def test_ninjas_redoc_bundle_is_neither_served_nor_collected(tmp_path, settings):
+    # django-ninja ships Redoc, whose bundle names Redocly's CDN; the API docs are Swagger UI, and
+    # the finder leaves Redoc out (rolloutops/staticfiles.py). Swagger UI itself is still served.
+    for name in ("ninja/redoc.standalone.js", "ninja/redoc.standalone.js.map"):
+        assert finders.find(name) is None, name
+        assert finders.find(name, find_all=True) == [], name
+    assert finders.find("ninja/swagger-ui-bundle.js") is not None
+    assert not any("redoc" in path for path, _ in _served_by_django())
+    settings.STATIC_ROOT = tmp_path
+    call_command("collectstatic", interactive=False, verbosity=0)
+    collected = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()}
+    assert "ninja/swagger-ui-bundle.js" in collected and "vendor/plotly/plotly-partial.min.js" in collected
+    assert not [path for path in collected if "redoc" in path]
+
+
+def test_the_api_docs_page_loads_only_what_is_served(client):
+    page = client.get("/api/v1/docs").content.decode()
+    scripts = re.findall(r'(?:src|href)="([^"]+\.(?:js|css))"', page)
+    assert scripts, page[:500]
+    for url in scripts:
+        assert url.startswith("/static/"), url
+        assert finders.find(url.removeprefix("/static/")) is not None, url

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from io import StringIO
+from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -45,7 +46,10 @@ class Command(BaseCommand):
             environment.setdefault("STATIC_ROOT", str(settings.VAR_DIR / "static"))
             os.execve(sys.executable, [sys.executable, *sys.argv], environment)
         self.stdout.write("Collecting static files…")
-        call_command("collectstatic", interactive=False, verbosity=0)
+        # The demo's own folder is emptied first, so a file an earlier version collected and this
+        # one no longer serves (rolloutops/staticfiles.py) is not left behind for WhiteNoise.
+        own = Path(settings.STATIC_ROOT) == settings.VAR_DIR / "static"
+        call_command("collectstatic", interactive=False, verbosity=0, clear=own)
         self.stdout.write("Preparing the database…")
         call_command("migrate", interactive=False, verbosity=0)
         if not no_seed:
