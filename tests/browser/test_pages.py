@@ -1,8 +1,9 @@
 """Every page in a real browser, on one seeded demo world: no accessibility violation axe-core rates
-serious or critical, no Content-Security-Policy violation or console error, no sideways scrolling
-at 390 px; and times shown in each person's own time zone."""
+serious or critical, no Content-Security-Policy violation, console error or request to another
+host, no sideways scrolling at 390 px; and times shown in each person's own time zone."""
 import re
 from datetime import datetime
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -57,15 +58,20 @@ PAGES = [
 
 
 def _visit(page, path: str) -> list[str]:
-    """Open `path`; its console errors and CSP violations once it has settled."""
-    errors = []
+    """Open `path`; its console errors, CSP violations and requests to any other host (the app
+    works offline: docs/pages.md, "What the browser loads") once it has settled."""
+    errors, requested = [], []
     page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("request", lambda request: requested.append(request.url))
     page.goto(path)
     # Loaded, and every chart drawn (the live regions keep polling, so the network is never idle).
     page.wait_for_function("() => [...document.querySelectorAll('[data-figure]')]"
                            ".every((el) => el.classList.contains('js-plotly-plot'))")
-    return errors + page.evaluate("window.cspViolations || []")
+    here = urlsplit(page.url).netloc
+    elsewhere = [f"requested from another host: {url}" for url in requested
+                 if urlsplit(url).scheme in ("http", "https", "ws", "wss") and urlsplit(url).netloc != here]
+    return errors + page.evaluate("window.cspViolations || []") + elsewhere
 
 
 @pytest.mark.parametrize("who, name, path", PAGES, ids=[name for _, name, _ in PAGES])
